@@ -1,0 +1,1 @@
+"""The chain: contract bindings, backends, event follower and transaction sender."""

@@ -1,0 +1,1 @@
+"""Solidity source of the channel contract and its compiled artifact (package data)."""

@@ -1,0 +1,1 @@
+"""Pure, IO-free channel state machines: events in, (new state, effects) out."""

@@ -1,0 +1,1 @@
+"""LevelDB storage through plyvel: key layout, atomic batches, durability, audit log."""

@@ -1,0 +1,1 @@
+"""BOLT 8 encrypted, authenticated peer sessions over TCP on trio."""

@@ -1,0 +1,1 @@
+"""Wire messages and their strict msgpack codec."""
