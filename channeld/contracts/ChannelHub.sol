@@ -1,0 +1,608 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+interface IERC20Minimal {
+    function balanceOf(address account) external view returns (uint256);
+    function transfer(address to, uint256 amount) external returns (bool);
+    function transferFrom(address from, address to, uint256 amount) external returns (bool);
+}
+
+/// @title ChannelHub: every two-party payment channel of one chain, native ether and ERC-20 alike.
+/// @notice One storage slot per channel holds a keccak256 commitment to the channel's whole state.
+/// Callers pass the current state in calldata; the contract checks it against the commitment, applies
+/// the change, stores the new commitment and emits an event carrying everything a follower needs to
+/// rebuild that state. Gas, not elegance, set this shape: see docs/gas.md.
+///
+/// Commitments (preimage lengths differ, so one kind can never pass for another):
+///   open:    keccak256(abi.encode(Channel))                   8 words
+///   closed:  keccak256(abi.encode(Channel, Closing))         18 words
+///   settled: SETTLED when nothing stays locked, else keccak256(abi.encode(token, participant1,
+///            locked1, locksRoot1, participant2, locked2, locksRoot2)), 7 words, kept for a later unlock.
+/// A settled slot is never zero again, so a channel id can never be reused.
+contract ChannelHub {
+    /// @dev The state a caller passes in; participant1 is the lower address.
+    struct Channel {
+        address participant1;
+        address participant2;
+        address token; // address(0) for native ether
+        uint256 challengePeriod;
+        uint256 deposit1;
+        uint256 deposit2;
+        uint256 withdrawn1;
+        uint256 withdrawn2;
+    }
+
+    /// @dev The fields of a balance proof that the contract keeps (nonce 0 means "no proof").
+    struct Proof {
+        uint256 nonce;
+        uint256 transferredAmount;
+        uint256 lockedAmount;
+        bytes32 locksRoot;
+    }
+
+    /// @dev Added to a channel's state by a close. proof1 is signed by participant1, proof2 by participant2.
+    struct Closing {
+        address closer;
+        uint256 settleTime; // the last second at which a proof may still be updated
+        Proof proof1;
+        Proof proof2;
+    }
+
+    bytes32 public constant SETTLED = bytes32(uint256(1));
+
+    bytes32 private constant DOMAIN_TYPEHASH =
+        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
+    bytes32 private constant BALANCE_PROOF_TYPEHASH = keccak256(
+        "BalanceProof(bytes32 channelId,uint256 nonce,uint256 transferredAmount,uint256 lockedAmount,bytes32 locksRoot)"
+    );
+    bytes32 private constant BALANCE_PROOF_UPDATE_TYPEHASH = keccak256(
+        "BalanceProofUpdate(bytes32 channelId,uint256 nonce,uint256 transferredAmount,uint256 lockedAmount,bytes32 locksRoot)"
+    );
+    bytes32 private constant WITHDRAW_TYPEHASH = keccak256(
+        "Withdraw(bytes32 channelId,address participant,uint256 totalWithdraw,uint256 expiry,address receiver)"
+    );
+    bytes32 private constant COOPERATIVE_SETTLE_TYPEHASH = keccak256(
+        "CooperativeSettle(bytes32 channelId,address participant1,uint256 amount1,address receiver1,address participant2,uint256 amount2,address receiver2)"
+    );
+    // Signatures with s above half the curve order are malleable twins of valid ones (EIP-2).
+    uint256 private constant HALF_CURVE_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0;
+
+    uint256 public immutable minChallengePeriod;
+    uint256 public immutable maxChallengePeriod;
+    uint256 private immutable cachedChainId;
+    bytes32 private immutable cachedDomainSeparator;
+
+    /// @notice Channel id => commitment to the channel's state (zero: never opened).
+    mapping(bytes32 channelId => bytes32 commitment) public channels;
+    /// @notice Payouts whose transfer failed at settle, claimable by their recipient.
+    mapping(address token => mapping(address recipient => uint256 amount)) public unclaimed;
+
+    bool private transient entered;
+
+    event ChannelOpened(
+        bytes32 indexed channelId,
+        address indexed participant1,
+        address indexed participant2,
+        address token,
+        uint256 challengePeriod,
+        uint256 deposit1,
+        uint256 deposit2
+    );
+    event ChannelDeposit(bytes32 indexed channelId, address indexed participant, uint256 totalDeposit);
+    event ChannelWithdraw(
+        bytes32 indexed channelId, address indexed participant, uint256 totalWithdraw, address receiver
+    );
+    /// @dev The proof fields are the partner's proof (signed by the partner) that the closer submitted.
+    event ChannelClosed(
+        bytes32 indexed channelId,
+        address indexed closer,
+        uint256 settleTime,
+        uint256 nonce,
+        uint256 transferredAmount,
+        uint256 lockedAmount,
+        bytes32 locksRoot
+    );
+    /// @dev The proof fields are the closer's proof (signed by the closer) that replaced the stored one.
+    event BalanceProofUpdated(
+        bytes32 indexed channelId,
+        address indexed signer,
+        uint256 nonce,
+        uint256 transferredAmount,
+        uint256 lockedAmount,
+        bytes32 locksRoot
+    );
+    event ChannelSettled(
+        bytes32 indexed channelId, uint256 amount1, uint256 amount2, uint256 locked1, uint256 locked2
+    );
+    event ChannelCooperativelySettled(
+        bytes32 indexed channelId, uint256 amount1, address receiver1, uint256 amount2, address receiver2
+    );
+    event PayoutDeferred(address indexed token, address indexed recipient, uint256 amount);
+    event PayoutClaimed(address indexed token, address indexed recipient, address to, uint256 amount);
+
+    error InvalidChallengeBounds(uint256 minimum, uint256 maximum);
+    error ChallengePeriodOutOfBounds(uint256 challengePeriod);
+    error InvalidPartner(address partner);
+    error ChannelExists(bytes32 channelId);
+    error UnknownChannel(bytes32 channelId);
+    error StateMismatch(bytes32 channelId);
+    error NotParticipant(address account);
+    error DepositNotIncreasing(uint256 current, uint256 requested);
+    error DepositOverflow();
+    error WrongEtherAmount(uint256 expected, uint256 sent);
+    error TokenAmountMismatch(uint256 expected, uint256 received);
+    error TokenCallFailed(address token);
+    error EtherTransferFailed(address to);
+    error InvalidSignature();
+    error WrongSigner(address expected, address recovered);
+    error UnsignedProof();
+    error WithdrawExpired(uint256 expiry);
+    error WithdrawNotIncreasing(uint256 current, uint256 requested);
+    error WithdrawExceedsChannel(uint256 amount, uint256 available);
+    error InvalidReceiver();
+    error NonceNotIncreasing(uint256 stored, uint256 submitted);
+    error ChallengePeriodOver(uint256 settleTime);
+    error ChallengePeriodNotOver(uint256 settleTime);
+    error PayoutMismatch(uint256 total, uint256 available);
+    error NothingToClaim();
+    error Reentrancy();
+
+    modifier nonReentrant() {
+        if (entered) revert Reentrancy();
+        entered = true;
+        _;
+        entered = false;
+    }
+
+    constructor(uint256 minChallengePeriod_, uint256 maxChallengePeriod_) {
+        if (minChallengePeriod_ == 0 || minChallengePeriod_ > maxChallengePeriod_) {
+            revert InvalidChallengeBounds(minChallengePeriod_, maxChallengePeriod_);
+        }
+        minChallengePeriod = minChallengePeriod_;
+        maxChallengePeriod = maxChallengePeriod_;
+        cachedChainId = block.chainid;
+        cachedDomainSeparator = _buildDomainSeparator();
+    }
+
+    // ------------------------------------------------------------------ lifecycle
+
+    /// @notice Open a channel with `partner`; `deposit` (may be zero) is the opener's first total deposit.
+    /// The id is keccak256(abi.encode(opener, partner, salt)): the opener picks a fresh salt per channel.
+    function openChannel(address partner, address token, uint256 challengePeriod, uint256 salt, uint256 deposit)
+        external
+        payable
+        nonReentrant
+        returns (bytes32 channelId)
+    {
+        if (partner == address(0) || partner == msg.sender) revert InvalidPartner(partner);
+        if (challengePeriod < minChallengePeriod || challengePeriod > maxChallengePeriod) {
+            revert ChallengePeriodOutOfBounds(challengePeriod);
+        }
+        channelId = channelIdOf(msg.sender, partner, salt);
+        if (channels[channelId] != 0) revert ChannelExists(channelId);
+        Channel memory ch;
+        ch.token = token;
+        ch.challengePeriod = challengePeriod;
+        if (msg.sender < partner) {
+            (ch.participant1, ch.participant2, ch.deposit1) = (msg.sender, partner, deposit);
+        } else {
+            (ch.participant1, ch.participant2, ch.deposit2) = (partner, msg.sender, deposit);
+        }
+        channels[channelId] = keccak256(abi.encode(ch));
+        emit ChannelOpened(channelId, ch.participant1, ch.participant2, token, challengePeriod, ch.deposit1, ch.deposit2);
+        _collect(token, deposit);
+    }
+
+    /// @notice Raise `participant`'s total deposit to `totalDeposit`; the caller pays the difference.
+    function setTotalDeposit(bytes32 channelId, Channel calldata ch, address participant, uint256 totalDeposit)
+        external
+        payable
+        nonReentrant
+    {
+        _checkOpen(channelId, ch);
+        Channel memory next = ch;
+        uint256 current;
+        if (participant == ch.participant1) {
+            (current, next.deposit1) = (ch.deposit1, totalDeposit);
+        } else if (participant == ch.participant2) {
+            (current, next.deposit2) = (ch.deposit2, totalDeposit);
+        } else {
+            revert NotParticipant(participant);
+        }
+        if (totalDeposit <= current) revert DepositNotIncreasing(current, totalDeposit);
+        // Refused here so that no later sum of the two deposits can overflow (settle must never revert).
+        if (next.deposit1 > type(uint256).max - next.deposit2) revert DepositOverflow();
+        channels[channelId] = keccak256(abi.encode(next));
+        emit ChannelDeposit(channelId, participant, totalDeposit);
+        _collect(ch.token, totalDeposit - current);
+    }
+
+    /// @notice Pay `participant`'s withdrawal up to `totalWithdraw` to `receiver` without closing.
+    /// Both participants sign Withdraw(channelId, participant, totalWithdraw, expiry, receiver).
+    function setTotalWithdraw(
+        bytes32 channelId,
+        Channel calldata ch,
+        address participant,
+        uint256 totalWithdraw,
+        uint256 expiry,
+        address receiver,
+        bytes calldata signature1,
+        bytes calldata signature2
+    ) external nonReentrant {
+        _checkOpen(channelId, ch);
+        if (block.timestamp > expiry) revert WithdrawExpired(expiry);
+        if (receiver == address(0)) revert InvalidReceiver();
+        Channel memory next = ch;
+        uint256 current;
+        if (participant == ch.participant1) {
+            (current, next.withdrawn1) = (ch.withdrawn1, totalWithdraw);
+        } else if (participant == ch.participant2) {
+            (current, next.withdrawn2) = (ch.withdrawn2, totalWithdraw);
+        } else {
+            revert NotParticipant(participant);
+        }
+        if (totalWithdraw <= current) revert WithdrawNotIncreasing(current, totalWithdraw);
+        uint256 amount = totalWithdraw - current;
+        uint256 available = _held(ch);
+        if (amount > available) revert WithdrawExceedsChannel(amount, available);
+        bytes32 digest = withdrawDigest(channelId, participant, totalWithdraw, expiry, receiver);
+        _checkSigner(digest, signature1, ch.participant1);
+        _checkSigner(digest, signature2, ch.participant2);
+        channels[channelId] = keccak256(abi.encode(next));
+        emit ChannelWithdraw(channelId, participant, totalWithdraw, receiver);
+        _send(ch.token, receiver, amount);
+    }
+
+    /// @notice Close with the partner's latest balance proof (nonce 0 and all-zero fields for none).
+    function closeChannel(
+        bytes32 channelId,
+        Channel calldata ch,
+        Proof calldata partnerProof,
+        bytes calldata partnerSignature
+    ) external nonReentrant {
+        _checkOpen(channelId, ch);
+        address partner;
+        if (msg.sender == ch.participant1) {
+            partner = ch.participant2;
+        } else if (msg.sender == ch.participant2) {
+            partner = ch.participant1;
+        } else {
+            revert NotParticipant(msg.sender);
+        }
+        _checkProof(channelId, partnerProof, partnerSignature, partner);
+        Closing memory closing;
+        closing.closer = msg.sender;
+        closing.settleTime = block.timestamp + ch.challengePeriod;
+        if (partner == ch.participant1) closing.proof1 = partnerProof;
+        else closing.proof2 = partnerProof;
+        channels[channelId] = keccak256(abi.encode(ch, closing));
+        emit ChannelClosed(
+            channelId,
+            msg.sender,
+            closing.settleTime,
+            partnerProof.nonce,
+            partnerProof.transferredAmount,
+            partnerProof.lockedAmount,
+            partnerProof.locksRoot
+        );
+    }
+
+    /// @notice During the challenge period, replace the closer's stored proof by a higher-nonce one.
+    /// The non-closing participant submits it itself, or anyone (a watchtower) submits it with the
+    /// non-closing participant's BalanceProofUpdate signature over the same fields: without that, a closer
+    /// could sign itself a fresh proof with a higher nonce and a lower amount.
+    function updateBalanceProof(
+        bytes32 channelId,
+        Channel calldata ch,
+        Closing calldata closing,
+        Proof calldata closerProof,
+        bytes calldata closerSignature,
+        bytes calldata partnerAuthorization
+    ) external nonReentrant {
+        _checkClosed(channelId, ch, closing);
+        if (block.timestamp > closing.settleTime) revert ChallengePeriodOver(closing.settleTime);
+        bool closerIsFirst = closing.closer == ch.participant1;
+        uint256 stored = closerIsFirst ? closing.proof1.nonce : closing.proof2.nonce;
+        if (closerProof.nonce <= stored) revert NonceNotIncreasing(stored, closerProof.nonce);
+        _checkSigner(_proofDigest(BALANCE_PROOF_TYPEHASH, channelId, closerProof), closerSignature, closing.closer);
+        address nonCloser = closerIsFirst ? ch.participant2 : ch.participant1;
+        if (msg.sender != nonCloser) {
+            bytes32 authorization = _proofDigest(BALANCE_PROOF_UPDATE_TYPEHASH, channelId, closerProof);
+            _checkSigner(authorization, partnerAuthorization, nonCloser);
+        }
+        Closing memory next = closing;
+        if (closerIsFirst) next.proof1 = closerProof;
+        else next.proof2 = closerProof;
+        channels[channelId] = keccak256(abi.encode(ch, next));
+        emit BalanceProofUpdated(
+            channelId,
+            closing.closer,
+            closerProof.nonce,
+            closerProof.transferredAmount,
+            closerProof.lockedAmount,
+            closerProof.locksRoot
+        );
+    }
+
+    /// @notice After the challenge period, pay both sides; locked amounts stay held for a later unlock.
+    function settleChannel(bytes32 channelId, Channel calldata ch, Closing calldata closing) external nonReentrant {
+        _checkClosed(channelId, ch, closing);
+        if (block.timestamp <= closing.settleTime) revert ChallengePeriodNotOver(closing.settleTime);
+        (uint256 amount1, uint256 locked1, uint256 amount2, uint256 locked2) = settlement(ch, closing);
+        channels[channelId] = locked1 == 0 && locked2 == 0
+            ? SETTLED
+            : keccak256(
+                abi.encode(
+                    ch.token,
+                    ch.participant1,
+                    locked1,
+                    closing.proof1.locksRoot,
+                    ch.participant2,
+                    locked2,
+                    closing.proof2.locksRoot
+                )
+            );
+        emit ChannelSettled(channelId, amount1, amount2, locked1, locked2);
+        _payOrDefer(ch.token, ch.participant1, amount1);
+        _payOrDefer(ch.token, ch.participant2, amount2);
+    }
+
+    /// @notice Settle at once on payouts both participants signed; they must add up to all the channel holds.
+    function cooperativeSettle(
+        bytes32 channelId,
+        Channel calldata ch,
+        uint256 amount1,
+        address receiver1,
+        uint256 amount2,
+        address receiver2,
+        bytes calldata signature1,
+        bytes calldata signature2
+    ) external nonReentrant {
+        _checkOpen(channelId, ch);
+        if (receiver1 == address(0) || receiver2 == address(0)) revert InvalidReceiver();
+        uint256 available = _held(ch);
+        if (amount1 > available || amount2 != available - amount1) {
+            revert PayoutMismatch(amount1 > available ? amount1 : amount1 + amount2, available);
+        }
+        bytes32 digest = cooperativeSettleDigest(
+            channelId, ch.participant1, amount1, receiver1, ch.participant2, amount2, receiver2
+        );
+        _checkSigner(digest, signature1, ch.participant1);
+        _checkSigner(digest, signature2, ch.participant2);
+        channels[channelId] = SETTLED;
+        emit ChannelCooperativelySettled(channelId, amount1, receiver1, amount2, receiver2);
+        _payOrDefer(ch.token, receiver1, amount1);
+        _payOrDefer(ch.token, receiver2, amount2);
+    }
+
+    /// @notice Pay the caller's deferred payouts in `token` to `to`.
+    function claim(address token, address to) external nonReentrant {
+        uint256 amount = unclaimed[token][msg.sender];
+        if (amount == 0) revert NothingToClaim();
+        if (to == address(0)) revert InvalidReceiver();
+        unclaimed[token][msg.sender] = 0;
+        emit PayoutClaimed(token, msg.sender, to, amount);
+        _send(token, to, amount);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    function channelIdOf(address opener, address partner, uint256 salt) public pure returns (bytes32) {
+        return keccak256(abi.encode(opener, partner, salt));
+    }
+
+    function domainSeparator() public view returns (bytes32) {
+        return block.chainid == cachedChainId ? cachedDomainSeparator : _buildDomainSeparator();
+    }
+
+    function balanceProofDigest(
+        bytes32 channelId,
+        uint256 nonce,
+        uint256 transferredAmount,
+        uint256 lockedAmount,
+        bytes32 locksRoot
+    ) external view returns (bytes32) {
+        return _proofDigest(BALANCE_PROOF_TYPEHASH, channelId, Proof(nonce, transferredAmount, lockedAmount, locksRoot));
+    }
+
+    function balanceProofUpdateDigest(
+        bytes32 channelId,
+        uint256 nonce,
+        uint256 transferredAmount,
+        uint256 lockedAmount,
+        bytes32 locksRoot
+    ) external view returns (bytes32) {
+        return _proofDigest(
+            BALANCE_PROOF_UPDATE_TYPEHASH, channelId, Proof(nonce, transferredAmount, lockedAmount, locksRoot)
+        );
+    }
+
+    function withdrawDigest(
+        bytes32 channelId,
+        address participant,
+        uint256 totalWithdraw,
+        uint256 expiry,
+        address receiver
+    ) public view returns (bytes32) {
+        return _typedDigest(
+            keccak256(abi.encode(WITHDRAW_TYPEHASH, channelId, participant, totalWithdraw, expiry, receiver))
+        );
+    }
+
+    function cooperativeSettleDigest(
+        bytes32 channelId,
+        address participant1,
+        uint256 amount1,
+        address receiver1,
+        address participant2,
+        uint256 amount2,
+        address receiver2
+    ) public view returns (bytes32) {
+        return _typedDigest(
+            keccak256(
+                abi.encode(
+                    COOPERATIVE_SETTLE_TYPEHASH,
+                    channelId,
+                    participant1,
+                    amount1,
+                    receiver1,
+                    participant2,
+                    amount2,
+                    receiver2
+                )
+            )
+        );
+    }
+
+    /// @notice What settle pays each participant and keeps locked on each side's behalf.
+    /// Saturating arithmetic: no pair of signed amounts can make it revert, and the four results always
+    /// add up to exactly what the channel holds.
+    function settlement(Channel calldata ch, Closing calldata closing)
+        public
+        pure
+        returns (uint256 amount1, uint256 locked1, uint256 amount2, uint256 locked2)
+    {
+        uint256 available = _held(ch);
+        uint256 credit1 = _saturatingAdd(ch.deposit1, closing.proof2.transferredAmount);
+        uint256 debit1 = _saturatingAdd(ch.withdrawn1, closing.proof1.transferredAmount);
+        uint256 net1 = credit1 > debit1 ? credit1 - debit1 : 0;
+        if (net1 > available) net1 = available;
+        uint256 net2 = available - net1;
+        locked1 = closing.proof1.lockedAmount < net1 ? closing.proof1.lockedAmount : net1;
+        locked2 = closing.proof2.lockedAmount < net2 ? closing.proof2.lockedAmount : net2;
+        amount1 = net1 - locked1;
+        amount2 = net2 - locked2;
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    function _checkOpen(bytes32 channelId, Channel calldata ch) private view {
+        bytes32 stored = channels[channelId];
+        if (stored != keccak256(abi.encode(ch))) _refuseState(channelId, stored);
+    }
+
+    function _checkClosed(bytes32 channelId, Channel calldata ch, Closing calldata closing) private view {
+        bytes32 stored = channels[channelId];
+        if (stored != keccak256(abi.encode(ch, closing))) _refuseState(channelId, stored);
+    }
+
+    function _refuseState(bytes32 channelId, bytes32 stored) private pure {
+        if (stored == 0) revert UnknownChannel(channelId);
+        revert StateMismatch(channelId);
+    }
+
+    function _held(Channel calldata ch) private pure returns (uint256) {
+        return ch.deposit1 + ch.deposit2 - ch.withdrawn1 - ch.withdrawn2;
+    }
+
+    function _saturatingAdd(uint256 a, uint256 b) private pure returns (uint256) {
+        unchecked {
+            uint256 sum = a + b;
+            return sum < a ? type(uint256).max : sum;
+        }
+    }
+
+    function _checkProof(bytes32 channelId, Proof calldata proof, bytes calldata signature, address signer)
+        private
+        view
+    {
+        if (proof.nonce == 0) {
+            if (proof.transferredAmount != 0 || proof.lockedAmount != 0 || proof.locksRoot != 0) {
+                revert UnsignedProof();
+            }
+            return;
+        }
+        _checkSigner(_proofDigest(BALANCE_PROOF_TYPEHASH, channelId, proof), signature, signer);
+    }
+
+    function _proofDigest(bytes32 typeHash, bytes32 channelId, Proof memory proof) private view returns (bytes32) {
+        return _typedDigest(
+            keccak256(
+                abi.encode(
+                    typeHash, channelId, proof.nonce, proof.transferredAmount, proof.lockedAmount, proof.locksRoot
+                )
+            )
+        );
+    }
+
+    function _typedDigest(bytes32 structHash) private view returns (bytes32) {
+        return keccak256(abi.encodePacked("\x19\x01", domainSeparator(), structHash));
+    }
+
+    function _buildDomainSeparator() private view returns (bytes32) {
+        return keccak256(
+            abi.encode(DOMAIN_TYPEHASH, keccak256("channeld"), keccak256("1"), block.chainid, address(this))
+        );
+    }
+
+    function _checkSigner(bytes32 digest, bytes calldata signature, address expected) private pure {
+        if (signature.length != 65) revert InvalidSignature();
+        bytes32 r = bytes32(signature[0:32]);
+        bytes32 s = bytes32(signature[32:64]);
+        uint8 v = uint8(signature[64]);
+        if (uint256(s) > HALF_CURVE_ORDER || (v != 27 && v != 28)) revert InvalidSignature();
+        address recovered = ecrecover(digest, v, r, s);
+        if (recovered == address(0)) revert InvalidSignature();
+        if (recovered != expected) revert WrongSigner(expected, recovered);
+    }
+
+    /// @dev Take `amount` from the caller; for a token, the balance must grow by exactly `amount`.
+    function _collect(address token, uint256 amount) private {
+        if (token == address(0)) {
+            if (msg.value != amount) revert WrongEtherAmount(amount, msg.value);
+            return;
+        }
+        if (msg.value != 0) revert WrongEtherAmount(0, msg.value);
+        if (amount == 0) return;
+        uint256 before = IERC20Minimal(token).balanceOf(address(this));
+        _tokenCall(token, abi.encodeCall(IERC20Minimal.transferFrom, (msg.sender, address(this), amount)));
+        uint256 received = IERC20Minimal(token).balanceOf(address(this)) - before;
+        if (received != amount) revert TokenAmountMismatch(amount, received);
+    }
+
+    /// @dev Pay or revert: for withdraw and claim, where only the payee is hurt by a failure.
+    function _send(address token, address to, uint256 amount) private {
+        if (token == address(0)) {
+            (bool ok, bytes memory reason) = to.call{value: amount}("");
+            if (!ok) _bubble(reason, abi.encodeWithSelector(EtherTransferFailed.selector, to));
+            return;
+        }
+        _tokenCall(token, abi.encodeCall(IERC20Minimal.transfer, (to, amount)));
+    }
+
+    /// @dev Pay, or record the payout as claimable: one side's failing receiver must not block the other.
+    function _payOrDefer(address token, address to, uint256 amount) private {
+        if (amount == 0) return;
+        bool ok;
+        if (token == address(0)) {
+            (ok,) = to.call{value: amount}("");
+        } else {
+            bytes memory result;
+            (ok, result) = token.call(abi.encodeCall(IERC20Minimal.transfer, (to, amount)));
+            ok = ok && _returnedTrue(token, result);
+        }
+        if (!ok) {
+            unclaimed[token][to] += amount;
+            emit PayoutDeferred(token, to, amount);
+        }
+    }
+
+    function _tokenCall(address token, bytes memory data) private {
+        (bool ok, bytes memory result) = token.call(data);
+        if (!ok) _bubble(result, abi.encodeWithSelector(TokenCallFailed.selector, token));
+        if (!_returnedTrue(token, result)) revert TokenCallFailed(token);
+    }
+
+    /// @dev Tokens that return nothing (USDT) are accepted, but only if the address holds code at all.
+    function _returnedTrue(address token, bytes memory result) private view returns (bool) {
+        if (result.length == 0) return token.code.length > 0;
+        return result.length == 32 && abi.decode(result, (uint256)) == 1;
+    }
+
+    function _bubble(bytes memory reason, bytes memory fallbackReason) private pure {
+        bytes memory data = reason.length > 0 ? reason : fallbackReason;
+        assembly ("memory-safe") {
+            revert(add(data, 32), mload(data))
+        }
+    }
+}

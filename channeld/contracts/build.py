@@ -1,0 +1,114 @@
+"""Compile the contracts with the repo's pinned solc (npm package, standard JSON) and write the committed artifact.
+
+    python -m channeld.contracts.build           # rewrite compiled.json
+    python -m channeld.contracts.build --check   # exit 1 if compiled.json differs from the sources
+
+The settings below are part of the artifact's identity: changing any of them changes the bytecode, and
+the artifact test fails until the artifact is rebuilt and committed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from channeld.errors import ConfigError
+
+CONTRACTS_DIR = Path(__file__).resolve().parent
+ARTIFACT_PATH = CONTRACTS_DIR / "compiled.json"
+REPO = CONTRACTS_DIR.parent.parent
+SOLC_VERSION = "0.8.37"
+SOURCES = ("ChannelHub.sol", "test/TestTokens.sol")
+# Many runs: the contract is deployed once per chain and called for every channel operation.
+SETTINGS: dict[str, Any] = {
+    "optimizer": {"enabled": True, "runs": 1_000_000},
+    "viaIR": True,
+    "evmVersion": "prague",
+    # No metadata hash: the bytecode then depends on the source text and settings only, not on paths.
+    "metadata": {"bytecodeHash": "none", "appendCBOR": False},
+    "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
+}
+
+
+# solcjs's command line exits before a large stdout pipe drains (the JSON arrives cut), so the compiler
+# runs through the solc package's JS API and writes its answer to a file.
+NODE_COMPILE = """
+const fs = require("fs");
+const solc = require(process.argv[1]);
+if (solc.version().split("+")[0] !== process.argv[2]) {
+  console.error("solc is " + solc.version() + ", the artifact is pinned to " + process.argv[2]);
+  process.exit(2);
+}
+fs.writeFileSync(process.argv[4], solc.compile(fs.readFileSync(process.argv[3], "utf8")));
+"""
+
+
+def solc_package() -> Path:
+    override = os.environ.get("CHANNELD_SOLC_PACKAGE")
+    path = Path(override) if override else REPO / ".tools" / "node_modules" / "solc"
+    if not (path / "package.json").exists():
+        raise ConfigError(f"the solc npm package is not at {path}: run `make setup` or set CHANNELD_SOLC_PACKAGE")
+    return path
+
+
+def standard_input() -> dict[str, Any]:
+    sources = {name: {"content": (CONTRACTS_DIR / name).read_text()} for name in SOURCES}
+    return {"language": "Solidity", "sources": sources, "settings": SETTINGS}
+
+
+def run_solc(request: dict[str, Any]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as scratch:
+        request_path, output_path = Path(scratch) / "in.json", Path(scratch) / "out.json"
+        request_path.write_text(json.dumps(request))
+        args = [str(solc_package()), SOLC_VERSION, str(request_path), str(output_path)]
+        done = subprocess.run(["node", "-e", NODE_COMPILE, *args], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise ConfigError(f"solc did not run: {done.stderr.strip()}")
+        output: dict[str, Any] = json.loads(output_path.read_text())
+    # Warnings count as failures too: the contracts are small enough to keep warning-free.
+    problems = output.get("errors", [])
+    if problems:
+        raise ConfigError("solc reported:\n" + "\n".join(e["formattedMessage"] for e in problems))
+    return output
+
+
+def compile_artifact() -> dict[str, Any]:
+    """The artifact as the sources compile today: {"solc", "settings", "contracts": {name: {...}}}."""
+    output = run_solc(standard_input())
+    contracts: dict[str, Any] = {}
+    for source in SOURCES:
+        for name, compiled in sorted(output["contracts"][source].items()):
+            if not compiled["evm"]["bytecode"]["object"]:
+                continue  # an interface: nothing to deploy
+            contracts[name] = {
+                "source": source,
+                "abi": compiled["abi"],
+                "bytecode": "0x" + compiled["evm"]["bytecode"]["object"],
+                "deployedBytecode": "0x" + compiled["evm"]["deployedBytecode"]["object"],
+            }
+    settings = {key: value for key, value in SETTINGS.items() if key != "outputSelection"}
+    return {"solc": SOLC_VERSION, "settings": settings, "contracts": contracts}
+
+
+def render(artifact: dict[str, Any]) -> str:
+    return json.dumps(artifact, indent=1, sort_keys=True) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    fresh = render(compile_artifact())
+    if "--check" in argv:
+        same = ARTIFACT_PATH.exists() and ARTIFACT_PATH.read_text() == fresh
+        print("artifact up to date" if same else f"{ARTIFACT_PATH} differs from the sources: rebuild it")
+        return 0 if same else 1
+    ARTIFACT_PATH.write_text(fresh)
+    print(f"wrote {ARTIFACT_PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

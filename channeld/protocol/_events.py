@@ -1,0 +1,205 @@
+"""Inputs to the channel machine and the effects it emits.
+
+Inputs: `Action*` come from our own user, `ContractReceive*` from the chain follower, and messages from
+the partner are the decoded wire messages themselves (`channeld.wire.Payment`, ...): the wire layer
+already guarantees their shape, so a second wrapper would only copy fields.
+
+Effects, in the order they must be carried out: `Persist` first (the durability rule: store the new
+state before anything that depends on it leaves the node), then `Send`, `ContractSend*` and `Event*`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from channeld.wire import BalanceProof, Message
+
+# --- inputs from our user ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ActionPay:
+    """Pay `amount` to the partner directly (one new signed proof)."""
+
+    payment_id: int
+    amount: int
+    metadata: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class ActionWithdraw:
+    """Ask the partner to co-sign raising our total withdrawn to `total_withdraw` (paid to `receiver`)."""
+
+    total_withdraw: int
+    expiry: int
+    receiver: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActionCooperativeSettle:
+    """Propose closing and paying out at once, with the amounts our latest proofs imply."""
+
+    receiver: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActionClose:
+    """Close unilaterally, submitting the partner's latest proof we hold."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActionReconnected:
+    """The transport to the partner is up again: announce what we have so each side resends."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActionTick:
+    """The chain's latest block timestamp (seconds); time only moves forward."""
+
+    now: int
+
+
+# --- inputs from the chain -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ContractReceiveDeposit:
+    participant: bytes
+    total_deposit: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContractReceiveWithdraw:
+    participant: bytes
+    total_withdraw: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContractReceiveClosed:
+    """`closer` closed the channel; disputes are possible until `settle_deadline` (a timestamp)."""
+
+    closer: bytes
+    settle_deadline: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContractReceiveProofUpdated:
+    """The non-closing participant submitted the closer's proof with this nonce."""
+
+    participant: bytes
+    nonce: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContractReceiveSettled:
+    """The channel paid out (after the challenge period, or cooperatively) and no longer exists."""
+
+    amount1: int
+    amount2: int
+
+
+# --- effects -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Persist:
+    """Store `record` (ChannelState.to_record) as this channel's latest state, fsynced, before the rest."""
+
+    channel_id: bytes
+    record: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send `message` to the partner of this channel."""
+
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class ContractSendClose:
+    """Close the channel on chain with the partner's latest proof (None: the partner never paid us)."""
+
+    channel_id: bytes
+    partner_proof: BalanceProof | None
+
+
+@dataclass(frozen=True, slots=True)
+class ContractSendUpdateProof:
+    """The partner closed: submit its latest proof we hold before `deadline`, or lose what it paid us."""
+
+    channel_id: bytes
+    partner_proof: BalanceProof
+    deadline: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContractSendSettle:
+    """The challenge period is over: pay both participants out."""
+
+    channel_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ContractSendWithdraw:
+    """Execute a withdraw both participants signed, before `expiry`."""
+
+    channel_id: bytes
+    participant: bytes
+    total_withdraw: int
+    expiry: int
+    receiver: bytes
+    participant_signature: bytes
+    partner_signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ContractSendCooperativeSettle:
+    channel_id: bytes
+    participant1: bytes
+    amount1: int
+    receiver1: bytes
+    participant2: bytes
+    amount2: int
+    receiver2: bytes
+    signature1: bytes
+    signature2: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EventPaymentReceived:
+    payment_id: int
+    amount: int
+    nonce: int
+    metadata: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EventPaymentSent:
+    """The partner accepted our payment."""
+
+    payment_id: int
+    amount: int
+    nonce: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventPaymentRefused:
+    """The partner refused our payment. The proof stays signed (it cannot be revoked) and is resent on
+    re-establish; a refusal that persists means the channel should be closed."""
+
+    payment_id: int
+    nonce: int
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventWithdrawExpired:
+    participant: bytes
+    total_withdraw: int
+
+
+Effect = (Persist | Send | ContractSendClose | ContractSendUpdateProof | ContractSendSettle
+          | ContractSendWithdraw | ContractSendCooperativeSettle | EventPaymentReceived | EventPaymentSent
+          | EventPaymentRefused | EventWithdrawExpired)

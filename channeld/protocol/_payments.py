@@ -1,0 +1,181 @@
+"""Direct payments: we sign our next proof; the partner's proofs are checked and applied in nonce order.
+
+Receiver checks, in this order (proto/state-machine.md): channel binding; nonce below the next one
+(duplicate: acknowledged again, or a conflict); signature by the partner's key; nonce ahead of the next
+one (held until the gap fills, within a bound); locks unchanged; transferred amount grown by exactly the
+payment; the partner's capacity still non-negative.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import replace
+
+from channeld.errors import PeerFault
+from channeld.protocol._common import (
+    Transition,
+    check_binding,
+    check_channel_id,
+    check_partner_proof_signature,
+    locks_root_of,
+    sign_our_proof,
+    transition,
+)
+from channeld.protocol._errors import (
+    AmountMismatch,
+    ConflictingProof,
+    IllegalAction,
+    IllegalInput,
+    InsufficientCapacity,
+    NonceGapTooLarge,
+    NotEnoughCapacity,
+    Refused,
+    StateMismatch,
+    TooManyInFlight,
+    refusal_code,
+)
+from channeld.protocol._events import (
+    ActionPay,
+    Effect,
+    EventPaymentReceived,
+    EventPaymentRefused,
+    EventPaymentSent,
+    Send,
+)
+from channeld.protocol._signing import Signer
+from channeld.protocol._state import (
+    MAX_HELD_PROOFS,
+    MAX_IN_FLIGHT,
+    UINT256_LIMIT,
+    ChannelState,
+    balance,
+)
+from channeld.wire import Payment, PaymentAccepted, PaymentRefused
+
+
+def handle_action_pay(state: ChannelState, action: ActionPay, signer: Signer) -> Transition:
+    if state.settle is not None:
+        raise IllegalAction("cannot pay: a cooperative settle is in progress")
+    if len(state.in_flight) >= MAX_IN_FLIGHT:
+        raise TooManyInFlight(f"{len(state.in_flight)} payments already wait for acceptance")
+    if type(action.amount) is not int or action.amount <= 0:
+        raise IllegalAction(f"payment amount must be a positive integer, got {action.amount!r}")
+    our = state.our
+    transferred = our.transferred + action.amount
+    if transferred >= UINT256_LIMIT or balance(our, state.partner, transferred=transferred) < 0:
+        raise NotEnoughCapacity(f"cannot pay {action.amount}: our balance is {state.our_balance()}")
+    proof = sign_our_proof(state, signer, our.nonce + 1, transferred, our.locked, locks_root_of(our.proof))
+    payment = Payment(proof, action.payment_id, action.amount, action.metadata)
+    new = replace(state, our=replace(our, proof=proof), in_flight=(*state.in_flight, payment))
+    return transition(state, new, [Send(payment)])
+
+
+def handle_payment(state: ChannelState, msg: Payment, signer: Signer) -> Transition:
+    if state.settle is not None:
+        raise IllegalInput("payment refused: a cooperative settle is in progress")
+    proof = msg.balance_proof
+    check_binding(state, proof.chain_id, proof.contract, proof.channel_id)
+    expected = state.partner.nonce + 1
+    if proof.nonce < expected:
+        return _duplicate(state, msg)
+    check_partner_proof_signature(state, proof)
+    if proof.nonce > expected:
+        return _hold(state, msg)
+    new, effects = _apply(state, msg)
+    new, more = _drain_held(new)
+    return transition(state, new, effects + more)
+
+
+def _duplicate(state: ChannelState, msg: Payment) -> Transition:
+    """An already-accepted nonce: the same proof is acknowledged again; a different one is a conflict."""
+    proof = msg.balance_proof
+    if proof.nonce == state.partner.nonce and proof != state.partner.proof:
+        check_partner_proof_signature(state, proof)
+        raise ConflictingProof(f"a different proof was already accepted for nonce {proof.nonce}")
+    if proof.nonce < state.partner.nonce:
+        # older proofs are not kept; acknowledge only one the partner really signed
+        check_partner_proof_signature(state, proof)
+    ack = PaymentAccepted(state.channel_id, proof.nonce, msg.payment_id)
+    return state, [Send(ack)]
+
+
+def _hold(state: ChannelState, msg: Payment) -> Transition:
+    nonce = msg.balance_proof.nonce
+    nonces = [p.balance_proof.nonce for p in state.held]
+    at = bisect.bisect_left(nonces, nonce)
+    if at < len(nonces) and nonces[at] == nonce:
+        if state.held[at] == msg:
+            return state, []
+        raise ConflictingProof(f"a different proof is already held for nonce {nonce}")
+    if nonce - state.partner.nonce > MAX_HELD_PROOFS:
+        raise NonceGapTooLarge(f"nonce {nonce} is more than {MAX_HELD_PROOFS} ahead of "
+                               f"the next expected ({state.partner.nonce + 1})")
+    held = (*state.held[:at], msg, *state.held[at:])
+    return transition(state, replace(state, held=held), [])
+
+
+def _apply(state: ChannelState, msg: Payment) -> tuple[ChannelState, list[Effect]]:
+    """Apply the partner's next proof (nonce and signature already checked) or raise a refusal."""
+    proof, partner = msg.balance_proof, state.partner
+    if proof.locked_amount != partner.locked or proof.locks_root != locks_root_of(partner.proof):
+        raise AmountMismatch("a direct payment must not change the locked amount or locks root")
+    if proof.transferred_amount != partner.transferred + msg.amount:
+        raise AmountMismatch(f"transferred amount {proof.transferred_amount} is not the previous "
+                             f"{partner.transferred} plus the payment {msg.amount}")
+    if balance(partner, state.our, transferred=proof.transferred_amount) < 0:
+        raise InsufficientCapacity(f"payment of {msg.amount} exceeds the partner's balance "
+                                   f"{state.partner_balance()}")
+    new = replace(state, partner=replace(partner, proof=proof))
+    return new, [Send(PaymentAccepted(state.channel_id, proof.nonce, msg.payment_id)),
+                 EventPaymentReceived(msg.payment_id, msg.amount, proof.nonce, msg.metadata)]
+
+
+def _drain_held(state: ChannelState) -> tuple[ChannelState, list[Effect]]:
+    """Apply held proofs that became next in line; one that fails now is refused and dropped."""
+    effects: list[Effect] = []
+    while state.held and state.held[0].balance_proof.nonce <= state.partner.nonce + 1:
+        msg, rest = state.held[0], state.held[1:]
+        state = replace(state, held=rest)
+        if msg.balance_proof.nonce <= state.partner.nonce:
+            continue
+        try:
+            state, applied = _apply(state, msg)
+        except Refused as exc:
+            effects.append(Send(refusal_for(state, msg, exc)))
+            continue
+        effects += applied
+    return state, effects
+
+
+def refusal_for(state: ChannelState, msg: Payment, error: PeerFault) -> PaymentRefused:
+    """The `PaymentRefused` answering a payment that raised `error` (the node sends it)."""
+    return PaymentRefused(state.channel_id, msg.balance_proof.nonce, msg.payment_id, refusal_code(error),
+                          str(error)[:1000])
+
+
+def handle_payment_accepted(state: ChannelState, msg: PaymentAccepted, signer: Signer) -> Transition:
+    check_channel_id(state, msg.channel_id)
+    if msg.nonce > state.our.nonce:
+        raise StateMismatch(f"accepted nonce {msg.nonce}, but our latest proof has nonce {state.our.nonce}")
+    return accept_up_to(state, msg.nonce)
+
+
+def accept_up_to(state: ChannelState, nonce: int) -> Transition:
+    """Our in-flight payments up to `nonce` are accepted (the partner applies strictly in order)."""
+    done = [p for p in state.in_flight if p.balance_proof.nonce <= nonce]
+    if not done:
+        return state, []
+    rest = state.in_flight[len(done):]
+    events = [EventPaymentSent(p.payment_id, p.amount, p.balance_proof.nonce) for p in done]
+    return transition(state, replace(state, in_flight=rest), events)
+
+
+def handle_payment_refused(state: ChannelState, msg: PaymentRefused, signer: Signer) -> Transition:
+    check_channel_id(state, msg.channel_id)
+    if msg.nonce > state.our.nonce:
+        raise StateMismatch(f"refused nonce {msg.nonce}, but our latest proof has nonce {state.our.nonce}")
+    for payment in state.in_flight:
+        if payment.balance_proof.nonce == msg.nonce:
+            # the signed proof cannot be taken back: it stays in flight and is offered again on re-establish
+            return state, [EventPaymentRefused(payment.payment_id, msg.nonce, msg.code, msg.reason)]
+    return state, []

@@ -1,0 +1,236 @@
+"""`Store`: opens a data directory, serves reads, and funnels every write through the writer thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
+
+import plyvel
+from plyvel._plyvel import Snapshot
+
+from channeld.store import _keys as keys
+from channeld.store._audit import (
+    START,
+    AuditEntry,
+    AuditVerdict,
+    ChainPoint,
+    decode_entry,
+    decode_point,
+    encode_point,
+    export_lines,
+    verify_chain,
+)
+from channeld.store._backup import write_backup
+from channeld.store._batch import Batch, CommitReceipt
+from channeld.store._errors import StoreError, StoreLocked, StoreUnavailable, plyvel_message
+from channeld.store._keys import ChainCursor, Direction, Namespace, Table
+from channeld.store._schema import MIGRATIONS, SCHEMA_VERSION, MigrationRegistry, prepare, read_version
+from channeld.store._writer import AUDIT_HEAD_KEY, OUTBOX_NEXT_KEY, GroupCommitWriter, WriterStatistics
+
+AUDIT_CHECKPOINT_KEY = keys.meta_key(b"audit_checkpoint")
+PRUNE_CHUNK = 10_000
+
+
+def open_db(path: Path) -> plyvel.DB:
+    """Open (creating if missing) a LevelDB, mapping its failures to typed errors."""
+    try:
+        return plyvel.DB(str(path), create_if_missing=True, paranoid_checks=True)
+    except plyvel.IOError as exc:
+        message = plyvel_message(exc)
+        if "LOCK" in message and ("already held" in message or "unavailable" in message):
+            raise StoreLocked(f"data directory {path} is in use by another process or store") from exc
+        raise StoreUnavailable(f"cannot open data directory {path}: {message}") from exc
+    except plyvel.Error as exc:
+        raise StoreError(f"cannot open data directory {path}: {plyvel_message(exc)}") from exc
+
+
+def _point(db: plyvel.DB | Snapshot, key: bytes) -> ChainPoint:
+    raw = db.get(key)
+    return START if raw is None else decode_point(raw)
+
+
+class Store:
+    """The node's LevelDB. Reads are direct; writes are `Batch`es committed durably (fsync)."""
+
+    def __init__(self, path: Path, db: plyvel.DB, writer: GroupCommitWriter) -> None:
+        self.path = path
+        self._db = db
+        self._writer = writer
+        self._prune_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: str | Path, *, schema_version: int = SCHEMA_VERSION,
+             migrations: MigrationRegistry = MIGRATIONS, clock: Callable[[], float] = time.time) -> Store:
+        """Open or create the store in `path`, migrating an older schema; refuse a locked directory."""
+        path = Path(path)
+        db = open_db(path)
+        try:
+            prepare(db, schema_version, migrations)
+            outbox_raw = db.get(OUTBOX_NEXT_KEY)
+            outbox_next = 0 if outbox_raw is None else int.from_bytes(outbox_raw, "big")
+            writer = GroupCommitWriter(db, _point(db, AUDIT_HEAD_KEY), outbox_next, clock)
+        except plyvel.Error as exc:
+            db.close()
+            raise StoreUnavailable(f"cannot prepare data directory {path}: {plyvel_message(exc)}") from exc
+        except BaseException:
+            db.close()
+            raise
+        return cls(path, db, writer)
+
+    def close(self) -> None:
+        """Finish queued commits and release the directory lock. Idempotent."""
+        self._writer.close()
+        if not self._db.closed:
+            self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # Writes -----------------------------------------------------------------------------------
+
+    async def commit(self, batch: Batch) -> CommitReceipt:
+        """Return once `batch` is durable (fsynced), all of it, or raise and have none of it."""
+        return await self._writer.commit(batch)
+
+    def commit_sync(self, batch: Batch) -> CommitReceipt:
+        """`commit` for code outside trio (tools, migrations, tests); blocks the calling thread."""
+        return self._writer.commit_sync(batch)
+
+    def statistics(self) -> WriterStatistics:
+        return self._writer.statistics()
+
+    @property
+    def schema_version(self) -> int | None:
+        return read_version(self._db)
+
+    # Reads ------------------------------------------------------------------------------------
+
+    def get_channel(self, ns: Namespace, channel_id: bytes) -> bytes | None:
+        return self._db.get(keys.channel_key(ns, channel_id))
+
+    def iter_channels(self, ns: Namespace) -> Iterator[tuple[bytes, bytes]]:
+        """(channel id, record) of every channel in `ns`, in channel-id order."""
+        prefix = keys.table_prefix(Table.CHANNEL, ns)
+        for key, value in self._db.iterator(prefix=prefix):
+            yield key[len(prefix):], value
+
+    def get_proof(self, ns: Namespace, channel_id: bytes, direction: Direction) -> bytes | None:
+        return self._db.get(keys.proof_key(ns, channel_id, direction))
+
+    def iter_locks(self, ns: Namespace, channel_id: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """(secrethash, record) of every pending lock of one channel."""
+        prefix = keys.lock_prefix(ns, channel_id)
+        for key, value in self._db.iterator(prefix=prefix):
+            yield key[len(prefix):], value
+
+    def get_payment(self, ns: Namespace, payment_id: bytes) -> bytes | None:
+        return self._db.get(keys.payment_key(ns, payment_id))
+
+    def iter_payments(self, ns: Namespace) -> Iterator[tuple[bytes, bytes]]:
+        prefix = keys.table_prefix(Table.PAYMENT, ns)
+        for key, value in self._db.iterator(prefix=prefix):
+            yield key[len(prefix):], value
+
+    def get_peer(self, pubkey: bytes) -> bytes | None:
+        return self._db.get(keys.peer_key(pubkey))
+
+    def iter_peers(self) -> Iterator[tuple[bytes, bytes]]:
+        for key, value in self._db.iterator(prefix=keys.table_prefix(Table.PEER)):
+            yield key[1:], value
+
+    def get_chain_cursor(self, ns: Namespace) -> ChainCursor | None:
+        raw = self._db.get(keys.chain_cursor_key(ns))
+        return None if raw is None else ChainCursor.decode(raw)
+
+    def iter_outbox(self, ns: Namespace) -> Iterator[tuple[int, bytes]]:
+        """(seq, record) of every queued transaction of `ns`, oldest first."""
+        for key, value in self._db.iterator(prefix=keys.table_prefix(Table.OUTBOX, ns)):
+            yield keys.decode_seq(key), value
+
+    def namespaces(self) -> list[Namespace]:
+        """Every namespace that has at least one channel."""
+        found: list[Namespace] = []
+        table = bytes([Table.CHANNEL])
+        start = table
+        while True:
+            key = next(self._db.iterator(start=start, stop=bytes([Table.CHANNEL + 1]), include_value=False),
+                       None)
+            if key is None:
+                return found
+            ns_raw = key[1:1 + keys.NAMESPACE_LEN]
+            found.append(Namespace.decode(ns_raw))
+            start = table + ns_raw + b"\xff" * 32 + b"\x00"
+
+    # Audit log --------------------------------------------------------------------------------
+
+    def audit_head(self) -> ChainPoint:
+        return _point(self._db, AUDIT_HEAD_KEY)
+
+    def audit_checkpoint(self) -> ChainPoint:
+        return _point(self._db, AUDIT_CHECKPOINT_KEY)
+
+    def iter_audit(self) -> Iterator[AuditEntry]:
+        for _, value in self._db.iterator(prefix=keys.table_prefix(Table.AUDIT)):
+            yield decode_entry(value)
+
+    def verify_audit(self) -> AuditVerdict:
+        """Check the whole stored chain, from the prune checkpoint to the head, in one snapshot."""
+        with self._db.snapshot() as snap:
+            pairs = ((keys.decode_seq(k), v) for k, v in snap.iterator(prefix=keys.table_prefix(Table.AUDIT)))
+            return verify_chain(pairs, _point(snap, AUDIT_CHECKPOINT_KEY), _point(snap, AUDIT_HEAD_KEY))
+
+    def export_audit(self, out: BinaryIO) -> int:
+        """Write the audit log as JSONL (header line, then entries) from one snapshot; return entries."""
+        count = 0
+        with self._db.snapshot() as snap:
+            values = (v for _, v in snap.iterator(prefix=keys.table_prefix(Table.AUDIT)))
+            checkpoint, head = _point(snap, AUDIT_CHECKPOINT_KEY), _point(snap, AUDIT_HEAD_KEY)
+            for line in export_lines(checkpoint, head, values):
+                out.write(line)
+                count += 1
+        return count - 1
+
+    def prune_audit(self, older_than_ms: int) -> int:
+        """Delete entries stamped before `older_than_ms`, keeping a checkpoint; return how many.
+
+        Runs in the calling thread (call it through `trio.to_thread.run_sync` from trio); each chunk
+        is one durable batch that deletes entries and moves the checkpoint, so the chain verifies
+        after every chunk, and concurrent appends are unaffected.
+        """
+        with self._prune_lock:
+            pruned = 0
+            while chunk := self._prunable(older_than_ms):
+                batch = Batch()
+                for seq in chunk[0]:
+                    batch._ops.append((keys.audit_key(seq), None))
+                batch._ops.append((AUDIT_CHECKPOINT_KEY, encode_point(chunk[1])))
+                self.commit_sync(batch)
+                pruned += len(chunk[0])
+            return pruned
+
+    def _prunable(self, older_than_ms: int) -> tuple[list[int], ChainPoint] | None:
+        seqs: list[int] = []
+        last = None
+        for entry in self.iter_audit():
+            if entry.timestamp_ms >= older_than_ms or len(seqs) >= PRUNE_CHUNK:
+                break
+            seqs.append(entry.seq)
+            last = ChainPoint(entry.seq, entry.hash)
+        return None if last is None else (seqs, last)
+
+    # Backup -----------------------------------------------------------------------------------
+
+    def backup(self, path: str | Path) -> int:
+        """Write a consistent snapshot of the running store to `path`; return the record count.
+
+        Runs in the calling thread; commits continue meanwhile and are not part of the snapshot.
+        """
+        return write_backup(self._db, Path(path))

@@ -1,0 +1,211 @@
+"""The writer thread: group commit of durable batches, with a cheap hand-off from trio.
+
+Committers put a batch and a waiter on a `SimpleQueue` (no thread-pool round trip). The writer
+takes everything queued since its last fsync, merges it into one LevelDB WriteBatch written with
+sync=True, then wakes the waiters: one `run_sync_soon` per trio run for the whole group, or a
+`threading.Event` for callers outside trio. While one fsync runs, the next group accumulates, so
+the number of fsyncs per second stays roughly constant while commits per fsync grow with load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import outcome
+import plyvel
+import trio
+
+from channeld.store import _keys as keys
+from channeld.store._audit import ChainPoint, encode_point, seal
+from channeld.store._batch import Batch, CommitReceipt
+from channeld.store._errors import StoreClosed, StoreUnavailable, plyvel_message
+
+AUDIT_HEAD_KEY = keys.meta_key(b"audit_head")
+OUTBOX_NEXT_KEY = keys.meta_key(b"outbox_next")
+_STOP = object()
+
+
+class _TrioWaiter:
+    __slots__ = ("result", "task", "token")
+
+    def __init__(self, token: trio.lowlevel.TrioToken, task: trio.lowlevel.Task) -> None:
+        self.token = token
+        self.task = task
+        self.result: outcome.Outcome[CommitReceipt] | None = None
+
+
+class _ThreadWaiter:
+    __slots__ = ("event", "result")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.result: outcome.Outcome[CommitReceipt] | None = None
+
+
+_Waiter = _TrioWaiter | _ThreadWaiter
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStatistics:
+    """Counters since open: commits acknowledged, fsynced groups, the largest group, time in writes."""
+
+    commits: int
+    groups: int
+    largest_group: int
+    write_seconds: float
+
+
+def _wake_trio(waiters: list[_TrioWaiter]) -> None:
+    for waiter in waiters:
+        assert waiter.result is not None
+        trio.lowlevel.reschedule(waiter.task, waiter.result)
+
+
+def _abort_refused(_: object) -> trio.lowlevel.Abort:
+    # Once queued, a batch will be written; the caller must learn whether it is durable, so the
+    # wait cannot be cancelled half-way. A pending cancel is delivered at the next checkpoint.
+    return trio.lowlevel.Abort.FAILED
+
+
+class GroupCommitWriter:
+    """Owns every write to the database after open."""
+
+    def __init__(self, db: plyvel.DB, audit_head: ChainPoint, outbox_next: int,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._db = db
+        self._audit_head = audit_head
+        self._outbox_next = outbox_next
+        self._clock = clock
+        self._last_ms = 0
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._submit_lock = threading.Lock()
+        self._closed = False
+        self._broken: str | None = None
+        self._stats = WriterStatistics(0, 0, 0, 0.0)
+        self._thread = threading.Thread(target=self._run, name="channeld-store-writer", daemon=True)
+        self._thread.start()
+
+    async def commit(self, batch: Batch) -> CommitReceipt:
+        waiter = _TrioWaiter(trio.lowlevel.current_trio_token(), trio.lowlevel.current_task())
+        self._submit(batch, waiter)
+        result: CommitReceipt = await trio.lowlevel.wait_task_rescheduled(_abort_refused)
+        return result
+
+    def commit_sync(self, batch: Batch) -> CommitReceipt:
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("commit_sync called from the writer thread would deadlock")
+        waiter = _ThreadWaiter()
+        self._submit(batch, waiter)
+        waiter.event.wait()
+        assert waiter.result is not None
+        return waiter.result.unwrap()
+
+    def _submit(self, batch: Batch, waiter: _Waiter) -> None:
+        with self._submit_lock:
+            if self._closed:
+                raise StoreClosed("the store is closed")
+            self._queue.put((batch, waiter))
+
+    def close(self) -> None:
+        """Finish every queued commit, then stop the thread. Idempotent."""
+        with self._submit_lock:
+            if not self._closed:
+                self._closed = True
+                self._queue.put(_STOP)
+        self._thread.join()
+
+    def statistics(self) -> WriterStatistics:
+        return self._stats
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            group = [first]
+            stop = False
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop = True
+                    break
+                group.append(item)
+            self._process(group)  # type: ignore[arg-type]
+            if stop:
+                return
+
+    def _process(self, group: list[tuple[Batch, _Waiter]]) -> None:
+        started = time.perf_counter()
+        try:
+            receipts = self._write_group([batch for batch, _ in group])
+            results: list[outcome.Outcome[CommitReceipt]] = [outcome.Value(r) for r in receipts]
+        except Exception as exc:
+            # A thread that dies leaves its waiters hanging, so even a bug is reported to them; the
+            # store then refuses further writes. Each waiter gets its own exception object.
+            if not isinstance(exc, StoreUnavailable):
+                self._broken = f"internal error in the writer: {exc!r}"
+            results = [outcome.Error(StoreUnavailable(str(exc))) for _ in group]
+        elapsed = time.perf_counter() - started
+        stats = self._stats
+        self._stats = WriterStatistics(stats.commits + len(group), stats.groups + 1,
+                                       max(stats.largest_group, len(group)), stats.write_seconds + elapsed)
+        self._wake([waiter for _, waiter in group], results)
+
+    def _wake(self, waiters: list[_Waiter], results: list[outcome.Outcome[CommitReceipt]]) -> None:
+        by_token: dict[trio.lowlevel.TrioToken, list[_TrioWaiter]] = {}
+        for waiter, result in zip(waiters, results, strict=True):
+            waiter.result = result
+            if isinstance(waiter, _ThreadWaiter):
+                waiter.event.set()
+            else:
+                by_token.setdefault(waiter.token, []).append(waiter)
+        for token, trio_waiters in by_token.items():
+            # If the run that waited is gone, nobody is left to tell.
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(_wake_trio, trio_waiters)
+
+    def _write_group(self, batches: list[Batch]) -> list[CommitReceipt]:
+        if self._broken is not None:
+            raise StoreUnavailable(f"store refuses writes after an earlier failure: {self._broken}")
+        write_batch = self._db.write_batch(sync=True)
+        head, outbox_next = self._audit_head, self._outbox_next
+        now_ms = self._last_ms = max(self._last_ms, int(self._clock() * 1000))
+        receipts = []
+        for batch in batches:
+            for key, value in batch._ops:
+                if value is None:
+                    write_batch.delete(key)
+                else:
+                    write_batch.put(key, value)
+            outbox_seqs = []
+            for ns, record in batch._outbox:
+                write_batch.put(keys.outbox_key(ns, outbox_next), record)
+                outbox_seqs.append(outbox_next)
+                outbox_next += 1
+            audit_seqs = []
+            for audit in batch._audit:
+                entry = seal(audit, head.seq + 1, now_ms, head.hash)
+                write_batch.put(keys.audit_key(entry.seq), entry.to_json())
+                head = ChainPoint(entry.seq, entry.hash)
+                audit_seqs.append(entry.seq)
+            receipts.append(CommitReceipt(tuple(outbox_seqs), tuple(audit_seqs)))
+        if head != self._audit_head:
+            write_batch.put(AUDIT_HEAD_KEY, encode_point(head))
+        if outbox_next != self._outbox_next:
+            write_batch.put(OUTBOX_NEXT_KEY, outbox_next.to_bytes(8, "big"))
+        try:
+            write_batch.write()
+        except plyvel.Error as exc:
+            self._broken = plyvel_message(exc)
+            raise StoreUnavailable(f"write failed and is not acknowledged (LevelDB applies a batch "
+                                   f"wholly or not at all): {self._broken}") from exc
+        self._audit_head, self._outbox_next = head, outbox_next
+        return receipts

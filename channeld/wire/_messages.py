@@ -1,0 +1,304 @@
+"""The message catalogue (normative description: proto/messages.md).
+
+Tags are stable forever: a new message gets a new tag, a changed layout a new VERSION. Every field is
+positional in the order declared here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from channeld.wire._fields import (
+    U16,
+    U64,
+    U256,
+    Address,
+    Bytes32,
+    ErrorText,
+    Features,
+    Metadata,
+    Padding,
+    Signature,
+)
+from channeld.wire._part import Message, Part, message, part
+
+ZERO32 = bytes(32)
+PROTOCOL_VERSION = 1
+
+
+def secrethash_of(secret: bytes) -> bytes:
+    """The hash a lock commits to: sha256 of the 32-byte secret (cheap on the EVM as a precompile)."""
+    return hashlib.sha256(secret).digest()
+
+
+# --- parts ---------------------------------------------------------------------------------------------
+
+
+@part
+@dataclass(frozen=True, slots=True)
+class BalanceProof(Part):
+    """One direction's signed state: signed by the sender of the transfers it describes."""
+
+    chain_id: U64
+    contract: Address
+    channel_id: Bytes32
+    nonce: U64
+    transferred_amount: U256
+    locked_amount: U256
+    locks_root: Bytes32
+    signature: Signature
+
+    def rule_violation(self) -> str | None:
+        if self.nonce == 0:
+            return "nonce 0 means 'no proof' and is never signed"
+        if (self.locked_amount == 0) != (self.locks_root == ZERO32):
+            return "locked_amount is zero exactly when locks_root is all zeros"
+        return None
+
+
+@part
+@dataclass(frozen=True, slots=True)
+class Lock(Part):
+    """A hash time lock: `amount` is paid to whoever reveals the preimage of `secrethash` before expiry."""
+
+    amount: U256
+    expiration: U64
+    secrethash: Bytes32
+
+    def rule_violation(self) -> str | None:
+        return "lock amount must be positive" if self.amount == 0 else None
+
+
+# --- session -------------------------------------------------------------------------------------------
+
+
+@message(1)
+@dataclass(frozen=True, slots=True)
+class Init(Message):
+    """First message each way on a connection: what this side speaks and which chain/contract it serves."""
+
+    protocol_version: U16
+    features: Features
+    chain_id: U64
+    contract: Address
+
+
+@message(2)
+@dataclass(frozen=True, slots=True)
+class Error(Message):
+    """A protocol error; `channel_id` all zeros means the whole connection."""
+
+    channel_id: Bytes32
+    code: U16
+    text: ErrorText
+
+
+@message(3)
+@dataclass(frozen=True, slots=True)
+class Ping(Message):
+    """Keep-alive; the receiver answers with a `Pong` carrying `pong_length` zero bytes."""
+
+    pong_length: U16
+    padding: Padding
+
+
+@message(4)
+@dataclass(frozen=True, slots=True)
+class Pong(Message):
+    padding: Padding
+
+
+# --- channel lifecycle ---------------------------------------------------------------------------------
+
+
+@message(16)
+@dataclass(frozen=True, slots=True)
+class ChannelOpened(Message):
+    """Tells the partner about a channel the sender saw opened on chain (the partner checks the chain)."""
+
+    chain_id: U64
+    contract: Address
+    channel_id: Bytes32
+    participant1: Address
+    participant2: Address
+    challenge_period: U64
+
+    def rule_violation(self) -> str | None:
+        if self.participant1 >= self.participant2:
+            return "participant1 must be lower than participant2"
+        return None
+
+
+@message(17)
+@dataclass(frozen=True, slots=True)
+class Reestablish(Message):
+    """On reconnect: the nonce of my latest outgoing proof and of your latest proof I accepted."""
+
+    chain_id: U64
+    contract: Address
+    channel_id: Bytes32
+    sent_nonce: U64
+    received_nonce: U64
+
+
+# --- direct payments -----------------------------------------------------------------------------------
+
+
+@message(32)
+@dataclass(frozen=True, slots=True)
+class Payment(Message):
+    """A direct payment: the payer's next proof, whose transferred amount grew by exactly `amount`."""
+
+    balance_proof: BalanceProof
+    payment_id: U64
+    amount: U256
+    metadata: Metadata
+
+    def rule_violation(self) -> str | None:
+        return "payment amount must be positive" if self.amount == 0 else None
+
+
+@message(33)
+@dataclass(frozen=True, slots=True)
+class PaymentAccepted(Message):
+    channel_id: Bytes32
+    nonce: U64
+    payment_id: U64
+
+
+@message(34)
+@dataclass(frozen=True, slots=True)
+class PaymentRefused(Message):
+    """The proof with `nonce` was not applied; `code` is one of the refusal codes in proto/messages.md."""
+
+    channel_id: Bytes32
+    nonce: U64
+    payment_id: U64
+    code: U16
+    reason: ErrorText
+
+
+# --- withdraw and cooperative settle -------------------------------------------------------------------
+
+
+@message(48)
+@dataclass(frozen=True, slots=True)
+class WithdrawRequest(Message):
+    """`participant` asks to withdraw up to a new total; `signature` is the participant's own."""
+
+    chain_id: U64
+    contract: Address
+    channel_id: Bytes32
+    participant: Address
+    total_withdraw: U256
+    expiry: U64
+    receiver: Address
+    signature: Signature
+
+
+@message(49)
+@dataclass(frozen=True, slots=True)
+class WithdrawSignature(Message):
+    """The partner's countersignature over exactly the terms of a `WithdrawRequest`."""
+
+    chain_id: U64
+    contract: Address
+    channel_id: Bytes32
+    participant: Address
+    total_withdraw: U256
+    expiry: U64
+    receiver: Address
+    signature: Signature
+
+
+@message(64)
+@dataclass(frozen=True, slots=True)
+class SettleRequest(Message):
+    """A cooperative settle proposal with the final payouts, signed by the proposer."""
+
+    chain_id: U64
+    contract: Address
+    channel_id: Bytes32
+    participant1: Address
+    amount1: U256
+    receiver1: Address
+    participant2: Address
+    amount2: U256
+    receiver2: Address
+    signature: Signature
+
+    def rule_violation(self) -> str | None:
+        if self.participant1 >= self.participant2:
+            return "participant1 must be lower than participant2"
+        return None
+
+
+@message(65)
+@dataclass(frozen=True, slots=True)
+class SettleSignature(Message):
+    """The partner's countersignature over exactly the terms of a `SettleRequest`."""
+
+    chain_id: U64
+    contract: Address
+    channel_id: Bytes32
+    participant1: Address
+    amount1: U256
+    receiver1: Address
+    participant2: Address
+    amount2: U256
+    receiver2: Address
+    signature: Signature
+
+    def rule_violation(self) -> str | None:
+        if self.participant1 >= self.participant2:
+            return "participant1 must be lower than participant2"
+        return None
+
+
+# --- hash time-locked transfers (state logic comes with multi-hop routing) -----------------------------
+
+
+@message(80)
+@dataclass(frozen=True, slots=True)
+class LockedTransfer(Message):
+    """A payment held by `lock`: the proof's locked amount includes it, its locks root commits to it."""
+
+    balance_proof: BalanceProof
+    lock: Lock
+    payment_id: U64
+    initiator: Address
+    target: Address
+    metadata: Metadata
+
+    def rule_violation(self) -> str | None:
+        if self.balance_proof.locked_amount < self.lock.amount:
+            return "the proof's locked_amount must include the lock's amount"
+        return None
+
+
+@message(81)
+@dataclass(frozen=True, slots=True)
+class SecretReveal(Message):
+    """The preimage of a lock's secrethash (sha256), sent backwards along the route."""
+
+    secret: Bytes32
+
+
+@message(82)
+@dataclass(frozen=True, slots=True)
+class Unlock(Message):
+    """Settles a lock off-chain: the new proof moves the lock's amount from locked to transferred."""
+
+    balance_proof: BalanceProof
+    secret: Bytes32
+    payment_id: U64
+
+
+@message(83)
+@dataclass(frozen=True, slots=True)
+class LockExpired(Message):
+    """Removes an expired lock: the new proof drops it from the locked amount and locks root."""
+
+    balance_proof: BalanceProof
+    secrethash: Bytes32

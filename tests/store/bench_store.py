@@ -1,0 +1,96 @@
+"""Benchmark of durable commits: group commit on the writer thread vs naive per-write fsync.
+
+Not a test. Run: .venv/bin/python tests/store/bench_store.py [seconds-per-case]
+Each committer loops: build a batch with one ~300-byte channel record, await its durability.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import plyvel
+import trio
+
+from channeld.store import Batch, Namespace, Store
+from channeld.store import _keys as keys
+
+NS = Namespace(31337, b"\x42" * 20)
+RECORD = b"\x5a" * 300
+CONCURRENCY = (1, 8, 64, 512)
+
+Commit = Callable[[int], Awaitable[None]]
+
+
+def _channel_id(worker: int) -> bytes:
+    return worker.to_bytes(32, "big")
+
+
+async def _run(commit: Commit, committers: int, seconds: float) -> tuple[float, list[float]]:
+    done = 0
+    latencies: list[float] = []
+    deadline = trio.current_time() + seconds
+
+    async def committer(worker: int) -> None:
+        nonlocal done
+        while trio.current_time() < deadline:
+            started = time.perf_counter()
+            await commit(worker)
+            latencies.append(time.perf_counter() - started)
+            done += 1
+
+    started = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for worker in range(committers):
+            nursery.start_soon(committer, worker)
+    return done / (time.perf_counter() - started), latencies
+
+
+def _group_commit(store: Store) -> Commit:
+    async def commit(worker: int) -> None:
+        await store.commit(Batch().put_channel(NS, _channel_id(worker), RECORD))
+    return commit
+
+
+def _naive(db: plyvel.DB) -> Commit:
+    def write(worker: int) -> None:
+        db.put(keys.channel_key(NS, _channel_id(worker)), RECORD, sync=True)
+
+    async def commit(worker: int) -> None:
+        await trio.to_thread.run_sync(write, worker)
+    return commit
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e6
+
+
+async def main(seconds: float) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store.open(Path(tmp) / "group")
+        naive_db = plyvel.DB(str(Path(tmp) / "naive"), create_if_missing=True)
+        print(f"{'committers':>10} {'group commit/s':>15} {'naive commit/s':>15} {'commits/fsync':>14}")
+        for committers in CONCURRENCY:
+            before = store.statistics()
+            group_rate, _ = await _run(_group_commit(store), committers, seconds)
+            after = store.statistics()
+            per_group = (after.commits - before.commits) / max(1, after.groups - before.groups)
+            naive_rate, _ = await _run(_naive(naive_db), committers, seconds)
+            print(f"{committers:>10} {group_rate:>15,.0f} {naive_rate:>15,.0f} {per_group:>14.1f}")
+        _, group_lat = await _run(_group_commit(store), 1, seconds)
+        _, naive_lat = await _run(_naive(naive_db), 1, seconds)
+        print("single-commit latency (µs)   p50      p99")
+        print(f"  group commit            {_pct(group_lat, .5):>7.0f}  {_pct(group_lat, .99):>7.0f}")
+        print(f"  naive to_thread+sync    {_pct(naive_lat, .5):>7.0f}  {_pct(naive_lat, .99):>7.0f}")
+        print(f"  (mean group {statistics.mean(group_lat) * 1e6:.0f} µs over {len(group_lat)} commits)")
+        store.close()
+        naive_db.close()
+
+
+if __name__ == "__main__":
+    trio.run(main, float(sys.argv[1]) if len(sys.argv) > 1 else 2.0)
