@@ -20,7 +20,7 @@ import re
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
 
 from channeld.amounts import AmountError, check_amount, format_amount, parse_amount
-from channeld.errors import ConfigError
+from channeld.errors import ConfigError, LocalFault
 from channeld.limits import RiskLimits
 
 CONFIG_FILE = "channeld.toml"
@@ -158,8 +158,8 @@ class InvalidConfig(ConfigError):
     def __init__(self, problems: Iterable[ConfigProblem]) -> None:
         self.problems = tuple(problems)
         lines = [str(problem) for problem in self.problems]
-        super().__init__("invalid configuration: " + "; ".join(lines) if len(lines) == 1 else
-                         "invalid configuration:\n  " + "\n  ".join(lines))
+        separator = " " if len(lines) == 1 else "\n  "
+        super().__init__("invalid configuration:" + separator + separator.join(lines))
 
     @property
     def key(self) -> str:
@@ -188,17 +188,17 @@ def _parse_int(raw: object, rules: Mapping[str, Any]) -> int:
 _DURATION_UNITS = {"ms": Decimal("0.001"), "s": Decimal(1), "m": Decimal(60), "h": Decimal(3600)}
 
 
+_DURATION = re.compile(r"([0-9]{1,12}(?:\.[0-9]{1,9})?)\s*(ms|s|m|h)?")
+_DURATION_HINT = "expected a duration such as 30s, 250ms, 5m or 1h"
+
+
 def _parse_duration(raw: object, rules: Mapping[str, Any]) -> float:
-    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
-        raise _Bad(f"expected a duration such as 30s, 250ms, 5m or 1h, got {raw!r}")
-    match = re.fullmatch(r"([0-9]{1,12}(?:\.[0-9]{1,9})?)\s*(ms|s|m|h)?", str(raw).strip())
-    if isinstance(raw, str) and match is None:
-        raise _Bad(f"expected a duration such as 30s, 250ms, 5m or 1h, got {raw!r}")
-    try:
-        seconds = (Decimal(match[1]) * _DURATION_UNITS[match[2] or "s"] if match
-                   else Decimal(str(raw)))
-    except InvalidOperation:
-        raise _Bad(f"expected a duration such as 30s, 250ms, 5m or 1h, got {raw!r}") from None
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        seconds = Decimal(raw)  # a bare TOML number is seconds
+    elif isinstance(raw, str) and (match := _DURATION.fullmatch(raw.strip())):
+        seconds = Decimal(match[1]) * _DURATION_UNITS[match[2] or "s"]
+    else:
+        raise _Bad(f"{_DURATION_HINT}, got {raw!r}")
     if not seconds.is_finite() or not 0 < seconds <= MAX_DURATION_SECONDS:
         raise _Bad(f"duration {raw!r} must be positive and at most {MAX_DURATION_SECONDS}s")
     return float(seconds)
@@ -210,7 +210,7 @@ def _render_duration(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     millis = seconds * 1000
-    return f"{int(millis)}ms" if millis == int(millis) else f"{seconds}s"
+    return f"{int(millis)}ms" if millis == int(millis) else f"{Decimal(repr(seconds)):f}s"
 
 
 def _parse_amount(raw: object, rules: Mapping[str, Any]) -> int:
@@ -236,7 +236,7 @@ _HOSTNAME_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 
 def _parse_hostport(raw: object, rules: Mapping[str, Any]) -> HostPort:
     if isinstance(raw, HostPort):
-        return raw
+        raw = str(raw)  # re-parse, so a HostPort built in code is checked like text
     if not isinstance(raw, str):
         raise _Bad(f"expected host:port as text, got {raw!r}")
     text = raw.strip()
@@ -463,9 +463,7 @@ def _parse_all(raw_settings: Iterable[_Raw], problems: list[ConfigProblem]) -> d
 def _build_section(name: str, values: dict[str, Any], problems: list[ConfigProblem]) -> Any:
     try:
         return SECTIONS[name](**values)
-    except ConfigError as exc:
-        problems.append(ConfigProblem(name, str(exc), "combined settings"))
-    except AmountError as exc:
+    except LocalFault as exc:  # ConfigError, AmountError, or RiskLimits' own checks
         problems.append(ConfigProblem(name, str(exc), "combined settings"))
     return SECTIONS[name]()
 

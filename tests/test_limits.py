@@ -45,7 +45,7 @@ def test_pure_module_imports_no_io_libraries() -> None:
 
 
 def test_single_payment_over_max_payment_is_refused_with_the_limit_named() -> None:
-    with pytest.raises(RiskLimitExceeded, match="limits.max_payment") as info:
+    with pytest.raises(RiskLimitExceeded, match=r"limits\.max_payment") as info:
         check_payment(LIMITS, RiskLedger(), "alice", 101, T0)
     assert (info.value.limit, info.value.allowed, info.value.requested) == ("max_payment", 100, 101)
     check_payment(LIMITS, RiskLedger(), "alice", 100, T0)
@@ -54,7 +54,7 @@ def test_single_payment_over_max_payment_is_refused_with_the_limit_named() -> No
 def test_per_peer_hourly_budget() -> None:
     ledger = pay(RiskLedger(), "alice", 100, T0)
     ledger = pay(ledger, "alice", 100, T0 + 10)
-    with pytest.raises(RiskLimitExceeded, match="limits.max_per_peer_per_hour") as info:
+    with pytest.raises(RiskLimitExceeded, match=r"limits\.max_per_peer_per_hour") as info:
         check_payment(LIMITS, ledger, "alice", 51, T0 + 20)
     assert "alice" in str(info.value)
     assert "200 wei" in str(info.value)  # what was already sent, so the operator sees the figures
@@ -66,7 +66,7 @@ def test_total_hourly_budget_spans_peers() -> None:
     ledger = RiskLedger()
     for index, peer in enumerate(("a", "b", "c", "d")):
         ledger = pay(ledger, peer, 100, T0 + index)
-    with pytest.raises(RiskLimitExceeded, match="limits.max_total_per_hour"):
+    with pytest.raises(RiskLimitExceeded, match=r"limits\.max_total_per_hour"):
         check_payment(LIMITS, ledger, "e", 1, T0 + 5)
     assert sent_last_hour_total(ledger, T0 + 5) == 400
 
@@ -133,14 +133,14 @@ def test_bad_inputs_are_refused(peer: object, amount: object, now: float, error:
 
 def test_channel_open_limit() -> None:
     check_channel_open(LIMITS, 1000)
-    with pytest.raises(RiskLimitExceeded, match="limits.max_channel_deposit") as info:
+    with pytest.raises(RiskLimitExceeded, match=r"limits\.max_channel_deposit") as info:
         check_channel_open(LIMITS, 1001)
     assert info.value.allowed == 1000
 
 
 def test_onchain_reserve() -> None:
     check_onchain_reserve(LIMITS, 50)
-    with pytest.raises(RiskLimitExceeded, match="limits.min_onchain_reserve"):
+    with pytest.raises(RiskLimitExceeded, match=r"limits\.min_onchain_reserve"):
         check_onchain_reserve(LIMITS, 49)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -28,11 +28,13 @@ ETHER = "0x0000000000000000000000000000000000000000"
 """The `token` of a native-ether channel."""
 ZERO_ROOT = b"\x00" * 32
 SETTLED = (1).to_bytes(32, "big")
-"""The slot of a channel settled with nothing left locked."""
+"""The slot of a cooperatively settled channel (a unilateral settle with nothing locked clears it)."""
 UINT256_MAX = 2**256 - 1
 CHANNEL_TUPLE = "(address,address,address,uint256,uint256,uint256,uint256,uint256)"
 PROOF_TUPLE = "(uint256,uint256,uint256,bytes32)"
 CLOSING_TUPLE = f"(address,uint256,{PROOF_TUPLE},{PROOF_TUPLE})"
+SIGNATURE_TUPLE = "(bytes32,bytes32)"
+HALF_CURVE_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 
 
 class InvalidCallArgument(LocalFault):
@@ -99,17 +101,25 @@ def _bytes32(value: bytes, name: str) -> bytes:
     return value
 
 
-def _signature(value: bytes, name: str, *, allow_empty: bool = False) -> bytes:
-    if not isinstance(value, bytes) or (len(value) != 65 and not (allow_empty and value == b"")):
+def _signature(value: bytes, name: str, *, allow_empty: bool = False) -> tuple[bytes, bytes]:
+    """A 65-byte r||s||v signature as the contract takes it: EIP-2098 (r, (v - 27) << 255 | s).
+    b"" (where allowed) becomes all zero: "the sender's own transaction is its consent"."""
+    if allow_empty and value == b"":
+        return (ZERO_ROOT, ZERO_ROOT)
+    if not isinstance(value, bytes) or len(value) != 65:
         raise InvalidCallArgument(f"{name} must be a 65-byte r||s||v signature")
-    return value
+    s, v = int.from_bytes(value[32:64], "big"), value[64]
+    if v not in (27, 28) or s > HALF_CURVE_ORDER:
+        raise InvalidCallArgument(f"{name} needs v in {{27, 28}} and a low s")
+    return (value[:32], ((v - 27) << 255 | s).to_bytes(32, "big"))
 
 
-def channel_id(opener: str, partner: str, salt: int) -> bytes:
-    """The id `openChannel` assigns: keccak256(abi.encode(opener, partner, salt))."""
+def channel_id(opener: str, partner: str, salt: int, opened_at: int) -> bytes:
+    """The id `openChannel` assigns: keccak256(abi.encode(opener, partner, salt, block timestamp))."""
     encoded = abi_encode(
-        ["address", "address", "uint256"],
-        [_address(opener, "opener"), _address(partner, "partner"), _uint(salt, "salt")],
+        ["address", "address", "uint256", "uint256"],
+        [_address(opener, "opener"), _address(partner, "partner"), _uint(salt, "salt"),
+         _uint(opened_at, "opened_at")],
     )
     return keccak(encoded)
 
@@ -128,7 +138,8 @@ class StoredProof:
         _uint(self.transferred_amount, "transferred_amount")
         _uint(self.locked_amount, "locked_amount")
         _bytes32(self.locks_root, "locks_root")
-        if self.nonce == 0 and (self.transferred_amount or self.locked_amount or self.locks_root != ZERO_ROOT):
+        empty = self.transferred_amount == 0 and self.locked_amount == 0 and self.locks_root == ZERO_ROOT
+        if self.nonce == 0 and not empty:
             raise InvalidCallArgument("a proof with nonce 0 stands for no proof: its fields must be zero")
 
     def as_abi(self) -> tuple[int, int, int, bytes]:
@@ -226,10 +237,10 @@ def settlement(state: ChannelState, closing: Closing) -> Settlement:
 
 
 def settled_commitment(state: ChannelState, closing: Closing) -> bytes:
-    """The slot after a unilateral settle: SETTLED, or what a later unlock needs when anything stays locked."""
+    """The slot after a unilateral settle: zero, or what a later unlock needs if anything stays locked."""
     result = settlement(state, closing)
     if result.locked1 == 0 and result.locked2 == 0:
-        return SETTLED
+        return ZERO_ROOT
     return keccak(abi_encode(
         ["address", "address", "uint256", "bytes32", "address", "uint256", "bytes32"],
         [state.token, state.participant1, result.locked1, closing.proof1.locks_root,
@@ -244,7 +255,9 @@ def _call(signature: str, types: Sequence[str], values: Sequence[Any]) -> bytes:
     return keccak(text=signature)[:4] + abi_encode(list(types), list(values))
 
 
-def encode_open_channel(partner: str, token: str, challenge_period: int, salt: int, deposit: int = 0) -> bytes:
+def encode_open_channel(
+    partner: str, token: str, challenge_period: int, salt: int, deposit: int = 0
+) -> bytes:
     """Calldata of openChannel; send `deposit` as value too when token is ETHER."""
     return _call(
         "openChannel(address,address,uint256,uint256,uint256)",
@@ -268,14 +281,16 @@ def encode_set_total_withdraw(
     cid: bytes, state: ChannelState, participant: str, total_withdraw: int, expiry: int, receiver: str,
     signature1: bytes, signature2: bytes,
 ) -> bytes:
-    """Calldata of setTotalWithdraw; signature1/2 are participant1's/participant2's Withdraw signatures."""
+    """Calldata of setTotalWithdraw; signature1/2 are participant1's/participant2's Withdraw signatures
+    (the sender's own may be b"": its transaction is its consent)."""
     state.is_first(participant)
     return _call(
-        f"setTotalWithdraw(bytes32,{CHANNEL_TUPLE},address,uint256,uint256,address,bytes,bytes)",
-        ["bytes32", CHANNEL_TUPLE, "address", "uint256", "uint256", "address", "bytes", "bytes"],
+        f"setTotalWithdraw(bytes32,{CHANNEL_TUPLE},address,uint256,uint256,address,{SIGNATURE_TUPLE},{SIGNATURE_TUPLE})",
+        ["bytes32", CHANNEL_TUPLE, "address", "uint256", "uint256", "address", SIGNATURE_TUPLE, SIGNATURE_TUPLE],
         [_bytes32(cid, "channel_id"), state.as_abi(), participant, _uint(total_withdraw, "total_withdraw"),
-         _uint(expiry, "expiry"), _address(receiver, "receiver"), _signature(signature1, "signature1"),
-         _signature(signature2, "signature2")],
+         _uint(expiry, "expiry"), _address(receiver, "receiver"),
+         _signature(signature1, "signature1", allow_empty=True),
+         _signature(signature2, "signature2", allow_empty=True)],
     )
 
 
@@ -285,8 +300,8 @@ def encode_close_channel(
     """Calldata of closeChannel (sent by a participant) with the partner's latest proof, or none."""
     signature = _signature(partner_signature, "partner_signature", allow_empty=partner_proof.nonce == 0)
     return _call(
-        f"closeChannel(bytes32,{CHANNEL_TUPLE},{PROOF_TUPLE},bytes)",
-        ["bytes32", CHANNEL_TUPLE, PROOF_TUPLE, "bytes"],
+        f"closeChannel(bytes32,{CHANNEL_TUPLE},{PROOF_TUPLE},{SIGNATURE_TUPLE})",
+        ["bytes32", CHANNEL_TUPLE, PROOF_TUPLE, SIGNATURE_TUPLE],
         [_bytes32(cid, "channel_id"), state.as_abi(), partner_proof.as_abi(), signature],
     )
 
@@ -298,8 +313,9 @@ def encode_update_balance_proof(
     """Calldata of updateBalanceProof. Without `partner_authorization` (the non-closer's
     BalanceProofUpdate signature) only the non-closing participant itself may send it."""
     return _call(
-        f"updateBalanceProof(bytes32,{CHANNEL_TUPLE},{CLOSING_TUPLE},{PROOF_TUPLE},bytes,bytes)",
-        ["bytes32", CHANNEL_TUPLE, CLOSING_TUPLE, PROOF_TUPLE, "bytes", "bytes"],
+        f"updateBalanceProof(bytes32,{CHANNEL_TUPLE},{CLOSING_TUPLE},{PROOF_TUPLE},{SIGNATURE_TUPLE},"
+        f"{SIGNATURE_TUPLE})",
+        ["bytes32", CHANNEL_TUPLE, CLOSING_TUPLE, PROOF_TUPLE, SIGNATURE_TUPLE, SIGNATURE_TUPLE],
         [_bytes32(cid, "channel_id"), state.as_abi(), closing.as_abi(), closer_proof.as_abi(),
          _signature(closer_signature, "closer_signature"),
          _signature(partner_authorization, "partner_authorization", allow_empty=True)],
@@ -318,13 +334,17 @@ def encode_cooperative_settle(
     cid: bytes, state: ChannelState, amount1: int, receiver1: str, amount2: int, receiver2: str,
     signature1: bytes, signature2: bytes,
 ) -> bytes:
-    """Calldata of cooperativeSettle; amount1 + amount2 must equal `state.held`."""
+    """Calldata of cooperativeSettle; amount1 + amount2 must equal `state.held`. The sender's own
+    signature may be b""."""
     return _call(
-        f"cooperativeSettle(bytes32,{CHANNEL_TUPLE},uint256,address,uint256,address,bytes,bytes)",
-        ["bytes32", CHANNEL_TUPLE, "uint256", "address", "uint256", "address", "bytes", "bytes"],
-        [_bytes32(cid, "channel_id"), state.as_abi(), _uint(amount1, "amount1"), _address(receiver1, "receiver1"),
-         _uint(amount2, "amount2"), _address(receiver2, "receiver2"), _signature(signature1, "signature1"),
-         _signature(signature2, "signature2")],
+        f"cooperativeSettle(bytes32,{CHANNEL_TUPLE},uint256,address,uint256,address,{SIGNATURE_TUPLE},"
+        f"{SIGNATURE_TUPLE})",
+        ["bytes32", CHANNEL_TUPLE, "uint256", "address", "uint256", "address", SIGNATURE_TUPLE,
+         SIGNATURE_TUPLE],
+        [_bytes32(cid, "channel_id"), state.as_abi(), _uint(amount1, "amount1"),
+         _address(receiver1, "receiver1"), _uint(amount2, "amount2"), _address(receiver2, "receiver2"),
+         _signature(signature1, "signature1", allow_empty=True),
+         _signature(signature2, "signature2", allow_empty=True)],
     )
 
 
@@ -491,11 +511,14 @@ def decode_event(log: Mapping[str, Any]) -> ChannelEvent:
         data_values = iter(abi_decode([item["type"] for item in plain], data, strict=True))
     except DecodingError as error:
         raise UnknownEvent(f"{cls.__name__} does not decode: {error}") from error
-    values = [next(topic_values) if item["indexed"] else next(data_values) for item in inputs]
-    return cls(*[to_checksum_address(v) if item["type"] == "address" else v for v, item in zip(values, inputs, strict=True)])
+    fields: list[Any] = []
+    for item in inputs:
+        value = next(topic_values) if item["indexed"] else next(data_values)
+        fields.append(to_checksum_address(value) if item["type"] == "address" else value)
+    return cls(*fields)
 
 
-# ---------------------------------------------------------------------------------------------- state from events
+# ---------------------------------------------------------------------------------- state from events
 
 
 @dataclass(frozen=True, slots=True)
@@ -527,7 +550,9 @@ def apply_event(channel: OnChainChannel | None, event: ChannelEvent) -> OnChainC
         state = ChannelState(event.participant1, event.participant2, event.token, event.challenge_period,
                              event.deposit1, event.deposit2)
         return OnChainChannel(event.channel_id, state)
-    if channel is None or isinstance(event, PayoutDeferred | PayoutClaimed) or event.channel_id != channel.channel_id:
+    if channel is None or isinstance(event, PayoutDeferred | PayoutClaimed):
+        raise UnknownEvent(f"{type(event).__name__} does not apply to a channel's state")
+    if event.channel_id != channel.channel_id:
         raise UnknownEvent(f"{type(event).__name__} does not apply to this channel")
     if channel.settled is not None or channel.cooperative:
         raise UnknownEvent(f"{type(event).__name__} after the channel was settled")
@@ -539,30 +564,142 @@ def apply_event(channel: OnChainChannel | None, event: ChannelEvent) -> OnChainC
 def _apply_while_open(channel: OnChainChannel, event: ChannelEvent) -> OnChainChannel:
     state = channel.state
     if isinstance(event, ChannelDeposit):
-        field = "deposit1" if state.is_first(event.participant) else "deposit2"
-        return _replace(channel, state=_replace(state, **{field: event.total_deposit}))
+        total = event.total_deposit
+        if state.is_first(event.participant):
+            return replace(channel, state=replace(state, deposit1=total))
+        return replace(channel, state=replace(state, deposit2=total))
     if isinstance(event, ChannelWithdraw):
-        field = "withdrawn1" if state.is_first(event.participant) else "withdrawn2"
-        return _replace(channel, state=_replace(state, **{field: event.total_withdraw}))
+        total = event.total_withdraw
+        if state.is_first(event.participant):
+            return replace(channel, state=replace(state, withdrawn1=total))
+        return replace(channel, state=replace(state, withdrawn2=total))
     if isinstance(event, ChannelClosed):
-        partner_is_first = not state.is_first(event.closer)
-        proofs = {"proof1" if partner_is_first else "proof2": event.proof}
-        return _replace(channel, closing=Closing(event.closer, event.settle_time, **proofs))
+        if state.is_first(event.closer):
+            closing = Closing(event.closer, event.settle_time, proof2=event.proof)
+        else:
+            closing = Closing(event.closer, event.settle_time, proof1=event.proof)
+        return replace(channel, closing=closing)
     if isinstance(event, ChannelCooperativelySettled):
-        return _replace(channel, cooperative=True)
+        return replace(channel, cooperative=True)
     raise UnknownEvent(f"{type(event).__name__} while the channel is open")
 
 
 def _apply_while_closed(channel: OnChainChannel, closing: Closing, event: ChannelEvent) -> OnChainChannel:
     if isinstance(event, BalanceProofUpdated) and event.signer == closing.closer:
-        field = "proof1" if channel.state.is_first(event.signer) else "proof2"
-        return _replace(channel, closing=_replace(closing, **{field: event.proof}))
+        if channel.state.is_first(event.signer):
+            return replace(channel, closing=replace(closing, proof1=event.proof))
+        return replace(channel, closing=replace(closing, proof2=event.proof))
     if isinstance(event, ChannelSettled):
-        return _replace(channel, settled=Settlement(event.amount1, event.locked1, event.amount2, event.locked2))
+        settled = Settlement(event.amount1, event.locked1, event.amount2, event.locked2)
+        return replace(channel, settled=settled)
     raise UnknownEvent(f"{type(event).__name__} while the channel is closed")
 
 
-def _replace(instance: Any, **changes: Any) -> Any:
-    from dataclasses import replace
+# ---------------------------------------------------------------------------------------------- reverts
 
-    return replace(instance, **changes)
+
+@cache
+def _error_table() -> dict[bytes, tuple[str, list[str]]]:
+    table = {}
+    for entry in abi():
+        if entry["type"] == "error":
+            selector = keccak(text=_signature_of(entry))[:4]
+            table[selector] = (entry["name"], [item["type"] for item in entry["inputs"]])
+    return table
+
+
+def decode_revert(data: bytes) -> ContractRevert:
+    """The contract's custom error in revert data; UnknownEvent-free: unknown data gives name "Unknown"."""
+    if len(data) >= 4 and data[:4] in _error_table():
+        name, types = _error_table()[data[:4]]
+        try:
+            values = abi_decode(types, data[4:], strict=True)
+        except DecodingError:
+            return ContractRevert("Unknown", (data,))
+        return ContractRevert(name, tuple(to_checksum_address(v) if t == "address" else v
+                                          for v, t in zip(values, types, strict=True)))
+    return ContractRevert("Unknown", (data,))
+
+
+# ---------------------------------------------------------------------------------------------- EIP-712
+# Full typed-data documents (proto/eip712.md) for eth_account's encode_typed_data; the contract's
+# *Digest views return the same digests.
+
+_DOMAIN_FIELDS = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
+_PROOF_FIELDS = [
+    {"name": "channelId", "type": "bytes32"},
+    {"name": "nonce", "type": "uint256"},
+    {"name": "transferredAmount", "type": "uint256"},
+    {"name": "lockedAmount", "type": "uint256"},
+    {"name": "locksRoot", "type": "bytes32"},
+]
+_MESSAGE_FIELDS: dict[str, list[dict[str, str]]] = {
+    "BalanceProof": _PROOF_FIELDS,
+    "BalanceProofUpdate": _PROOF_FIELDS,
+    "Withdraw": [
+        {"name": "channelId", "type": "bytes32"},
+        {"name": "participant", "type": "address"},
+        {"name": "totalWithdraw", "type": "uint256"},
+        {"name": "expiry", "type": "uint256"},
+        {"name": "receiver", "type": "address"},
+    ],
+    "CooperativeSettle": [
+        {"name": "channelId", "type": "bytes32"},
+        {"name": "participant1", "type": "address"},
+        {"name": "amount1", "type": "uint256"},
+        {"name": "receiver1", "type": "address"},
+        {"name": "participant2", "type": "address"},
+        {"name": "amount2", "type": "uint256"},
+        {"name": "receiver2", "type": "address"},
+    ],
+}
+
+
+def typed_data(primary_type: str, chain_id: int, contract: str, message: Mapping[str, Any]) -> dict[str, Any]:
+    """An EIP-712 document of one of the four channeld types, bound to (chain_id, contract)."""
+    if primary_type not in _MESSAGE_FIELDS:
+        raise InvalidCallArgument(f"unknown EIP-712 type {primary_type!r}")
+    return {
+        "types": {"EIP712Domain": _DOMAIN_FIELDS, primary_type: _MESSAGE_FIELDS[primary_type]},
+        "primaryType": primary_type,
+        "domain": {"name": "channeld", "version": "1", "chainId": _uint(chain_id, "chain_id"),
+                   "verifyingContract": _address(contract, "contract")},
+        "message": dict(message),
+    }
+
+
+def balance_proof_typed_data(
+    chain_id: int, contract: str, cid: bytes, proof: StoredProof, *, update: bool = False
+) -> dict[str, Any]:
+    """BalanceProof (signed by the sender), or with update=True the BalanceProofUpdate that the
+    recipient signs to let a watchtower submit the proof after its partner closed."""
+    message = {"channelId": _bytes32(cid, "channel_id"), "nonce": proof.nonce,
+               "transferredAmount": proof.transferred_amount, "lockedAmount": proof.locked_amount,
+               "locksRoot": proof.locks_root}
+    return typed_data("BalanceProofUpdate" if update else "BalanceProof", chain_id, contract, message)
+
+
+def withdraw_typed_data(
+    chain_id: int, contract: str, cid: bytes, participant: str, total_withdraw: int, expiry: int,
+    receiver: str,
+) -> dict[str, Any]:
+    message = {"channelId": _bytes32(cid, "channel_id"), "participant": _address(participant, "participant"),
+               "totalWithdraw": _uint(total_withdraw, "total_withdraw"), "expiry": _uint(expiry, "expiry"),
+               "receiver": _address(receiver, "receiver")}
+    return typed_data("Withdraw", chain_id, contract, message)
+
+
+def cooperative_settle_typed_data(
+    chain_id: int, contract: str, cid: bytes, state: ChannelState, amount1: int, receiver1: str,
+    amount2: int, receiver2: str,
+) -> dict[str, Any]:
+    message = {"channelId": _bytes32(cid, "channel_id"), "participant1": state.participant1,
+               "amount1": _uint(amount1, "amount1"), "receiver1": _address(receiver1, "receiver1"),
+               "participant2": state.participant2, "amount2": _uint(amount2, "amount2"),
+               "receiver2": _address(receiver2, "receiver2")}
+    return typed_data("CooperativeSettle", chain_id, contract, message)

@@ -16,9 +16,13 @@ interface IERC20Minimal {
 /// Commitments (preimage lengths differ, so one kind can never pass for another):
 ///   open:    keccak256(abi.encode(Channel))                   8 words
 ///   closed:  keccak256(abi.encode(Channel, Closing))         18 words
-///   settled: SETTLED when nothing stays locked, else keccak256(abi.encode(token, participant1,
-///            locked1, locksRoot1, participant2, locked2, locksRoot2)), 7 words, kept for a later unlock.
-/// A settled slot is never zero again, so a channel id can never be reused.
+///   settled: after a cooperative settle, SETTLED; after a unilateral settle, zero (the refund pays for
+///            a good part of the settle) when nothing stays locked, else keccak256(abi.encode(token,
+///            participant1, locked1, locksRoot1, participant2, locked2, locksRoot2)), 7 words, kept for a
+///            later unlock.
+/// Channel ids never repeat: an id hashes the opener, the partner, a salt and the opening block's
+/// timestamp; a slot is non-zero from its opening until a unilateral settle, which comes strictly later
+/// than the opening second, so no later opening can hash to a cleared id.
 contract ChannelHub {
     /// @dev The state a caller passes in; participant1 is the lower address.
     struct Channel {
@@ -48,6 +52,13 @@ contract ChannelHub {
         Proof proof2;
     }
 
+    /// @dev A 65-byte r || s || v signature in EIP-2098 compact form: vs = (v - 27) << 255 | s.
+    /// All zero stands for "no signature" where the signer sends the transaction itself.
+    struct Signature {
+        bytes32 r;
+        bytes32 vs;
+    }
+
     bytes32 public constant SETTLED = bytes32(uint256(1));
 
     bytes32 private constant DOMAIN_TYPEHASH =
@@ -66,6 +77,7 @@ contract ChannelHub {
     );
     // Signatures with s above half the curve order are malleable twins of valid ones (EIP-2).
     uint256 private constant HALF_CURVE_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0;
+    uint256 private constant HALF_CURVE_MASK = (1 << 255) - 1;
 
     uint256 public immutable minChallengePeriod;
     uint256 public immutable maxChallengePeriod;
@@ -77,7 +89,7 @@ contract ChannelHub {
     /// @notice Payouts whose transfer failed at settle, claimable by their recipient.
     mapping(address token => mapping(address recipient => uint256 amount)) public unclaimed;
 
-    bool private transient entered;
+    uint256 private transient entered;
 
     event ChannelOpened(
         bytes32 indexed channelId,
@@ -148,10 +160,10 @@ contract ChannelHub {
     error Reentrancy();
 
     modifier nonReentrant() {
-        if (entered) revert Reentrancy();
-        entered = true;
+        if (entered != 0) revert Reentrancy();
+        entered = 1;
         _;
-        entered = false;
+        entered = 0;
     }
 
     constructor(uint256 minChallengePeriod_, uint256 maxChallengePeriod_) {
@@ -167,7 +179,7 @@ contract ChannelHub {
     // ------------------------------------------------------------------ lifecycle
 
     /// @notice Open a channel with `partner`; `deposit` (may be zero) is the opener's first total deposit.
-    /// The id is keccak256(abi.encode(opener, partner, salt)): the opener picks a fresh salt per channel.
+    /// The id is keccak256(abi.encode(opener, partner, salt, block.timestamp)), also in ChannelOpened.
     function openChannel(address partner, address token, uint256 challengePeriod, uint256 salt, uint256 deposit)
         external
         payable
@@ -178,7 +190,7 @@ contract ChannelHub {
         if (challengePeriod < minChallengePeriod || challengePeriod > maxChallengePeriod) {
             revert ChallengePeriodOutOfBounds(challengePeriod);
         }
-        channelId = channelIdOf(msg.sender, partner, salt);
+        channelId = channelIdOf(msg.sender, partner, salt, block.timestamp);
         if (channels[channelId] != 0) revert ChannelExists(channelId);
         Channel memory ch;
         ch.token = token;
@@ -218,7 +230,8 @@ contract ChannelHub {
     }
 
     /// @notice Pay `participant`'s withdrawal up to `totalWithdraw` to `receiver` without closing.
-    /// Both participants sign Withdraw(channelId, participant, totalWithdraw, expiry, receiver).
+    /// Both participants sign Withdraw(channelId, participant, totalWithdraw, expiry, receiver); the one
+    /// sending the transaction may pass an empty signature instead of its own.
     function setTotalWithdraw(
         bytes32 channelId,
         Channel calldata ch,
@@ -226,8 +239,8 @@ contract ChannelHub {
         uint256 totalWithdraw,
         uint256 expiry,
         address receiver,
-        bytes calldata signature1,
-        bytes calldata signature2
+        Signature calldata signature1,
+        Signature calldata signature2
     ) external nonReentrant {
         _checkOpen(channelId, ch);
         if (block.timestamp > expiry) revert WithdrawExpired(expiry);
@@ -246,8 +259,8 @@ contract ChannelHub {
         uint256 available = _held(ch);
         if (amount > available) revert WithdrawExceedsChannel(amount, available);
         bytes32 digest = withdrawDigest(channelId, participant, totalWithdraw, expiry, receiver);
-        _checkSigner(digest, signature1, ch.participant1);
-        _checkSigner(digest, signature2, ch.participant2);
+        _checkConsent(digest, signature1, ch.participant1);
+        _checkConsent(digest, signature2, ch.participant2);
         channels[channelId] = keccak256(abi.encode(next));
         emit ChannelWithdraw(channelId, participant, totalWithdraw, receiver);
         _send(ch.token, receiver, amount);
@@ -258,7 +271,7 @@ contract ChannelHub {
         bytes32 channelId,
         Channel calldata ch,
         Proof calldata partnerProof,
-        bytes calldata partnerSignature
+        Signature calldata partnerSignature
     ) external nonReentrant {
         _checkOpen(channelId, ch);
         address partner;
@@ -296,8 +309,8 @@ contract ChannelHub {
         Channel calldata ch,
         Closing calldata closing,
         Proof calldata closerProof,
-        bytes calldata closerSignature,
-        bytes calldata partnerAuthorization
+        Signature calldata closerSignature,
+        Signature calldata partnerAuthorization
     ) external nonReentrant {
         _checkClosed(channelId, ch, closing);
         if (block.timestamp > closing.settleTime) revert ChallengePeriodOver(closing.settleTime);
@@ -330,7 +343,7 @@ contract ChannelHub {
         if (block.timestamp <= closing.settleTime) revert ChallengePeriodNotOver(closing.settleTime);
         (uint256 amount1, uint256 locked1, uint256 amount2, uint256 locked2) = settlement(ch, closing);
         channels[channelId] = locked1 == 0 && locked2 == 0
-            ? SETTLED
+            ? bytes32(0)
             : keccak256(
                 abi.encode(
                     ch.token,
@@ -347,7 +360,8 @@ contract ChannelHub {
         _payOrDefer(ch.token, ch.participant2, amount2);
     }
 
-    /// @notice Settle at once on payouts both participants signed; they must add up to all the channel holds.
+    /// @notice Settle at once on payouts both participants signed; they must add up to all the channel
+    /// holds. The participant sending the transaction may pass an empty signature instead of its own.
     function cooperativeSettle(
         bytes32 channelId,
         Channel calldata ch,
@@ -355,8 +369,8 @@ contract ChannelHub {
         address receiver1,
         uint256 amount2,
         address receiver2,
-        bytes calldata signature1,
-        bytes calldata signature2
+        Signature calldata signature1,
+        Signature calldata signature2
     ) external nonReentrant {
         _checkOpen(channelId, ch);
         if (receiver1 == address(0) || receiver2 == address(0)) revert InvalidReceiver();
@@ -367,8 +381,8 @@ contract ChannelHub {
         bytes32 digest = cooperativeSettleDigest(
             channelId, ch.participant1, amount1, receiver1, ch.participant2, amount2, receiver2
         );
-        _checkSigner(digest, signature1, ch.participant1);
-        _checkSigner(digest, signature2, ch.participant2);
+        _checkConsent(digest, signature1, ch.participant1);
+        _checkConsent(digest, signature2, ch.participant2);
         channels[channelId] = SETTLED;
         emit ChannelCooperativelySettled(channelId, amount1, receiver1, amount2, receiver2);
         _payOrDefer(ch.token, receiver1, amount1);
@@ -387,8 +401,12 @@ contract ChannelHub {
 
     // ------------------------------------------------------------------ views
 
-    function channelIdOf(address opener, address partner, uint256 salt) public pure returns (bytes32) {
-        return keccak256(abi.encode(opener, partner, salt));
+    function channelIdOf(address opener, address partner, uint256 salt, uint256 openedAt)
+        public
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(opener, partner, salt, openedAt));
     }
 
     function domainSeparator() public view returns (bytes32) {
@@ -502,7 +520,7 @@ contract ChannelHub {
         }
     }
 
-    function _checkProof(bytes32 channelId, Proof calldata proof, bytes calldata signature, address signer)
+    function _checkProof(bytes32 channelId, Proof calldata proof, Signature calldata signature, address signer)
         private
         view
     {
@@ -535,13 +553,19 @@ contract ChannelHub {
         );
     }
 
-    function _checkSigner(bytes32 digest, bytes calldata signature, address expected) private pure {
-        if (signature.length != 65) revert InvalidSignature();
-        bytes32 r = bytes32(signature[0:32]);
-        bytes32 s = bytes32(signature[32:64]);
-        uint8 v = uint8(signature[64]);
-        if (uint256(s) > HALF_CURVE_ORDER || (v != 27 && v != 28)) revert InvalidSignature();
-        address recovered = ecrecover(digest, v, r, s);
+    /// @dev The participant who sends the transaction has consented by signing it: its own signature
+    /// may then be all zero (one ecrecover saved).
+    function _checkConsent(bytes32 digest, Signature calldata signature, address participant) private view {
+        if (signature.r == 0 && signature.vs == 0 && msg.sender == participant) return;
+        _checkSigner(digest, signature, participant);
+    }
+
+    function _checkSigner(bytes32 digest, Signature calldata signature, address expected) private pure {
+        uint256 vs = uint256(signature.vs);
+        uint256 s = vs & HALF_CURVE_MASK;
+        // Only low-s signatures can be written compactly, so no malleable twin gets through.
+        if (s > HALF_CURVE_ORDER) revert InvalidSignature();
+        address recovered = ecrecover(digest, uint8(27 + (vs >> 255)), signature.r, bytes32(s));
         if (recovered == address(0)) revert InvalidSignature();
         if (recovered != expected) revert WrongSigner(expected, recovered);
     }

@@ -1,4 +1,4 @@
-"""Compile the contracts with the repo's pinned solc (npm package, standard JSON) and write the committed artifact.
+"""Compile the contracts with the pinned solc (npm package, standard JSON); write the committed artifact.
 
     python -m channeld.contracts.build           # rewrite compiled.json
     python -m channeld.contracts.build --check   # exit 1 if compiled.json differs from the sources
@@ -52,7 +52,7 @@ def solc_package() -> Path:
     override = os.environ.get("CHANNELD_SOLC_PACKAGE")
     path = Path(override) if override else REPO / ".tools" / "node_modules" / "solc"
     if not (path / "package.json").exists():
-        raise ConfigError(f"the solc npm package is not at {path}: run `make setup` or set CHANNELD_SOLC_PACKAGE")
+        raise ConfigError(f"no solc npm package at {path}: run `make setup` or set CHANNELD_SOLC_PACKAGE")
     return path
 
 

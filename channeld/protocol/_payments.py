@@ -62,7 +62,7 @@ def handle_action_pay(state: ChannelState, action: ActionPay, signer: Signer) ->
         raise IllegalAction(f"payment amount must be a positive integer, got {action.amount!r}")
     our = state.our
     transferred = our.transferred + action.amount
-    if transferred >= UINT256_LIMIT or balance(our, state.partner, transferred=transferred) < 0:
+    if transferred >= UINT256_LIMIT:
         raise NotEnoughCapacity(f"cannot pay {action.amount}: our balance is {state.our_balance()}")
     proof = sign_our_proof(state, signer, our.nonce + 1, transferred, our.locked, locks_root_of(our.proof))
     payment = Payment(proof, action.payment_id, action.amount, action.metadata)
@@ -107,7 +107,7 @@ def _hold(state: ChannelState, msg: Payment) -> Transition:
         if state.held[at] == msg:
             return state, []
         raise ConflictingProof(f"a different proof is already held for nonce {nonce}")
-    if nonce - state.partner.nonce > MAX_HELD_PROOFS:
+    if nonce > state.partner.nonce + 1 + MAX_HELD_PROOFS:
         raise NonceGapTooLarge(f"nonce {nonce} is more than {MAX_HELD_PROOFS} ahead of "
                                f"the next expected ({state.partner.nonce + 1})")
     held = (*state.held[:at], msg, *state.held[at:])

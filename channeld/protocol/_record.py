@@ -43,7 +43,7 @@ def _opt_bytes(value: Any) -> bytes | None:
 
 def to_record(state: ChannelState) -> bytes:
     settle = None if state.settle is None else _settle_fields(state.settle)
-    return msgpack.packb([  # type: ignore[no-any-return]
+    return msgpack.packb([
         SCHEMA_VERSION, state.chain_id, state.contract, state.channel_id, state.challenge_period,
         _side_fields(state.our), _side_fields(state.partner), state.partner_public_key,
         int(state.status), state.now, state.closer, state.settle_deadline, state.settle_submitted,

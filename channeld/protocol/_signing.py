@@ -95,7 +95,8 @@ class Signer:
     __slots__ = ("_key", "address", "public_key")
 
     def __init__(self, secret: bytes) -> None:
-        if type(secret) is not bytes or len(secret) != 32 or not 0 < int.from_bytes(secret, "big") < SECP256K1_N:
+        valid = type(secret) is bytes and len(secret) == 32
+        if not valid or not 0 < int.from_bytes(secret, "big") < SECP256K1_N:
             raise LocalFault("a private key is 32 bytes, a number in [1, n-1]")
         self._key = PrivateKey(secret)
         self.public_key = self._key.public_key.format(compressed=False)

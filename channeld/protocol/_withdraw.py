@@ -43,7 +43,8 @@ def _terms_problem(state: ChannelState, side: Side, total: int, expiry: int) -> 
 
 def _capacity_problem(side: Side, other: Side, total: int) -> str | None:
     if balance(side, other, withdrawn=total) < 0:
-        return f"total withdraw {total} exceeds what the participant holds ({balance(side, other, withdrawn=0)})"
+        holds = balance(side, other, withdrawn=0)
+        return f"total withdraw {total} exceeds what the participant holds ({holds})"
     return None
 
 
@@ -81,9 +82,7 @@ def handle_withdraw_request(state: ChannelState, msg: WithdrawRequest, signer: S
     if msg.participant != state.partner.address:
         raise WrongChannel("a withdraw request must be for the requester's own deposit")
     pending = state.partner.withdraw
-    if pending is not None and pending.participant_signature == msg.signature and (
-            pending.total_withdraw, pending.expiry, pending.receiver)
-            == (msg.total_withdraw, msg.expiry, msg.receiver)):
+    if pending is not None and _same_terms(pending, msg) and pending.participant_signature == msg.signature:
         return state, [Send(_countersignature(state, pending, signer))]
     if state.settle is not None:
         raise BadWithdraw("a cooperative settle is in progress")
@@ -99,6 +98,11 @@ def handle_withdraw_request(state: ChannelState, msg: WithdrawRequest, signer: S
     return transition(state, new, [Send(_countersignature(state, terms, signer))])
 
 
+def _same_terms(terms: WithdrawTerms, msg: WithdrawRequest | WithdrawSignature) -> bool:
+    return (terms.participant, terms.total_withdraw, terms.expiry, terms.receiver) == (
+        msg.participant, msg.total_withdraw, msg.expiry, msg.receiver)
+
+
 def _countersignature(state: ChannelState, terms: WithdrawTerms, signer: Signer) -> WithdrawSignature:
     assert terms.partner_signature is not None  # set when the terms were accepted
     return WithdrawSignature(state.chain_id, state.contract, state.channel_id, terms.participant,
@@ -108,8 +112,7 @@ def _countersignature(state: ChannelState, terms: WithdrawTerms, signer: Signer)
 def handle_withdraw_signature(state: ChannelState, msg: WithdrawSignature, signer: Signer) -> Transition:
     check_binding(state, msg.chain_id, msg.contract, msg.channel_id)
     ours = state.our.withdraw
-    if ours is None or msg.participant != state.our.address or (
-            ours.total_withdraw, ours.expiry, ours.receiver) != (msg.total_withdraw, msg.expiry, msg.receiver):
+    if ours is None or not _same_terms(ours, msg):
         raise BadWithdraw("the countersigned terms are not our pending withdraw request")
     if ours.partner_signature == msg.signature:
         return state, []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import NoReturn
 
 import coincurve
 import trio
@@ -119,6 +120,7 @@ class PeerConnection:
         self._receive_guard = trio.Lock()
         self._bucket = _TokenBucket(limits.max_messages_per_second)
         self._closed = False
+        self.failure: TransportError | None = None
         self._sent = self._received = self._bytes_sent = self._bytes_received = 0
 
     def __repr__(self) -> str:
@@ -140,11 +142,9 @@ class PeerConnection:
                 try:
                     await self._stream.send_all(frame)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    await self.aclose()
-                    raise ConnectionClosed(f"{self!r} is closed") from None
+                    await self._fail(ConnectionClosed(f"{self!r} is closed"))
             if scope.cancelled_caught:
-                await self.aclose()
-                raise PeerTimeout(f"{self!r} did not read for {self.limits.send_timeout}s")
+                await self._fail(PeerTimeout(f"{self!r} did not read for {self.limits.send_timeout}s"))
         self._sent += 1
         self._bytes_sent += len(frame)
 
@@ -156,15 +156,21 @@ class PeerConnection:
             self._check_open()
             try:
                 message = await self._next_message()
-            except TransportError:
+            except TransportError as exc:
                 # Cancellation is harmless (partial frames stay buffered); a peer fault is final.
-                await self.aclose()
-                raise
+                await self._fail(exc)
         if not self._bucket.take():
-            await self.aclose()
-            raise RateLimited(f"{self!r} sent more than {self.limits.max_messages_per_second} messages/s")
+            rate = self.limits.max_messages_per_second
+            await self._fail(RateLimited(f"{self!r} sent over {rate} messages/s"))
         self._received += 1
         return message
+
+    async def _fail(self, exc: TransportError) -> NoReturn:
+        # Recorded before the close, so a task woken by the close can report the real cause.
+        if self.failure is None:
+            self.failure = exc
+        await self.aclose()
+        raise exc
 
     async def _next_message(self) -> bytes:
         while True:
@@ -189,7 +195,7 @@ class PeerConnection:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise ConnectionClosed(f"{self!r} is closed")
+            raise ConnectionClosed(f"{self!r} is closed") from self.failure
 
 
 async def open_handshake(
@@ -197,8 +203,8 @@ async def open_handshake(
     peer_address: str, remote_node_id: bytes | None = None,
 ) -> PeerConnection:
     """Run the handshake under `handshake_timeout`; on any failure the stream is closed."""
-    hs = HandshakeState(role, local_key, remote_node_id)
     try:
+        hs = HandshakeState(role, local_key, remote_node_id)
         with trio.fail_after(limits.handshake_timeout):
             if role is Role.INITIATOR:
                 await handshake_as_initiator(stream, hs)

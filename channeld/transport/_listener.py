@@ -44,7 +44,8 @@ class Listener:
     Connections beyond `max_connections` are closed at once; handshakes beyond
     `max_concurrent_handshakes` wait for a slot (the wait counts against `handshake_timeout`). A handshake
     that fails or times out is logged once and closed. When the handler returns or raises, the connection
-    is closed; a `PeerFault` escaping the handler is logged, anything else is a bug and propagates.
+    is closed; a `PeerFault` escaping the handler is logged, any other exception is logged as a bug with
+    its traceback, and the listener keeps serving.
     """
 
     def __init__(
@@ -114,6 +115,9 @@ class Listener:
             pass
         except PeerFault as exc:
             log.info("dropped %r: %s", connection, exc)
+        except Exception:
+            # A bug while serving one peer must not take the listener (and every other peer) down.
+            log.exception("bug while serving %r; connection dropped", connection)
         finally:
             await connection.aclose()
 

@@ -146,6 +146,9 @@ class SessionManager:
         except PeerFault as exc:
             log.info("session handler dropped %r: %s", session, exc)
             session.close(exc)
+        except Exception as exc:
+            log.exception("bug in the session handler for %r; session dropped", session)
+            session.close(exc)
 
     def _notify(self) -> None:
         self._changed.set()

@@ -38,8 +38,6 @@ class ErrorCode(enum.IntEnum):
     MALFORMED_MESSAGE = 1
     INIT_EXPECTED = 2
     UNEXPECTED_INIT = 3
-    RATE_LIMITED = 4
-    SHUTTING_DOWN = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +148,8 @@ class Session:
         self.close()
 
     def _record_failure(self, exc: PeerFault) -> None:
+        if isinstance(exc, ConnectionClosed) and self.connection.failure is not None:
+            exc = self.connection.failure  # the close was our reaction to this
         if self.close_reason is None:
             self.close_reason = exc
             if not isinstance(exc, ConnectionClosed):
@@ -172,6 +172,7 @@ class Session:
         elif isinstance(message, Pong):
             self._pongs += 1
         elif isinstance(message, Init):
+            await _send_error(self.connection, ErrorCode.UNEXPECTED_INIT, "init sent twice")
             raise PayloadError("init sent twice")
         else:
             await self._recv_in.send(message)
@@ -197,11 +198,10 @@ class Session:
 
 
 async def establish_session(connection: PeerConnection, local_init: Init) -> Session:
-    """Exchange `Init` (ours first) within the handshake timeout; a peer that opens otherwise is dropped."""
+    """Exchange `Init` within the handshake timeout; a peer that opens with anything else is dropped."""
     try:
         with trio.fail_after(connection.limits.handshake_timeout):
-            await connection.send(encode(local_init))
-            first = decode(await connection.receive())
+            first = decode(await _exchange_inits(connection, encode(local_init)))
     except trio.TooSlowError:
         await connection.aclose()
         raise PeerTimeout(f"{connection!r} sent no init within the handshake timeout") from None
@@ -211,15 +211,39 @@ async def establish_session(connection: PeerConnection, local_init: Init) -> Ses
     if not isinstance(first, Init):
         name = type(first).__name__
         await _refuse(connection, ErrorCode.INIT_EXPECTED, f"first message must be init, got {name}")
-        raise PayloadError(f"{connection!r} opened with {type(first).__name__}, not init")
+        raise PayloadError(f"{connection!r} opened with {name}, not init")
     return Session(connection, first)
+
+
+async def _exchange_inits(connection: PeerConnection, local_init: bytes) -> bytes:
+    # Send and receive at once: if both sides only wrote first, full socket buffers could deadlock them.
+    failures: list[TransportError] = []
+    received: list[bytes] = []
+
+    async def send_ours() -> None:
+        try:
+            await connection.send(local_init)
+        except TransportError as exc:
+            failures.append(exc)
+            nursery.cancel_scope.cancel()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(send_ours)
+        try:
+            received.append(await connection.receive())
+        except TransportError as exc:
+            failures.append(exc)
+            nursery.cancel_scope.cancel()
+    if failures:
+        raise failures[0]
+    return received[0]
 
 
 async def _send_error(connection: PeerConnection, code: ErrorCode, text: str) -> None:
     """Best effort, written directly: the peer is being dropped and our writer may be gone already."""
     with trio.move_on_after(1.0), contextlib.suppress(TransportError):
         clipped = text.encode("utf-8", "replace")[:1024].decode("utf-8", "ignore")
-        await connection.send(encode(Error(channel_id=ZERO32, code=code, text=clipped)))
+        await connection.send(encode(Error(channel_id=ZERO32, code=int(code), text=clipped)))
 
 
 async def _refuse(connection: PeerConnection, code: ErrorCode, text: str) -> None:

@@ -80,7 +80,9 @@ def test_ranges_are_bounded_and_start_at_the_deploy_block(
     assert ledger.ids == [1, 2]
 
 
-def test_logs_wait_for_confirmations(backend: ChainBackend, account: LocalAccount, emitter: Deployment) -> None:
+def test_logs_wait_for_confirmations(
+    backend: ChainBackend, account: LocalAccount, emitter: Deployment
+) -> None:
     sender = TransactionSender(backend, account)
     ledger = Ledger()
     follower = EventFollower(backend, emitter.address, MemoryCursorStore(), emitter.block, confirmations=3)

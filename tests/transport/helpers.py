@@ -27,10 +27,16 @@ async def connection_pair(
     limits: TransportLimits | None = None,
     initiator_key: coincurve.PrivateKey = ALICE,
     responder_key: coincurve.PrivateKey = BOB,
+    lockstep: bool = False,
 ) -> tuple[PeerConnection, PeerConnection]:
-    """Two authenticated connections over an in-memory stream pair (works with the autojump clock)."""
+    """Two authenticated connections over an in-memory stream pair (works with the autojump clock).
+
+    `lockstep` streams have no buffer at all: a write waits until the other side reads, like a TCP
+    connection whose windows are full, which is what back-pressure tests need.
+    """
     limits = limits or TransportLimits()
-    left, right = trio.testing.memory_stream_pair()
+    pair = trio.testing.lockstep_stream_pair if lockstep else trio.testing.memory_stream_pair
+    left, right = pair()
     result: dict[str, PeerConnection] = {}
 
     async def initiate() -> None:
@@ -75,7 +81,10 @@ class RawClient:
 
     async def send_message(self, payload: bytes) -> None:
         assert self.codec is not None
-        await self.stream.send_all(self.codec.encrypt(payload))
+        try:
+            await self.stream.send_all(self.codec.encrypt(payload))
+        except trio.BrokenResourceError:
+            raise EOFError("reset by peer") from None
 
     async def receive_message(self) -> bytes:
         """The next message, or EOFError when the other side hung up."""

@@ -1,0 +1,309 @@
+"""`make gas`: measure ChannelHub's gas on a fresh anvil, beside Raiden's TokenNetwork, and write
+docs/gas.json and docs/gas.md.
+
+Both contracts run the same sequence with the same TestToken and the same funding pattern (the one
+benchmarks/raiden_reference.py documents): before each measured step the participants A and B hold
+exactly the tokens the step takes from them, approved to the contract being measured, so every deposit
+empties its sender's balance and allowance and every payout lands on a zero balance. Each figure is the
+receipt's gasUsed. Where the gas goes is read from anvil's opcode trace of the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from channeld.chain.contract import ETHER, StoredProof  # noqa: E402
+from tests.contracts.hub import UINT256_MAX, Chain, Hub, Token, account  # noqa: E402
+from tests.tools import ANVIL, Anvil, free_port  # noqa: E402
+
+KEYS = ("open", "open_with_deposit", "deposit", "close", "update", "settle", "cooperative_close", "withdraw",
+        "lifecycle_uncooperative", "lifecycle_cooperative")
+EXTRA_KEYS = ("open_with_deposit_first",)
+# At most this fraction of Raiden's figure (the brief's targets).
+TARGETS = {key: 0.6 for key in KEYS} | {"deposit": 0.85, "settle": 0.75}
+CHALLENGE_PERIOD = 120  # seconds, Raiden's settle timeout in the reference sequence
+ECRECOVER = 1
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """Where one transaction's gas went (the parts add up to gasUsed)."""
+
+    base: int
+    calldata: int
+    signatures: int
+    storage: int
+    token_calls: int
+    events: int
+    other: int
+    refund: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {"base": self.base, "calldata": self.calldata, "signatures": self.signatures,
+                "storage": self.storage, "token_calls": self.token_calls, "events": self.events,
+                "other": self.other, "refund": -self.refund}
+
+
+def calldata_gas(data: bytes) -> int:
+    zeros = data.count(0)
+    return 4 * zeros + 16 * (len(data) - zeros)
+
+
+def breakdown(chain: Chain, receipt: dict[str, Any]) -> Breakdown:
+    """Attribute a transaction's gas from its opcode trace (anvil's debug_traceTransaction)."""
+    tx = chain.w3.eth.get_transaction(receipt["transactionHash"])
+    data = bytes(tx["input"])
+    trace = chain.rpc("debug_traceTransaction", [receipt["transactionHash"].to_0x_hex(),
+                                                 {"disableStorage": True, "disableMemory": True}])
+    steps = trace["structLogs"]
+    parts = {"signatures": 0, "storage": 0, "token_calls": 0, "events": 0}
+    for index, step in enumerate(steps):
+        if step["depth"] != 1:
+            continue
+        op = step["op"]
+        if op in ("SLOAD", "SSTORE"):
+            parts["storage"] += step["gasCost"]
+        elif op.startswith("LOG"):
+            parts["events"] += step["gasCost"]
+        elif op in ("CALL", "STATICCALL"):
+            after = next((s for s in steps[index + 1:] if s["depth"] == 1), None)
+            spent = step["gas"] - after["gas"] if after else step["gasCost"]
+            target = int(step["stack"][-2], 16)
+            parts["signatures" if target == ECRECOVER else "token_calls"] += spent
+    last = steps[-1]
+    executed = steps[0]["gas"] - (last["gas"] - last["gasCost"])
+    calldata = calldata_gas(data)
+    used = int(receipt["gasUsed"])
+    refund = max(21_000 + calldata + executed - used, 0)
+    other = executed - sum(parts.values())
+    return Breakdown(21_000, calldata, other=other, refund=refund, **parts)
+
+
+class Sequence:
+    """The reference sequence (benchmarks/raiden_reference.py) on a fresh ChannelHub, one token kind."""
+
+    def __init__(self, chain: Chain, token: Token | None) -> None:
+        self.chain = chain
+        self.token = token
+        self.d, self.a, self.b = account("gas D"), account("gas A"), account("gas B")
+        for party in (self.d, self.a, self.b):
+            chain.fund(party.address)
+        self.hub = Hub.deploy(chain, self.d.address)
+        self.asset = token.address if token else ETHER
+        self.gas: dict[str, int] = {}
+        self.receipts: dict[str, dict[str, Any]] = {}
+        self.salt = 0
+
+    def measure(self, step: str, run: Callable[[], dict[str, Any]]) -> None:
+        receipt = run()
+        self.gas[step] = int(receipt["gasUsed"])
+        self.receipts[step] = receipt
+
+    def hold_exactly(self, holder: str, amount: int) -> None:
+        """Leave `holder` with exactly `amount` tokens, approved to the hub if non-zero (not measured)."""
+        if self.token is None:
+            return
+        balance = self.token.balance(holder)
+        if balance > amount:
+            self.token.transfer(holder, self.d.address, balance - amount)
+        elif balance < amount:
+            self.token.mint(holder, amount - balance)
+        if amount > 0:
+            self.token.approve(holder, self.hub.address, amount)
+
+    def open(self, partner: str, deposit: int) -> bytes:
+        self.salt += 1
+        cid, receipt = self.hub.open(self.a.address, partner, self.asset, CHALLENGE_PERIOD, self.salt, deposit)
+        self.last = receipt
+        return cid
+
+    def expect(self, step: str, expected: dict[str, int]) -> None:
+        if self.token is None:
+            return
+        for holder, amount in expected.items():
+            held = self.token.balance(holder)
+            if held != amount:
+                raise RuntimeError(f"{step}: {holder} holds {held}, expected {amount}")
+
+    def run(self) -> dict[str, int]:
+        a, b, d = self.a.address, self.b.address, self.d.address
+        # Phase 1: brand-new hub, channel A-B opened with 100 and settled at once, 60/40.
+        self.hold_exactly(a, 100)
+        self.hold_exactly(b, 0)
+        self.measure("open_with_deposit_new_network", lambda: self._open_receipt(b, 100))
+        cid = self._cid
+        signature_b = self.hub.sign_cooperative(self.b, cid, *self._cooperative_args(cid, 60, 40))
+        self.measure("cooperative_close", lambda: self.hub.cooperative_settle(
+            a, cid, *self._cooperative_args(cid, 60, 40), b"", signature_b))
+        self.expect("cooperative_close", {a: 60, b: 40})
+        # Phase 2: channel A-D, the first deposit into an empty hub, then A withdraws 30.
+        self.hold_exactly(a, 100)
+        self.hold_exactly(b, 0)
+        self.measure("open_with_deposit_first", lambda: self._open_receipt(d, 100))
+        cid = self._cid
+        signature_d = self.hub.sign_withdraw(self.d, cid, a, 30, UINT256_MAX, a)
+        first = self.hub.view(cid).state.is_first(a)
+        signatures = (b"", signature_d) if first else (signature_d, b"")
+        self.measure("withdraw", lambda: self.hub.withdraw(a, cid, a, 30, UINT256_MAX, a, *signatures))
+        self.expect("withdraw", {a: 30})
+        # Phase 3: channel A-B, open, deposits by both, close, update, settle.
+        self.hold_exactly(a, 0)
+        self.measure("open", lambda: self._open_receipt(b, 0))
+        cid = self._cid
+        self.hold_exactly(a, 100)
+        self.measure("deposit_opener", lambda: self.hub.deposit(a, cid, a, 100))
+        self.hold_exactly(b, 50)
+        self.measure("deposit", lambda: self.hub.deposit(b, cid, b, 50))
+        proof_a, proof_b = StoredProof(5, 20), StoredProof(3, 5)
+        signature_pb = self.hub.sign_proof(self.b, cid, proof_b)
+        self.measure("close", lambda: self.hub.close(a, cid, proof_b, signature_pb))
+        signature_pa = self.hub.sign_proof(self.a, cid, proof_a)
+        self.measure("update", lambda: self.hub.update(b, cid, proof_a, signature_pa))
+        self.chain.advance(CHALLENGE_PERIOD + 1)
+        self.measure("settle", lambda: self.hub.settle(a, cid))
+        self.expect("settle", {a: 100 - 20 + 5, b: 50 + 20 - 5})
+        # Phase 4: channel A-B again while the hub holds tokens.
+        self.hold_exactly(a, 100)
+        self.hold_exactly(b, 0)
+        self.measure("open_with_deposit", lambda: self._open_receipt(b, 100))
+        gas = self.gas
+        gas["lifecycle_uncooperative"] = sum(
+            gas[step] for step in ("open", "deposit_opener", "deposit", "close", "update", "settle"))
+        gas["lifecycle_cooperative"] = gas["open_with_deposit_new_network"] + gas["cooperative_close"]
+        return {key: gas[key] for key in KEYS + EXTRA_KEYS}
+
+    def _open_receipt(self, partner: str, deposit: int) -> dict[str, Any]:
+        self._cid = self.open(partner, deposit)
+        return self.last
+
+    def _cooperative_args(self, cid: bytes, amount_a: int, amount_b: int) -> tuple[int, str, int, str]:
+        state = self.hub.view(cid).state
+        a, b = self.a.address, self.b.address
+        if state.is_first(a):
+            return amount_a, a, amount_b, b
+        return amount_b, b, amount_a, a
+
+
+class TracingAnvil(Anvil):
+    """An anvil that records opcode steps, which debug_traceTransaction needs for its structLogs."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.chain_id = 31337
+        args = [str(ANVIL), "--port", str(self.port), "--host", "127.0.0.1", "--silent", "--steps-tracing"]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._wait_ready()
+
+
+def measure_raiden(chain: Chain, token: Token) -> dict[str, int] | None:
+    try:
+        from benchmarks.raiden_reference import measure_raiden_gas
+    except ImportError as error:
+        print(f"note: Raiden comparison skipped (benchmarks/raiden_reference.py not usable: {error})")
+        return None
+    d, a, b = account("raiden D"), account("raiden A"), account("raiden B")
+    for party in (d, a, b):
+        chain.fund(party.address)
+    return measure_raiden_gas(chain.w3, token.address, [bytes(d.key), bytes(a.key), bytes(b.key)])
+
+
+def measure_all() -> dict[str, Any]:
+    anvil = TracingAnvil()
+    try:
+        chain = Chain(anvil.url)
+        eth = Sequence(chain, None)
+        eth_gas = eth.run()
+        deployer = account("gas D").address
+        token = Token.plain(chain, deployer)
+        erc20 = Sequence(chain, token)
+        erc20_gas = erc20.run()
+        where = {step: breakdown(chain, erc20.receipts[step]).as_dict()
+                 for step in ("open", "open_with_deposit", "deposit", "close", "update", "settle",
+                              "cooperative_close", "withdraw")}
+        raiden = measure_raiden(chain, token)
+    finally:
+        anvil.stop()
+    result: dict[str, Any] = dict(eth_gas)
+    result["erc20"] = erc20_gas
+    result["erc20_breakdown"] = where
+    if raiden is not None:
+        result["raiden"] = {key: raiden[key] for key in KEYS + EXTRA_KEYS if key in raiden}
+        result["ratio"] = {key: round(erc20_gas[key] / raiden[key], 3) for key in result["raiden"]}
+        result["target"] = TARGETS
+    return result
+
+
+def render_markdown(result: dict[str, Any]) -> str:
+    erc20, raiden, ratio = result["erc20"], result.get("raiden"), result.get("ratio")
+    lines = ["# Gas: ChannelHub beside Raiden's TokenNetwork", "", GAS_PREAMBLE, "",
+             "| operation | ETH | ERC-20 | Raiden | ratio | target |", "|---|---:|---:|---:|---:|---:|"]
+    for key in KEYS + EXTRA_KEYS:
+        theirs = f"{raiden[key]:,}" if raiden and key in raiden else "—"
+        share = f"{ratio[key]:.3f}" if ratio and key in ratio else "—"
+        target = f"≤ {TARGETS[key]}" if key in TARGETS else ""
+        lines.append(f"| {key} | {result[key]:,} | {erc20[key]:,} | {theirs} | {share} | {target} |")
+    if raiden is None:
+        lines += ["", "Raiden's figures are missing: benchmarks/raiden_reference.py could not run."]
+    lines += ["", "## Where the gas goes (ERC-20)", "", GAS_PARTS, "",
+              "| operation | base | calldata | signatures | storage | token calls | events | other | refund |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for step, parts in result["erc20_breakdown"].items():
+        cells = " | ".join(f"{value:,}" for value in parts.values())
+        lines.append(f"| {step} | {cells} |")
+    return "\n".join(lines + ["", GAS_DESIGN, ""])
+
+
+GAS_PREAMBLE = """Written by `make gas` (benchmarks/gas.py): a fresh anvil 1.7.1 (prague), both contracts driven
+through the same sequence with the same TestToken and the same funding pattern, documented in
+benchmarks/raiden_reference.py: before each step A and B hold exactly the tokens it takes, with exactly
+that allowance, so deposits empty a balance and payouts land on a zero balance (a fresh storage slot in
+the token, about 20,000 gas per payout, for both contracts). Figures are receipts' `gasUsed`, base cost
+included. `lifecycle_cooperative` is the first channel of a brand-new contract opened with a deposit plus
+its cooperative close; `lifecycle_uncooperative` is open + deposit by each side + close + update + settle.
+ChannelHub lets the participant who sends a withdraw or cooperative close omit its own signature (its
+transaction is its consent); Raiden checks both."""
+
+GAS_PARTS = """From the opcode trace of the measured transaction: *base* 21,000; *calldata* 4 gas per zero byte
+and 16 per other byte; *signatures* the ecrecover precompile calls; *storage* SLOAD and SSTORE of
+ChannelHub's own slots; *token calls* every call into the token (transferFrom, transfer, balanceOf,
+including the token's own storage and Transfer event); *events* ChannelHub's own logs; *other* the
+rest of the execution (ABI decoding, hashing the state, EIP-712 digests, checks); *refund* what
+clearing storage gave back (the token's emptied balance and allowance slots)."""
+
+GAS_DESIGN = """## Why it is this cheap
+
+One storage slot per channel holds keccak256 of the channel's whole state. Each call passes the state in
+calldata (cheap: a few hundred gas per word), the contract hashes it, compares with the slot, and
+writes the new hash: one cold SLOAD (2,100) and one SSTORE to a non-zero slot (2,900) per operation,
+where Raiden reads and writes several slots per participant. Opening pays the one unavoidable write of
+a fresh slot (22,100 cold); the channel id is keccak(opener, partner, salt), so no counter is written.
+A settled channel's slot keeps a non-zero tombstone (or, when something stays locked, the commitment a
+later unlock needs), so an id is never reused: that gives up the refund a cleared slot would earn.
+Events carry every field of the state, so a follower rebuilds it without reading storage."""
+
+
+def main() -> int:
+    result = measure_all()
+    docs = REPO / "docs"
+    docs.mkdir(exist_ok=True)
+    (docs / "gas.json").write_text(json.dumps(result, indent=1) + "\n")
+    (docs / "gas.md").write_text(render_markdown(result))
+    for key in KEYS:
+        theirs = result.get("raiden", {}).get(key)
+        print(f"{key:26} eth {result[key]:>9,}  erc20 {result['erc20'][key]:>9,}  raiden {theirs or '-':>9}"
+              f"  ratio {result.get('ratio', {}).get(key, '-')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""The channel machine's entry point: which input is legal in which status, and who handles it.
+
+`handle(state, input, signer)` returns `(new_state, effects)` or raises: a `PeerFault` for a partner's
+message that breaks a rule (`IllegalInput` if the status does not allow it at all), a `LocalFault` for
+our own caller's mistake. Either way the state passed in is untouched and nothing is to be done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from channeld.protocol._common import Transition, check_binding
+from channeld.protocol._errors import IllegalAction, IllegalInput, StateMismatch, WrongChannel
+from channeld.protocol._events import (
+    ActionClose,
+    ActionCooperativeSettle,
+    ActionPay,
+    ActionReconnected,
+    ActionTick,
+    ActionWithdraw,
+    ContractReceiveClosed,
+    ContractReceiveDeposit,
+    ContractReceiveProofUpdated,
+    ContractReceiveSettled,
+    ContractReceiveWithdraw,
+    Effect,
+    Send,
+)
+from channeld.protocol._payments import (
+    accept_up_to,
+    handle_action_pay,
+    handle_payment,
+    handle_payment_accepted,
+    handle_payment_refused,
+)
+from channeld.protocol._settle import (
+    handle_action_close,
+    handle_action_cooperative_settle,
+    handle_action_tick,
+    handle_closed,
+    handle_deposit,
+    handle_proof_updated,
+    handle_settle_request,
+    handle_settle_signature,
+    handle_settled,
+    handle_withdraw,
+    settle_request_of,
+)
+from channeld.protocol._signing import KnownKey, Signer
+from channeld.protocol._state import ChannelState, ChannelStatus, Side
+from channeld.protocol._withdraw import (
+    handle_action_withdraw,
+    handle_withdraw_request,
+    handle_withdraw_signature,
+    withdraw_request_of,
+)
+from channeld.wire import (
+    ChannelOpened,
+    Message,
+    Payment,
+    PaymentAccepted,
+    PaymentRefused,
+    Reestablish,
+    SettleRequest,
+    SettleSignature,
+    WithdrawRequest,
+    WithdrawSignature,
+)
+
+
+def handle_action_reconnected(state: ChannelState, action: ActionReconnected, signer: Signer) -> Transition:
+    """Tell the partner what we hold; resend our requests it may have missed."""
+    effects: list[Effect] = [Send(Reestablish(state.chain_id, state.contract, state.channel_id,
+                                              state.our.nonce, state.partner.nonce))]
+    for request in (withdraw_request_of(state), settle_request_of(state)):
+        if request is not None:
+            effects.append(Send(request))
+    return state, effects
+
+
+def handle_reestablish(state: ChannelState, msg: Reestablish, signer: Signer) -> Transition:
+    """The partner's view: our proofs it accepted are done; the rest are sent again in nonce order."""
+    check_binding(state, msg.chain_id, msg.contract, msg.channel_id)
+    if msg.received_nonce > state.our.nonce:
+        raise StateMismatch(f"partner claims our proof {msg.received_nonce}; our latest is {state.our.nonce}")
+    new, effects = accept_up_to(state, msg.received_nonce)
+    return new, effects + [Send(p) for p in new.in_flight]
+
+
+Handler = Callable[[ChannelState, Any, Signer], Transition]
+
+HANDLERS: dict[type, Handler] = {
+    ActionPay: handle_action_pay,
+    ActionWithdraw: handle_action_withdraw,
+    ActionCooperativeSettle: handle_action_cooperative_settle,
+    ActionClose: handle_action_close,
+    ActionReconnected: handle_action_reconnected,
+    ActionTick: handle_action_tick,
+    ContractReceiveDeposit: handle_deposit,
+    ContractReceiveWithdraw: handle_withdraw,
+    ContractReceiveClosed: handle_closed,
+    ContractReceiveProofUpdated: handle_proof_updated,
+    ContractReceiveSettled: handle_settled,
+    Payment: handle_payment,
+    PaymentAccepted: handle_payment_accepted,
+    PaymentRefused: handle_payment_refused,
+    WithdrawRequest: handle_withdraw_request,
+    WithdrawSignature: handle_withdraw_signature,
+    SettleRequest: handle_settle_request,
+    SettleSignature: handle_settle_signature,
+    Reestablish: handle_reestablish,
+}
+
+# the legal inputs per status; anything else raises, naming the status and the input
+TRANSITIONS: dict[ChannelStatus, frozenset[type]] = {
+    ChannelStatus.OPEN: frozenset(HANDLERS) - {ContractReceiveProofUpdated},
+    ChannelStatus.CLOSED: frozenset({
+        ActionTick, ContractReceiveProofUpdated, ContractReceiveSettled, PaymentAccepted, PaymentRefused,
+    }),
+    ChannelStatus.SETTLED: frozenset({ActionTick}),
+}
+
+
+def handle(state: ChannelState, event: object, signer: Signer) -> Transition:
+    """Apply one input to one channel: `(new_state, effects)`, or raise and change nothing."""
+    kind = type(event)
+    if kind not in TRANSITIONS[state.status]:
+        text = f"{kind.__name__} is not allowed while the channel is {state.status.name}"
+        if isinstance(event, Message):
+            raise IllegalInput(text)
+        raise IllegalAction(text)
+    return HANDLERS[kind](state, event, signer)
+
+
+def new_channel(chain_id: int, contract: bytes, channel_id: bytes, challenge_period: int,
+                our_address: bytes, partner_public_key: bytes) -> ChannelState:
+    """The state of a channel just opened on chain (deposits arrive as `ContractReceiveDeposit`)."""
+    partner = KnownKey(partner_public_key)
+    if partner.address == our_address:
+        raise IllegalAction("a channel needs two different participants")
+    return ChannelState(chain_id=chain_id, contract=contract, channel_id=channel_id,
+                        challenge_period=challenge_period, our=Side(our_address),
+                        partner=Side(partner.address), partner_public_key=partner.public_key)
+
+
+def announcement(state: ChannelState) -> ChannelOpened:
+    """The `ChannelOpened` message telling the partner about this channel."""
+    p1, p2 = state.participants
+    return ChannelOpened(state.chain_id, state.contract, state.channel_id, p1, p2, state.challenge_period)
+
+
+def check_announcement(state: ChannelState, msg: ChannelOpened) -> None:
+    """A partner's `ChannelOpened` matches the channel we saw on chain, or `WrongChannel`."""
+    check_binding(state, msg.chain_id, msg.contract, msg.channel_id)
+    if (msg.participant1, msg.participant2) != state.participants:
+        raise WrongChannel("announced participants are not this channel's")
+    if msg.challenge_period != state.challenge_period:
+        raise WrongChannel(f"announced challenge period {msg.challenge_period} is not "
+                           f"{state.challenge_period}")
+

@@ -1,0 +1,146 @@
+"""The audit chain: tampering with stored or exported entries is found at the right index."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import plyvel
+import pytest
+
+from channeld.store import AuditRecord, Batch, InvalidRecord, Store, verify_jsonl
+from channeld.store import _keys as keys
+from tests.store.helpers import NS, cid
+
+ENTRIES = 10
+
+
+def _record(n: int) -> AuditRecord:
+    return AuditRecord(NS, cid(n % 3), b"\x07" * 20, "payment_sent", -n, proof_hash=cid(100 + n),
+                       payment_id=cid(200 + n))
+
+
+def _fill(store_path: Path, clock_seconds: list[float] | None = None) -> None:
+    times = iter(clock_seconds or [float(n) for n in range(ENTRIES)])
+    with Store.open(store_path, clock=lambda: next(times)) as store:
+        for n in range(ENTRIES):
+            store.commit_sync(Batch().append_audit(_record(n)))
+
+
+def _raw(store_path: Path) -> plyvel.DB:
+    return plyvel.DB(str(store_path))
+
+
+def _verify(store_path: Path) -> tuple[bool, int | None]:
+    with Store.open(store_path) as store:
+        verdict = store.verify_audit()
+    return verdict.ok, verdict.first_bad
+
+
+def test_untouched_chain_verifies_and_records_who_what_when_which_proof(store_path: Path) -> None:
+    _fill(store_path)
+    with Store.open(store_path) as store:
+        verdict = store.verify_audit()
+        entries = list(store.iter_audit())
+    assert verdict.ok and verdict.entries == ENTRIES
+    assert entries[4].record == _record(4) and entries[4].timestamp_ms == 4000
+    assert entries[4].prev_hash == entries[3].hash
+
+
+def test_deleted_entry_is_reported_at_its_index(store_path: Path) -> None:
+    _fill(store_path)
+    with _raw(store_path) as db:
+        db.delete(keys.audit_key(4))
+    assert _verify(store_path) == (False, 4)
+
+
+def test_edited_entry_is_reported_at_its_index(store_path: Path) -> None:
+    _fill(store_path)
+    with _raw(store_path) as db:
+        entry = json.loads(db.get(keys.audit_key(6)))
+        entry["amount"] = 10**18
+        db.put(keys.audit_key(6), json.dumps(entry).encode())
+    assert _verify(store_path) == (False, 6)
+
+
+def test_edit_with_recomputed_hash_is_caught_by_the_next_link(store_path: Path) -> None:
+    from channeld.store._audit import decode_entry, seal
+
+    _fill(store_path)
+    with _raw(store_path) as db:
+        old = decode_entry(db.get(keys.audit_key(6)))
+        forged = seal(_record(999), old.seq, old.timestamp_ms, old.prev_hash)
+        db.put(keys.audit_key(6), forged.to_json())
+    assert _verify(store_path) == (False, 7)
+
+
+def test_reordered_entries_are_reported_at_the_first_swapped_index(store_path: Path) -> None:
+    _fill(store_path)
+    with _raw(store_path) as db:
+        two, five = db.get(keys.audit_key(2)), db.get(keys.audit_key(5))
+        db.put(keys.audit_key(2), five)
+        db.put(keys.audit_key(5), two)
+    assert _verify(store_path) == (False, 2)
+
+
+def test_truncated_tail_is_reported_at_the_first_missing_index(store_path: Path) -> None:
+    _fill(store_path)
+    with _raw(store_path) as db:
+        for seq in (8, 9):
+            db.delete(keys.audit_key(seq))
+    assert _verify(store_path) == (False, 8)
+
+
+def test_jsonl_export_verifies_offline_and_detects_tampering(store_path: Path) -> None:
+    _fill(store_path)
+    out = io.BytesIO()
+    with Store.open(store_path) as store:
+        assert store.export_audit(out) == ENTRIES
+    lines = out.getvalue().splitlines(keepends=True)
+    assert len(lines) == ENTRIES + 1
+    assert verify_jsonl(lines).ok
+    assert verify_jsonl(lines[:5] + lines[6:]).first_bad == 4  # line 0 is the header
+    assert verify_jsonl([*lines[:3], lines[4], lines[3], *lines[5:]]).first_bad == 2
+    edited = lines[:]
+    edited[8] = edited[8].replace(b'"kind":"payment_sent"', b'"kind":"payment_recvd"')
+    assert verify_jsonl(edited).first_bad == 7
+    assert verify_jsonl([*lines[:3], b"{not json\n", *lines[4:]]).first_bad == 2
+    with pytest.raises(InvalidRecord):
+        verify_jsonl([b'{"format":"something-else","version":1}\n'])
+
+
+def test_prune_by_age_keeps_the_rest_verifiable(store_path: Path) -> None:
+    _fill(store_path)
+    with Store.open(store_path) as store:
+        assert store.prune_audit(older_than_ms=6000) == 6
+        assert [e.seq for e in store.iter_audit()] == [6, 7, 8, 9]
+        assert store.audit_checkpoint().seq == 5
+        assert store.verify_audit().ok
+        store.commit_sync(Batch().append_audit(_record(10)))
+        out = io.BytesIO()
+        store.export_audit(out)
+    assert verify_jsonl(out.getvalue().splitlines()).ok
+    with _raw(store_path) as db:
+        db.delete(keys.audit_key(6))
+    assert _verify(store_path) == (False, 6)
+
+
+def test_pruning_everything_leaves_checkpoint_equal_to_head(store_path: Path) -> None:
+    _fill(store_path)
+    with Store.open(store_path) as store:
+        assert store.prune_audit(older_than_ms=10**15) == ENTRIES
+        assert store.audit_checkpoint() == store.audit_head()
+        assert store.verify_audit().ok
+        receipt = store.commit_sync(Batch().append_audit(_record(11)))
+        assert receipt.audit_seqs == (ENTRIES,)
+        assert store.verify_audit().ok
+
+
+def test_audit_record_validates_its_fields() -> None:
+    with pytest.raises(InvalidRecord):
+        AuditRecord(NS, cid(1), b"\x07" * 19, "deposit", 1)
+    with pytest.raises(InvalidRecord):
+        AuditRecord(NS, cid(1), b"\x07" * 20, "Bad Kind", 1)
+    with pytest.raises(InvalidRecord):
+        AuditRecord(NS, cid(1), b"\x07" * 20, "deposit", 2**256)
