@@ -28,3 +28,9 @@ if [[ ! -f .tools/.stamp ]] || [[ "$(cat .tools/.stamp)" != "$want" ]]; then
     .tools/node_modules/.bin/anvil --version >/dev/null
     echo "$want" > .tools/.stamp
 fi
+
+# Raiden's compiled TokenNetwork, the gas reference (only its data files are read; never imported).
+if ! ls .tools/raiden/raiden_contracts-0.50.2-*.whl >/dev/null 2>&1; then
+    echo "setup: fetching raiden-contracts 0.50.2 (gas reference data) into .tools/raiden/"
+    .venv/bin/python -m pip download -q --no-deps --only-binary :all: -d .tools/raiden raiden-contracts==0.50.2
+fi

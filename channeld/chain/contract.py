@@ -285,8 +285,10 @@ def encode_set_total_withdraw(
     (the sender's own may be b"": its transaction is its consent)."""
     state.is_first(participant)
     return _call(
-        f"setTotalWithdraw(bytes32,{CHANNEL_TUPLE},address,uint256,uint256,address,{SIGNATURE_TUPLE},{SIGNATURE_TUPLE})",
-        ["bytes32", CHANNEL_TUPLE, "address", "uint256", "uint256", "address", SIGNATURE_TUPLE, SIGNATURE_TUPLE],
+        f"setTotalWithdraw(bytes32,{CHANNEL_TUPLE},address,uint256,uint256,address,{SIGNATURE_TUPLE},"
+        f"{SIGNATURE_TUPLE})",
+        ["bytes32", CHANNEL_TUPLE, "address", "uint256", "uint256", "address", SIGNATURE_TUPLE,
+         SIGNATURE_TUPLE],
         [_bytes32(cid, "channel_id"), state.as_abi(), participant, _uint(total_withdraw, "total_withdraw"),
          _uint(expiry, "expiry"), _address(receiver, "receiver"),
          _signature(signature1, "signature1", allow_empty=True),

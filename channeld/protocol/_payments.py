@@ -62,7 +62,7 @@ def handle_action_pay(state: ChannelState, action: ActionPay, signer: Signer) ->
         raise IllegalAction(f"payment amount must be a positive integer, got {action.amount!r}")
     our = state.our
     transferred = our.transferred + action.amount
-    if transferred >= UINT256_LIMIT:
+    if transferred >= UINT256_LIMIT or balance(our, state.partner, transferred=transferred) < 0:
         raise NotEnoughCapacity(f"cannot pay {action.amount}: our balance is {state.our_balance()}")
     proof = sign_our_proof(state, signer, our.nonce + 1, transferred, our.locked, locks_root_of(our.proof))
     payment = Payment(proof, action.payment_id, action.amount, action.metadata)

@@ -196,7 +196,11 @@ class Hub:
              deposit: int = 0) -> tuple[bytes, dict[str, Any]]:
         data = hub_abi.encode_open_channel(partner, token, period, salt, deposit)
         receipt = self.transact(opener, data, deposit if token == ETHER else 0)
-        return hub_abi.channel_id(opener, partner, salt), receipt
+        opened = self.events[-1]
+        assert isinstance(opened, hub_abi.ChannelOpened)
+        block = self.chain.w3.eth.get_block(receipt["blockNumber"])
+        assert opened.channel_id == hub_abi.channel_id(opener, partner, salt, int(block["timestamp"]))
+        return opened.channel_id, receipt
 
     def deposit(self, sender: str, cid: bytes, participant: str, total: int,
                 value: int | None = None) -> dict[str, Any]:
