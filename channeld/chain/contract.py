@@ -22,6 +22,12 @@ from eth_abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError
 from eth_utils import is_address, keccak, to_checksum_address
 
+# The EIP-712 document builders live beside the contract source; re-exported for the binding's users.
+from channeld.contracts.eip712 import InvalidTypedData as InvalidTypedData
+from channeld.contracts.eip712 import balance_proof_typed_data as balance_proof_typed_data
+from channeld.contracts.eip712 import cooperative_settle_typed_data as cooperative_settle_typed_data
+from channeld.contracts.eip712 import typed_data as typed_data
+from channeld.contracts.eip712 import withdraw_typed_data as withdraw_typed_data
 from channeld.errors import ChainError, LocalFault
 
 ETHER = "0x0000000000000000000000000000000000000000"
@@ -621,87 +627,3 @@ def decode_revert(data: bytes) -> ContractRevert:
         return ContractRevert(name, tuple(to_checksum_address(v) if t == "address" else v
                                           for v, t in zip(values, types, strict=True)))
     return ContractRevert("Unknown", (data,))
-
-
-# ---------------------------------------------------------------------------------------------- EIP-712
-# Full typed-data documents (proto/eip712.md) for eth_account's encode_typed_data; the contract's
-# *Digest views return the same digests.
-
-_DOMAIN_FIELDS = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
-_PROOF_FIELDS = [
-    {"name": "channelId", "type": "bytes32"},
-    {"name": "nonce", "type": "uint256"},
-    {"name": "transferredAmount", "type": "uint256"},
-    {"name": "lockedAmount", "type": "uint256"},
-    {"name": "locksRoot", "type": "bytes32"},
-]
-_MESSAGE_FIELDS: dict[str, list[dict[str, str]]] = {
-    "BalanceProof": _PROOF_FIELDS,
-    "BalanceProofUpdate": _PROOF_FIELDS,
-    "Withdraw": [
-        {"name": "channelId", "type": "bytes32"},
-        {"name": "participant", "type": "address"},
-        {"name": "totalWithdraw", "type": "uint256"},
-        {"name": "expiry", "type": "uint256"},
-        {"name": "receiver", "type": "address"},
-    ],
-    "CooperativeSettle": [
-        {"name": "channelId", "type": "bytes32"},
-        {"name": "participant1", "type": "address"},
-        {"name": "amount1", "type": "uint256"},
-        {"name": "receiver1", "type": "address"},
-        {"name": "participant2", "type": "address"},
-        {"name": "amount2", "type": "uint256"},
-        {"name": "receiver2", "type": "address"},
-    ],
-}
-
-
-def typed_data(primary_type: str, chain_id: int, contract: str, message: Mapping[str, Any]) -> dict[str, Any]:
-    """An EIP-712 document of one of the four channeld types, bound to (chain_id, contract)."""
-    if primary_type not in _MESSAGE_FIELDS:
-        raise InvalidCallArgument(f"unknown EIP-712 type {primary_type!r}")
-    return {
-        "types": {"EIP712Domain": _DOMAIN_FIELDS, primary_type: _MESSAGE_FIELDS[primary_type]},
-        "primaryType": primary_type,
-        "domain": {"name": "channeld", "version": "1", "chainId": _uint(chain_id, "chain_id"),
-                   "verifyingContract": _address(contract, "contract")},
-        "message": dict(message),
-    }
-
-
-def balance_proof_typed_data(
-    chain_id: int, contract: str, cid: bytes, proof: StoredProof, *, update: bool = False
-) -> dict[str, Any]:
-    """BalanceProof (signed by the sender), or with update=True the BalanceProofUpdate that the
-    recipient signs to let a watchtower submit the proof after its partner closed."""
-    message = {"channelId": _bytes32(cid, "channel_id"), "nonce": proof.nonce,
-               "transferredAmount": proof.transferred_amount, "lockedAmount": proof.locked_amount,
-               "locksRoot": proof.locks_root}
-    return typed_data("BalanceProofUpdate" if update else "BalanceProof", chain_id, contract, message)
-
-
-def withdraw_typed_data(
-    chain_id: int, contract: str, cid: bytes, participant: str, total_withdraw: int, expiry: int,
-    receiver: str,
-) -> dict[str, Any]:
-    message = {"channelId": _bytes32(cid, "channel_id"), "participant": _address(participant, "participant"),
-               "totalWithdraw": _uint(total_withdraw, "total_withdraw"), "expiry": _uint(expiry, "expiry"),
-               "receiver": _address(receiver, "receiver")}
-    return typed_data("Withdraw", chain_id, contract, message)
-
-
-def cooperative_settle_typed_data(
-    chain_id: int, contract: str, cid: bytes, state: ChannelState, amount1: int, receiver1: str,
-    amount2: int, receiver2: str,
-) -> dict[str, Any]:
-    message = {"channelId": _bytes32(cid, "channel_id"), "participant1": state.participant1,
-               "amount1": _uint(amount1, "amount1"), "receiver1": _address(receiver1, "receiver1"),
-               "participant2": state.participant2, "amount2": _uint(amount2, "amount2"),
-               "receiver2": _address(receiver2, "receiver2")}
-    return typed_data("CooperativeSettle", chain_id, contract, message)

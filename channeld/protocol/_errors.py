@@ -1,7 +1,8 @@
 """Refusals of the channel machine. Each says what was wrong; a refused input changes no state.
 
 Peer refusals carry a stable numeric `code`, sent back in `PaymentRefused` / `Error` (proto/messages.md
-lists them). Local refusals are misuse by our own caller (pay more than we have, act on a closed channel).
+lists them). Codes 1-15 belong to the connection level (the transport's), 16 and up to channels.
+Local refusals are misuse by our own caller (pay more than we have, act on a closed channel).
 """
 
 from __future__ import annotations
@@ -13,77 +14,77 @@ from channeld.protocol._signing import InvalidSignature
 class Refused(PeerFault):
     """The partner's input breaks a protocol rule; `code` is what we answer with."""
 
-    code = 1
+    code = 16
 
 
 class IllegalInput(Refused):
     """The input is not allowed in the channel's current state (the text names both)."""
 
-    code = 2
+    code = 17
 
 
 class WrongChannel(Refused):
     """Chain id, contract, channel id or participant does not match this channel."""
 
-    code = 3
+    code = 18
 
 
 class NonceGapTooLarge(Refused):
     """The proof is further ahead of the next expected nonce than the hold buffer allows."""
 
-    code = 4
+    code = 19
 
 
 class ConflictingProof(Refused):
     """A second, different proof signed for a nonce already accepted."""
 
-    code = 5
+    code = 20
 
 
 class AmountMismatch(Refused):
     """The transferred amount did not grow by exactly the payment amount, or locked amounts changed."""
 
-    code = 6
+    code = 21
 
 
 class InsufficientCapacity(Refused):
     """The sender's deposit, less withdrawals, transfers and locks, plus what it received, is negative."""
 
-    code = 7
+    code = 22
 
 
 class BadWithdraw(Refused):
     """A withdraw request or signature that is not monotonic, exceeds the balance, or has a bad expiry."""
 
-    code = 8
+    code = 23
 
 
 class BadSettle(Refused):
     """A cooperative settle whose amounts differ from ours, or asked while the channel is not quiet."""
 
-    code = 9
+    code = 24
 
 
 class StateMismatch(Refused):
     """The partner claims to hold a proof of ours that we never signed (re-establish)."""
 
-    code = 10
+    code = 25
 
 
 # InvalidSignature is raised by the signing module; give it a code in the same table
 REFUSAL_CODES: dict[type[PeerFault], int] = {
-    InvalidSignature: 11,
+    InvalidSignature: 26,
 }
 
 
 def refusal_code(error: PeerFault) -> int:
-    """The numeric code to send for a peer fault (1 when it has no more specific one)."""
+    """The numeric code to send for a peer fault (16 when it has no more specific one)."""
     if isinstance(error, Refused):
         return error.code
     for kind, code in REFUSAL_CODES.items():
         if isinstance(error, kind):
             return code
-    return 1
+    return Refused.code
 
 
 class IllegalAction(LocalFault):

@@ -149,8 +149,9 @@ def _drain_held(state: ChannelState) -> tuple[ChannelState, list[Effect]]:
 
 def refusal_for(state: ChannelState, msg: Payment, error: PeerFault) -> PaymentRefused:
     """The `PaymentRefused` answering a payment that raised `error` (the node sends it)."""
+    reason = str(error).encode("utf-8", "replace")[:1024].decode("utf-8", "ignore")
     return PaymentRefused(state.channel_id, msg.balance_proof.nonce, msg.payment_id, refusal_code(error),
-                          str(error)[:1000])
+                          reason)
 
 
 def handle_payment_accepted(state: ChannelState, msg: PaymentAccepted, signer: Signer) -> Transition:

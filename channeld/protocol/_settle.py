@@ -24,7 +24,7 @@ from channeld.protocol._events import (
     Send,
 )
 from channeld.protocol._signing import Signer, cooperative_settle_digest
-from channeld.protocol._state import ChannelState, ChannelStatus, SettleTerms, Side
+from channeld.protocol._state import UINT256_LIMIT, ChannelState, ChannelStatus, SettleTerms, Side
 from channeld.wire import SettleRequest, SettleSignature
 
 # --- cooperative settle --------------------------------------------------------------------------------
@@ -148,9 +148,15 @@ def handle_action_close(state: ChannelState, action: ActionClose, signer: Signer
     return state, [ContractSendClose(state.channel_id, state.partner.proof)]
 
 
+def _check_amount(value: object, what: str) -> None:
+    if type(value) is not int or not 0 <= value < UINT256_LIMIT:
+        raise IllegalAction(f"{what} must be an integer in [0, 2**256), got {value!r}")
+
+
 def handle_action_tick(state: ChannelState, tick: ActionTick, signer: Signer) -> Transition:
-    if type(tick.now) is not int or tick.now <= state.now:
-        return state, []
+    _check_amount(tick.now, "a block timestamp")
+    if tick.now <= state.now:
+        return state, []  # time never goes back; an older or repeated tick adds nothing
     new = replace(state, now=tick.now)
     effects: list[Effect] = []
     for ours in (True, False):
@@ -178,6 +184,7 @@ def _is_ours(state: ChannelState, participant: bytes) -> bool:
 
 
 def handle_deposit(state: ChannelState, event: ContractReceiveDeposit, signer: Signer) -> Transition:
+    _check_amount(event.total_deposit, "a total deposit")
     ours = _is_ours(state, event.participant)
     side = state.our if ours else state.partner
     if event.total_deposit <= side.deposit:
@@ -186,6 +193,7 @@ def handle_deposit(state: ChannelState, event: ContractReceiveDeposit, signer: S
 
 
 def handle_withdraw(state: ChannelState, event: ContractReceiveWithdraw, signer: Signer) -> Transition:
+    _check_amount(event.total_withdraw, "a total withdraw")
     ours = _is_ours(state, event.participant)
     side = state.our if ours else state.partner
     if event.total_withdraw <= side.withdrawn:
@@ -199,6 +207,7 @@ def handle_withdraw(state: ChannelState, event: ContractReceiveWithdraw, signer:
 
 def handle_closed(state: ChannelState, event: ContractReceiveClosed, signer: Signer) -> Transition:
     _is_ours(state, event.closer)
+    _check_amount(event.settle_deadline, "a settle deadline")
     new = replace(state, status=ChannelStatus.CLOSED, closer=event.closer,
                   settle_deadline=event.settle_deadline, settle=None)
     effects: list[Effect] = []

@@ -121,21 +121,33 @@ class Token:
         return keccak(text=signature)[:4] + encode(types, values)
 
     def mint(self, to: str, amount: int) -> None:
-        self.chain.send(self.deployer, self.address, self._call("mint(address,uint256)",
-                                                                ["address", "uint256"], [to, amount]))
+        self.chain.send(
+            self.deployer,
+            self.address,
+            self._call("mint(address,uint256)", ["address", "uint256"], [to, amount]),
+        )
 
     def approve(self, owner: str, spender: str, amount: int) -> None:
-        self.chain.send(owner, self.address, self._call("approve(address,uint256)",
-                                                        ["address", "uint256"], [spender, amount]))
+        self.chain.send(
+            owner,
+            self.address,
+            self._call("approve(address,uint256)", ["address", "uint256"], [spender, amount]),
+        )
 
     def transfer(self, sender: str, to: str, amount: int) -> None:
-        self.chain.send(sender, self.address, self._call("transfer(address,uint256)",
-                                                         ["address", "uint256"], [to, amount]))
+        self.chain.send(
+            sender,
+            self.address,
+            self._call("transfer(address,uint256)", ["address", "uint256"], [to, amount]),
+        )
 
     def arm(self, target: str, payload: bytes) -> None:
         """ReentrantToken only: call `target` with `payload` during the next transfer."""
-        self.chain.send(self.deployer, self.address, self._call("arm(address,bytes)",
-                                                                ["address", "bytes"], [target, payload]))
+        self.chain.send(
+            self.deployer,
+            self.address,
+            self._call("arm(address,bytes)", ["address", "bytes"], [target, payload]),
+        )
 
     def balance(self, holder: str) -> int:
         return self.chain.balance(self.address, holder)
@@ -174,26 +186,42 @@ class Hub:
 
     # -- signatures
 
-    def sign_proof(self, signer: LocalAccount, cid: bytes, proof: StoredProof, *, update: bool = False) -> bytes:
-        document = hub_abi.balance_proof_typed_data(self.chain.chain_id, self.address, cid, proof, update=update)
+    def sign_proof(
+        self, signer: LocalAccount, cid: bytes, proof: StoredProof, *, update: bool = False
+    ) -> bytes:
+        document = hub_abi.balance_proof_typed_data(
+            self.chain.chain_id, self.address, cid, proof, update=update
+        )
         return sign(signer, document)
 
-    def sign_withdraw(self, signer: LocalAccount, cid: bytes, participant: str, total: int, expiry: int,
-                      receiver: str) -> bytes:
-        document = hub_abi.withdraw_typed_data(self.chain.chain_id, self.address, cid, participant, total,
-                                               expiry, receiver)
+    def sign_withdraw(
+        self, signer: LocalAccount, cid: bytes, participant: str, total: int, expiry: int, receiver: str
+    ) -> bytes:
+        document = hub_abi.withdraw_typed_data(
+            self.chain.chain_id, self.address, cid, participant, total, expiry, receiver
+        )
         return sign(signer, document)
 
-    def sign_cooperative(self, signer: LocalAccount, cid: bytes, amount1: int, receiver1: str, amount2: int,
-                         receiver2: str) -> bytes:
+    def sign_cooperative(
+        self, signer: LocalAccount, cid: bytes, amount1: int, receiver1: str, amount2: int, receiver2: str
+    ) -> bytes:
         document = hub_abi.cooperative_settle_typed_data(
-            self.chain.chain_id, self.address, cid, self.view(cid).state, amount1, receiver1, amount2, receiver2)
+            self.chain.chain_id,
+            self.address,
+            cid,
+            self.view(cid).state,
+            amount1,
+            receiver1,
+            amount2,
+            receiver2,
+        )
         return sign(signer, document)
 
     # -- calls (each returns the receipt)
 
-    def open(self, opener: str, partner: str, token: str, period: int, salt: int,
-             deposit: int = 0) -> tuple[bytes, dict[str, Any]]:
+    def open(
+        self, opener: str, partner: str, token: str, period: int, salt: int, deposit: int = 0
+    ) -> tuple[bytes, dict[str, Any]]:
         data = hub_abi.encode_open_channel(partner, token, period, salt, deposit)
         receipt = self.transact(opener, data, deposit if token == ETHER else 0)
         opened = self.events[-1]
@@ -202,29 +230,46 @@ class Hub:
         assert opened.channel_id == hub_abi.channel_id(opener, partner, salt, int(block["timestamp"]))
         return opened.channel_id, receipt
 
-    def deposit(self, sender: str, cid: bytes, participant: str, total: int,
-                value: int | None = None) -> dict[str, Any]:
+    def deposit(
+        self, sender: str, cid: bytes, participant: str, total: int, value: int | None = None
+    ) -> dict[str, Any]:
         state = self.view(cid).state
         if value is None:
             current = state.deposit1 if state.is_first(participant) else state.deposit2
             value = total - current if state.token == ETHER else 0
         return self.transact(sender, hub_abi.encode_set_total_deposit(cid, state, participant, total), value)
 
-    def withdraw(self, sender: str, cid: bytes, participant: str, total: int, expiry: int, receiver: str,
-                 signature1: bytes, signature2: bytes) -> dict[str, Any]:
-        data = hub_abi.encode_set_total_withdraw(cid, self.view(cid).state, participant, total, expiry,
-                                                 receiver, signature1, signature2)
+    def withdraw(
+        self,
+        sender: str,
+        cid: bytes,
+        participant: str,
+        total: int,
+        expiry: int,
+        receiver: str,
+        signature1: bytes,
+        signature2: bytes,
+    ) -> dict[str, Any]:
+        data = hub_abi.encode_set_total_withdraw(
+            cid, self.view(cid).state, participant, total, expiry, receiver, signature1, signature2
+        )
         return self.transact(sender, data)
 
-    def close(self, closer: str, cid: bytes, proof: StoredProof = hub_abi.NO_PROOF,
-              signature: bytes = b"") -> dict[str, Any]:
-        return self.transact(closer, hub_abi.encode_close_channel(cid, self.view(cid).state, proof, signature))
+    def close(
+        self, closer: str, cid: bytes, proof: StoredProof = hub_abi.NO_PROOF, signature: bytes = b""
+    ) -> dict[str, Any]:
+        return self.transact(
+            closer, hub_abi.encode_close_channel(cid, self.view(cid).state, proof, signature)
+        )
 
-    def update(self, sender: str, cid: bytes, proof: StoredProof, signature: bytes,
-               authorization: bytes = b"") -> dict[str, Any]:
+    def update(
+        self, sender: str, cid: bytes, proof: StoredProof, signature: bytes, authorization: bytes = b""
+    ) -> dict[str, Any]:
         view = self.view(cid)
         assert view.closing is not None
-        data = hub_abi.encode_update_balance_proof(cid, view.state, view.closing, proof, signature, authorization)
+        data = hub_abi.encode_update_balance_proof(
+            cid, view.state, view.closing, proof, signature, authorization
+        )
         return self.transact(sender, data)
 
     def settle(self, sender: str, cid: bytes) -> dict[str, Any]:
@@ -232,10 +277,20 @@ class Hub:
         assert view.closing is not None
         return self.transact(sender, hub_abi.encode_settle_channel(cid, view.state, view.closing))
 
-    def cooperative_settle(self, sender: str, cid: bytes, amount1: int, receiver1: str, amount2: int,
-                           receiver2: str, signature1: bytes, signature2: bytes) -> dict[str, Any]:
-        data = hub_abi.encode_cooperative_settle(cid, self.view(cid).state, amount1, receiver1, amount2,
-                                                 receiver2, signature1, signature2)
+    def cooperative_settle(
+        self,
+        sender: str,
+        cid: bytes,
+        amount1: int,
+        receiver1: str,
+        amount2: int,
+        receiver2: str,
+        signature1: bytes,
+        signature2: bytes,
+    ) -> dict[str, Any]:
+        data = hub_abi.encode_cooperative_settle(
+            cid, self.view(cid).state, amount1, receiver1, amount2, receiver2, signature1, signature2
+        )
         return self.transact(sender, data)
 
 

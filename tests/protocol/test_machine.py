@@ -132,7 +132,8 @@ def test_new_channel_and_announcement() -> None:
     with pytest.raises(p.WrongChannel):
         p.check_announcement(bob.state, replace(announcement, challenge_period=CHALLENGE + 1))
     with pytest.raises(p.IllegalAction):
-        p.new_channel(CHAIN_ID, CONTRACT, CHANNEL_ID, CHALLENGE, alice.signer.address, alice.signer.public_key)
+        p.new_channel(CHAIN_ID, CONTRACT, CHANNEL_ID, CHALLENGE, alice.signer.address,
+                      alice.signer.public_key)
 
 
 def test_public_api() -> None:

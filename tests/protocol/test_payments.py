@@ -228,7 +228,7 @@ def test_duplicate_acceptance_is_idempotent() -> None:
 
 
 def test_refusal_keeps_the_proof_in_flight_and_notifies() -> None:
-    alice, bob = make_pair()
+    alice, _bob = make_pair()
     alice.feed(p.ActionPay(9, 10))
     effects = alice.feed(wire.PaymentRefused(CHANNEL_ID, 1, 9, 7, "no capacity"))
     assert effects == [p.EventPaymentRefused(9, 1, 7, "no capacity")]
@@ -245,7 +245,7 @@ def test_refusal_for_builds_the_answer_with_the_errors_code() -> None:
     assert (answer.nonce, answer.payment_id, answer.code) == (1, 4, p.InsufficientCapacity.code)
     with pytest.raises(p.InvalidSignature) as bad_sig:
         p.handle(bob.state, forge(alice, 1, 1, 1, signer=bob.signer), bob.signer)
-    assert p.refusal_code(bad_sig.value) == 11
+    assert p.refusal_code(bad_sig.value) == 26
 
 
 def test_too_many_in_flight() -> None:

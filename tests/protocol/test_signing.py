@@ -50,8 +50,9 @@ def test_balance_proof_digest_equals_eth_account(chain_id: int, contract: bytes,
 
 @settings(max_examples=40, deadline=None)
 @given(chain_ids, address, bytes32, address, uint256, uint256, address)
-def test_withdraw_digest_equals_eth_account(chain_id: int, contract: bytes, channel: bytes, participant: bytes,
-                                            total: int, expiry: int, receiver: bytes) -> None:
+def test_withdraw_digest_equals_eth_account(chain_id: int, contract: bytes, channel: bytes,
+                                            participant: bytes, total: int, expiry: int,
+                                            receiver: bytes) -> None:
     fields = [("channelId", "bytes32"), ("participant", "address"), ("totalWithdraw", "uint256"),
               ("expiry", "uint256"), ("receiver", "address")]
     message = {"channelId": channel, "participant": to_checksum_address(participant), "totalWithdraw": total,

@@ -5,6 +5,8 @@ every held partner proof was really signed by the partner, and once everything i
 
 from __future__ import annotations
 
+import contextlib
+
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -84,18 +86,14 @@ class TwoParticipants(RuleBasedStateMachine):
     @rule(i=SIDES, amount=st.integers(1, 300))
     def pay(self, i: int, amount: int) -> None:
         self.payment_ids += 1
-        try:
+        with contextlib.suppress(LocalFault):
             self.feed_local(i, p.ActionPay(self.payment_ids, amount))
-        except LocalFault:
-            pass
 
     @rule(i=SIDES, amount=st.integers(1, 300))
     def withdraw(self, i: int, amount: int) -> None:
         side = self.peers[i].state.our
-        try:
+        with contextlib.suppress(LocalFault):
             self.feed_local(i, p.ActionWithdraw(side.effective_withdrawn + amount, NOW + 3600))
-        except LocalFault:
-            pass
 
     def feed_local(self, i: int, action: object) -> None:
         p.handle(self.peers[i].state, action, self.peers[i].signer)  # raises LocalFault before any change
@@ -143,7 +141,8 @@ class TwoParticipants(RuleBasedStateMachine):
                         self.feed(i, self.chain_events[i].pop(0))
                     while self.network[i]:
                         self.feed(i, wire.decode(self.network[i].pop(0)))
-            if not (self.peers[0].state.in_flight or self.peers[1].state.in_flight or self.pending_withdraw()):
+            waiting = self.peers[0].state.in_flight or self.peers[1].state.in_flight
+            if not (waiting or self.pending_withdraw()):
                 break
             self.reconnect()
         a, b = self.peers[0].state, self.peers[1].state
@@ -164,7 +163,8 @@ class TwoParticipants(RuleBasedStateMachine):
         held = sum(self.deposit) - sum(self.withdrawn)
         assert held >= 0
         # true payouts with the latest proof each side really signed, counting every signed withdraw
-        wd = [max(self.withdrawn[0], a.our.effective_withdrawn), max(self.withdrawn[1], b.our.effective_withdrawn)]
+        wd = [max(self.withdrawn[0], a.our.effective_withdrawn),
+              max(self.withdrawn[1], b.our.effective_withdrawn)]
         payout_a = self.deposit[0] - wd[0] - a.our.transferred + b.our.transferred
         payout_b = self.deposit[1] - wd[1] - b.our.transferred + a.our.transferred
         assert payout_a >= 0 and payout_b >= 0, (payout_a, payout_b)
@@ -186,10 +186,17 @@ class TwoParticipants(RuleBasedStateMachine):
             proof = peer.state.partner.proof
             if proof is not None:
                 assert proof in self.signed[1 - i]
-                assert proof == self.peers[1 - i].state.our.proof or proof.nonce < self.peers[1 - i].state.our.nonce
+                partners_latest = self.peers[1 - i].state.our
+                assert proof == partners_latest.proof or proof.nonce < partners_latest.nonce
 
     def teardown(self) -> None:
+        """Converge, then settle cooperatively: the payouts are exactly what the contract holds."""
         self.converge()
+        self.feed(0, p.ActionCooperativeSettle())
+        self.converge()
+        submit = self.peers[0].effects[-1]
+        assert isinstance(submit, p.ContractSendCooperativeSettle)
+        assert submit.amount1 + submit.amount2 == sum(self.deposit) - sum(self.withdrawn)
 
 
 TwoParticipants.TestCase.settings = settings(

@@ -207,3 +207,14 @@ def test_deposit_totals_only_grow() -> None:
     assert alice.state is state
     alice.feed(p.ContractReceiveDeposit(alice.signer.address, 1500))
     assert alice.state.our.deposit == 1500
+
+
+@pytest.mark.parametrize("event", [
+    p.ContractReceiveDeposit(b"", -1), p.ContractReceiveWithdraw(b"", 2**256), p.ActionTick(-5),
+    p.ActionTick(1.5),  # type: ignore[arg-type]
+])
+def test_out_of_range_chain_inputs_are_local_faults(event: object) -> None:
+    alice, _ = make_pair()
+    if isinstance(event, p.ContractReceiveDeposit | p.ContractReceiveWithdraw):
+        event = replace(event, participant=alice.signer.address)
+    refuse(alice, event, p.IllegalAction, "must be an integer")

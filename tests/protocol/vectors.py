@@ -81,7 +81,8 @@ def eip712_vectors() -> list[dict[str, Any]]:
         ("CooperativeSettle", {"channelId": CHANNEL_ID, "participant1": first, "amount1": 700,
                                "receiver1": first, "participant2": second, "amount2": 1300,
                                "receiver2": second},
-         p.cooperative_settle_digest(CHAIN_ID, CONTRACT, CHANNEL_ID, first, 700, first, second, 1300, second)),
+         p.cooperative_settle_digest(CHAIN_ID, CONTRACT, CHANNEL_ID, first, 700, first, second, 1300,
+                                     second)),
     ]
     out = []
     for primary, message, digest in cases:
@@ -121,8 +122,8 @@ def invalid_vectors() -> list[dict[str, Any]]:
         ("text where bytes belong", [wire.Ping.TAG, 1, 4, "pad"], "InvalidField"),
         ("uint256 not 32 bytes", [wire.PaymentAccepted.TAG, 1, bytes(31), 1, 1], "InvalidField"),
         ("not an array", {"type": 3}, "InvalidField"),
-        ("oversized metadata", [wire.Payment.TAG, 1, _payment_sample().to_wire()[0], 1, (1).to_bytes(32, "big"),
-                                bytes(1025)], "InvalidField"),
+        ("oversized metadata", [wire.Payment.TAG, 1, _payment_sample().to_wire()[0], 1,
+                                (1).to_bytes(32, "big"), bytes(1025)], "InvalidField"),
     ]
     out = [{"description": d, "encoded": "0x" + msgpack.packb(v, use_bin_type=True).hex(), "error": e}
            for d, v, e in cases]

@@ -26,7 +26,7 @@ SAMPLES: list[wire.Message] = [
     wire.Reestablish(31337, CONTRACT, CHANNEL, 12, 9),
     wire.Payment(proof(), 2**64 - 1, 10**18, b"order 42"),
     wire.PaymentAccepted(CHANNEL, 7, 99),
-    wire.PaymentRefused(CHANNEL, 7, 99, 6, "transferred amount mismatch"),
+    wire.PaymentRefused(CHANNEL, 7, 99, 21, "transferred amount mismatch"),
     wire.WithdrawRequest(31337, CONTRACT, CHANNEL, A1, 2**255, 1_700_000_000, A2, SIG),
     wire.WithdrawSignature(31337, CONTRACT, CHANNEL, A1, 2**255, 1_700_000_000, A2, SIG),
     wire.SettleRequest(31337, CONTRACT, CHANNEL, A1, 5, A1, A2, 6, A2, SIG),
