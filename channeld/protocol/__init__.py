@@ -18,8 +18,9 @@ The flow, for the node that drives it:
 6. On restart load `from_record(bytes)`; feed `ActionTick(now)` with each new block's timestamp so that
    withdraws expire and settlement is submitted after the challenge period.
 
-Signing: `Signer` (our key), EIP-712 digests (`balance_proof_digest`, `withdraw_digest`,
-`cooperative_settle_digest`) per proto/eip712.md, `recover_address`.
+Signing: `Signer` (our key), EIP-712 digests (`balance_proof_digest`, `balance_proof_update_digest` for
+watchtower delegation, `withdraw_digest`, `cooperative_settle_digest`) per proto/eip712.md,
+`recover_address`.
 """
 
 from channeld.protocol._errors import (
@@ -72,6 +73,7 @@ from channeld.protocol._signing import (
     Signer,
     address_of_public_key,
     balance_proof_digest,
+    balance_proof_update_digest,
     cooperative_settle_digest,
     domain_separator,
     keccak256,
@@ -141,6 +143,7 @@ __all__ = [
     "address_of_public_key",
     "announcement",
     "balance_proof_digest",
+    "balance_proof_update_digest",
     "check_announcement",
     "cooperative_settle_digest",
     "domain_separator",

@@ -37,6 +37,9 @@ DOMAIN_TYPEHASH = keccak256(
 BALANCE_PROOF_TYPEHASH = keccak256(
     b"BalanceProof(bytes32 channelId,uint256 nonce,uint256 transferredAmount,uint256 lockedAmount,"
     b"bytes32 locksRoot)")
+BALANCE_PROOF_UPDATE_TYPEHASH = keccak256(
+    b"BalanceProofUpdate(bytes32 channelId,uint256 nonce,uint256 transferredAmount,uint256 lockedAmount,"
+    b"bytes32 locksRoot)")
 WITHDRAW_TYPEHASH = keccak256(
     b"Withdraw(bytes32 channelId,address participant,uint256 totalWithdraw,uint256 expiry,address receiver)")
 COOPERATIVE_SETTLE_TYPEHASH = keccak256(
@@ -63,6 +66,15 @@ def balance_proof_digest(chain_id: int, contract: bytes, channel_id: bytes, nonc
                          transferred_amount: int, locked_amount: int, locks_root: bytes) -> bytes:
     struct_hash = keccak256(
         BALANCE_PROOF_TYPEHASH + channel_id + nonce.to_bytes(32, "big")
+        + transferred_amount.to_bytes(32, "big") + locked_amount.to_bytes(32, "big") + locks_root)
+    return keccak256(b"\x19\x01" + domain_separator(chain_id, contract) + struct_hash)
+
+
+def balance_proof_update_digest(chain_id: int, contract: bytes, channel_id: bytes, nonce: int,
+                                transferred_amount: int, locked_amount: int, locks_root: bytes) -> bytes:
+    """The non-closer's authorization for a watchtower to submit the closer's proof with these fields."""
+    struct_hash = keccak256(
+        BALANCE_PROOF_UPDATE_TYPEHASH + channel_id + nonce.to_bytes(32, "big")
         + transferred_amount.to_bytes(32, "big") + locked_amount.to_bytes(32, "big") + locks_root)
     return keccak256(b"\x19\x01" + domain_separator(chain_id, contract) + struct_hash)
 

@@ -97,7 +97,11 @@ class Store:
     # Writes -----------------------------------------------------------------------------------
 
     async def commit(self, batch: Batch) -> CommitReceipt:
-        """Return once `batch` is durable (fsynced), all of it, or raise and have none of it."""
+        """Return once `batch` is durable (fsynced), all of it, or raise and have none of it.
+
+        Cancellation is honoured only before the batch is queued; once queued the call waits for
+        the outcome (about one fsync), so a caller never loses track of whether its state is durable.
+        """
         return await self._writer.commit(batch)
 
     def commit_sync(self, batch: Batch) -> CommitReceipt:

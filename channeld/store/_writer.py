@@ -91,6 +91,8 @@ class GroupCommitWriter:
         self._thread.start()
 
     async def commit(self, batch: Batch) -> CommitReceipt:
+        # A cancel that arrived before the batch is queued wins: nothing is written.
+        await trio.lowlevel.checkpoint_if_cancelled()
         waiter = _TrioWaiter(trio.lowlevel.current_trio_token(), trio.lowlevel.current_task())
         self._submit(batch, waiter)
         result: CommitReceipt = await trio.lowlevel.wait_task_rescheduled(_abort_refused)

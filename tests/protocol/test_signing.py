@@ -48,6 +48,21 @@ def test_balance_proof_digest_equals_eth_account(chain_id: int, contract: bytes,
     assert p.balance_proof_digest(chain_id, contract, channel, nonce, transferred, locked, root) == expected
 
 
+@settings(max_examples=20, deadline=None)
+@given(chain_ids, address, bytes32, uint256, uint256, uint256, bytes32)
+def test_balance_proof_update_digest_equals_eth_account(chain_id: int, contract: bytes, channel: bytes,
+                                                        nonce: int, transferred: int, locked: int,
+                                                        root: bytes) -> None:
+    fields = [("channelId", "bytes32"), ("nonce", "uint256"), ("transferredAmount", "uint256"),
+              ("lockedAmount", "uint256"), ("locksRoot", "bytes32")]
+    message = {"channelId": channel, "nonce": nonce, "transferredAmount": transferred,
+               "lockedAmount": locked, "locksRoot": root}
+    expected = reference_digest("BalanceProofUpdate", fields, chain_id, contract, message)
+    got = p.balance_proof_update_digest(chain_id, contract, channel, nonce, transferred, locked, root)
+    assert got == expected
+    assert got != p.balance_proof_digest(chain_id, contract, channel, nonce, transferred, locked, root)
+
+
 @settings(max_examples=40, deadline=None)
 @given(chain_ids, address, bytes32, address, uint256, uint256, address)
 def test_withdraw_digest_equals_eth_account(chain_id: int, contract: bytes, channel: bytes,
@@ -164,6 +179,8 @@ def test_digests_equal_the_contracts_digest_views_on_anvil(anvil: Anvil) -> None
 
     proof_args = (channel, 7, 2**255 + 3, 12, root)
     assert hub.functions.balanceProofDigest(*proof_args).call() == p.balance_proof_digest(
+        chain_id, contract, *proof_args)
+    assert hub.functions.balanceProofUpdateDigest(*proof_args).call() == p.balance_proof_update_digest(
         chain_id, contract, *proof_args)
     assert hub.functions.withdrawDigest(channel, cs(a1), 10**20, 1_700_000_000, cs(a2)).call() == \
         p.withdraw_digest(chain_id, contract, channel, a1, 10**20, 1_700_000_000, a2)

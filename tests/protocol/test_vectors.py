@@ -39,6 +39,8 @@ def test_key_vectors(name: str) -> None:
 EIP712_TYPES = {
     "BalanceProof": [("channelId", "bytes32"), ("nonce", "uint256"), ("transferredAmount", "uint256"),
                      ("lockedAmount", "uint256"), ("locksRoot", "bytes32")],
+    "BalanceProofUpdate": [("channelId", "bytes32"), ("nonce", "uint256"), ("transferredAmount", "uint256"),
+                           ("lockedAmount", "uint256"), ("locksRoot", "bytes32")],
     "Withdraw": [("channelId", "bytes32"), ("participant", "address"), ("totalWithdraw", "uint256"),
                  ("expiry", "uint256"), ("receiver", "address")],
     "CooperativeSettle": [("channelId", "bytes32"), ("participant1", "address"), ("amount1", "uint256"),

@@ -104,7 +104,7 @@ def test_foreign_format_or_newer_schema_is_refused(tmp_path: Path, backup_file: 
     alien.write_bytes(b"SQLite format 3\x00" + data[16:])
     with pytest.raises(BackupRefused, match="magic"):
         restore_backup(alien, tmp_path / "t3")
-    assert MAGIC == data[:16]
+    assert data[:16] == MAGIC
 
 
 def test_non_empty_target_is_refused_and_left_alone(tmp_path: Path, backup_file: Path) -> None:

@@ -121,14 +121,28 @@ async def test_trio_and_thread_committers_share_one_writer(store: Store) -> None
     assert verdict.ok and verdict.entries == 200
 
 
-async def test_cancelled_committer_still_learns_its_batch_is_durable(store: Store) -> None:
+async def test_cancel_before_queueing_writes_nothing(store: Store) -> None:
     with trio.CancelScope() as scope:
         scope.cancel()
-        receipt = await store.commit(Batch().put_channel(NS, cid(1), b"x").append_audit(_audit(1)))
-        # The commit returned its outcome although cancelled; the cancel lands at the next checkpoint.
-        assert receipt.audit_seqs == (0,)
-        await trio.lowlevel.checkpoint()
+        await store.commit(Batch().put_channel(NS, cid(1), b"x"))
     assert scope.cancelled_caught
+    assert store.get_channel(NS, cid(1)) is None
+
+
+async def test_cancel_while_waiting_still_delivers_the_outcome(store: Store) -> None:
+    scope = trio.CancelScope()
+    receipts = []
+
+    async def committer(task_status: trio.TaskStatus[None]) -> None:
+        with scope:
+            task_status.started()
+            # Runs on until it blocks inside commit, i.e. after the batch is queued.
+            receipts.append(await store.commit(Batch().put_channel(NS, cid(1), b"x").append_audit(_audit(1))))
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(committer)
+        scope.cancel()
+    assert [r.audit_seqs for r in receipts] == [(0,)]
     assert store.get_channel(NS, cid(1)) == b"x"
 
 

@@ -23,18 +23,19 @@ def _run_and_kill(store_path: Path, run: int) -> list[tuple[int, int]]:
         while len(acked) < ACKS_BEFORE_KILL:
             line = child.stdout.readline()
             assert line, f"child ended early: {child.stderr.read() if child.stderr else b''!r}"
-            acked.append(_parse(line))
+            acked.append(_parse(line, run))
     finally:
         child.send_signal(signal.SIGKILL)
     # Acknowledgements already in the pipe when the kill landed count too.
-    acked += [_parse(line) for line in child.stdout.read().splitlines()]
+    acked += [_parse(line, run) for line in child.stdout.read().splitlines()]
     child.wait()
     assert child.returncode == -signal.SIGKILL
     return acked
 
 
-def _parse(line: bytes) -> tuple[int, int]:
+def _parse(line: bytes, expected_run: int) -> tuple[int, int]:
     run, worker, n = (int(part) for part in line.split(b":"))
+    assert run == expected_run
     return worker, n
 
 
