@@ -87,7 +87,7 @@ class DemoChain:
 def open_and_fund(chain: DemoChain, salt: int, alice_deposit: int, bob_deposit: int) -> bytes:
     alice, bob = chain.alice, chain.bob
     chain.send(alice, hub.encode_open_channel(bob.address, hub.ETHER, CHALLENGE_PERIOD, salt, alice_deposit),
-               f"Alice opens a channel with Bob (salt {salt}), depositing {eth(alice_deposit)}",
+               f"Alice opens channel (salt {salt}) with Bob, depositing {eth(alice_deposit)}",
                "one contract holds every channel; the id is never reused", value=alice_deposit)
     # the id hashes the opening block's timestamp, so it is known once the open is mined
     cid = hub.channel_id(alice.address, bob.address, salt, chain.backend.timestamp())

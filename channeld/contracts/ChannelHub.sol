@@ -241,19 +241,23 @@ contract ChannelHub {
         address receiver,
         Signature calldata signature1,
         Signature calldata signature2
-    ) external nonReentrant {
-        _checkOpen(channelId, ch);
+    ) external {
+        // No lock taken: the only external call comes last, after the new commitment is stored, so a
+        // re-entry sees the new state. Refused while another call holds the lock (a deposit's token call).
+        if (entered != 0) revert Reentrancy();
         if (block.timestamp > expiry) revert WithdrawExpired(expiry);
         if (receiver == address(0)) revert InvalidReceiver();
-        Channel memory next = ch;
+        uint256 field;
         uint256 current;
         if (participant == ch.participant1) {
-            (current, next.withdrawn1) = (ch.withdrawn1, totalWithdraw);
+            (field, current) = (6, ch.withdrawn1);
         } else if (participant == ch.participant2) {
-            (current, next.withdrawn2) = (ch.withdrawn2, totalWithdraw);
+            (field, current) = (7, ch.withdrawn2);
         } else {
             revert NotParticipant(participant);
         }
+        (bytes32 stored, bytes32 next) = _stateHashes(ch, field, totalWithdraw);
+        if (channels[channelId] != stored) _refuseState(channelId, channels[channelId]);
         if (totalWithdraw <= current) revert WithdrawNotIncreasing(current, totalWithdraw);
         uint256 amount = totalWithdraw - current;
         uint256 available = _held(ch);
@@ -261,7 +265,7 @@ contract ChannelHub {
         bytes32 digest = withdrawDigest(channelId, participant, totalWithdraw, expiry, receiver);
         _checkConsent(digest, signature1, ch.participant1);
         _checkConsent(digest, signature2, ch.participant2);
-        channels[channelId] = keccak256(abi.encode(next));
+        channels[channelId] = next;
         emit ChannelWithdraw(channelId, participant, totalWithdraw, receiver);
         _send(ch.token, receiver, amount);
     }
@@ -441,10 +445,22 @@ contract ChannelHub {
         uint256 totalWithdraw,
         uint256 expiry,
         address receiver
-    ) public view returns (bytes32) {
-        return _typedDigest(
-            keccak256(abi.encode(WITHDRAW_TYPEHASH, channelId, participant, totalWithdraw, expiry, receiver))
-        );
+    ) public view returns (bytes32 digest) {
+        bytes32 separator = domainSeparator();
+        bytes32 typeHash = WITHDRAW_TYPEHASH;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, typeHash)
+            mstore(add(ptr, 0x20), channelId)
+            mstore(add(ptr, 0x40), participant)
+            mstore(add(ptr, 0x60), totalWithdraw)
+            mstore(add(ptr, 0x80), expiry)
+            mstore(add(ptr, 0xa0), receiver)
+            mstore(add(ptr, 0x40), keccak256(ptr, 0xc0))
+            mstore(ptr, 0x1901)
+            mstore(add(ptr, 0x20), separator)
+            digest := keccak256(add(ptr, 0x1e), 0x42)
+        }
     }
 
     function cooperativeSettleDigest(
@@ -504,6 +520,22 @@ contract ChannelHub {
         if (stored != keccak256(abi.encode(ch, closing))) _refuseState(channelId, stored);
     }
 
+    /// @dev keccak256(abi.encode(ch)) and the same with word `field` replaced by `value`, hashed from one
+    /// copy of the calldata words (dirty address bits change the hash, so they fail the slot check).
+    function _stateHashes(Channel calldata ch, uint256 field, uint256 value)
+        private
+        pure
+        returns (bytes32 current, bytes32 next)
+    {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            calldatacopy(ptr, ch, 256)
+            current := keccak256(ptr, 256)
+            mstore(add(ptr, shl(5, field)), value)
+            next := keccak256(ptr, 256)
+        }
+    }
+
     function _refuseState(bytes32 channelId, bytes32 stored) private pure {
         if (stored == 0) revert UnknownChannel(channelId);
         revert StateMismatch(channelId);
@@ -560,12 +592,23 @@ contract ChannelHub {
         _checkSigner(digest, signature, participant);
     }
 
-    function _checkSigner(bytes32 digest, Signature calldata signature, address expected) private pure {
+    function _checkSigner(bytes32 digest, Signature calldata signature, address expected) private view {
         uint256 vs = uint256(signature.vs);
         uint256 s = vs & HALF_CURVE_MASK;
         // Only low-s signatures can be written compactly, so no malleable twin gets through.
         if (s > HALF_CURVE_ORDER) revert InvalidSignature();
-        address recovered = ecrecover(digest, uint8(27 + (vs >> 255)), signature.r, bytes32(s));
+        address recovered;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, digest)
+            mstore(add(ptr, 0x20), add(27, shr(255, vs)))
+            mstore(add(ptr, 0x40), calldataload(signature))
+            mstore(add(ptr, 0x60), s)
+            // The precompile returns nothing for an invalid signature: the zeroed word then stays zero.
+            mstore(0x00, 0)
+            pop(staticcall(gas(), 1, ptr, 0x80, 0x00, 0x20))
+            recovered := mload(0x00)
+        }
         if (recovered == address(0)) revert InvalidSignature();
         if (recovered != expected) revert WrongSigner(expected, recovered);
     }
@@ -587,11 +630,36 @@ contract ChannelHub {
     /// @dev Pay or revert: for withdraw and claim, where only the payee is hurt by a failure.
     function _send(address token, address to, uint256 amount) private {
         if (token == address(0)) {
-            (bool ok, bytes memory reason) = to.call{value: amount}("");
-            if (!ok) _bubble(reason, abi.encodeWithSelector(EtherTransferFailed.selector, to));
+            (bool sent, bytes memory reason) = to.call{value: amount}("");
+            if (!sent) _bubble(reason, abi.encodeWithSelector(EtherTransferFailed.selector, to));
             return;
         }
-        _tokenCall(token, abi.encodeCall(IERC20Minimal.transfer, (to, amount)));
+        bool ok;
+        bool returnedTrue;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, shl(224, 0xa9059cbb)) // transfer(address,uint256)
+            mstore(add(ptr, 0x04), to)
+            mstore(add(ptr, 0x24), amount)
+            mstore(0x00, 0)
+            ok := call(gas(), token, 0, ptr, 0x44, 0x00, 0x20)
+            // true, or nothing at all from a contract (USDT and the like)
+            switch returndatasize()
+            case 0 { returnedTrue := gt(extcodesize(token), 0) }
+            case 32 { returnedTrue := eq(mload(0x00), 1) }
+            default { returnedTrue := 0 }
+        }
+        if (!ok) {
+            bytes memory reason = new bytes(0);
+            assembly ("memory-safe") {
+                reason := mload(0x40)
+                mstore(reason, returndatasize())
+                returndatacopy(add(reason, 0x20), 0, returndatasize())
+                mstore(0x40, add(add(reason, 0x20), returndatasize()))
+            }
+            _bubble(reason, abi.encodeWithSelector(TokenCallFailed.selector, token));
+        }
+        if (!returnedTrue) revert TokenCallFailed(token);
     }
 
     /// @dev Pay, or record the payout as claimable: one side's failing receiver must not block the other.

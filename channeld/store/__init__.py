@@ -25,7 +25,7 @@ from channeld.store._errors import (
 from channeld.store._keys import ChainCursor, Direction, Namespace, Table
 from channeld.store._schema import MIGRATIONS, SCHEMA_VERSION, MigrationRegistry
 from channeld.store._store import Store
-from channeld.store._writer import WriterStatistics
+from channeld.store._writer import PendingCommit, WriterStatistics
 
 __all__ = [
     "MIGRATIONS",
@@ -42,6 +42,7 @@ __all__ = [
     "InvalidRecord",
     "MigrationRegistry",
     "Namespace",
+    "PendingCommit",
     "SchemaError",
     "Store",
     "StoreClosed",

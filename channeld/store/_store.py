@@ -29,7 +29,13 @@ from channeld.store._batch import Batch, CommitReceipt
 from channeld.store._errors import StoreError, StoreLocked, StoreUnavailable, plyvel_message
 from channeld.store._keys import ChainCursor, Direction, Namespace, Table
 from channeld.store._schema import MIGRATIONS, SCHEMA_VERSION, MigrationRegistry, prepare, read_version
-from channeld.store._writer import AUDIT_HEAD_KEY, OUTBOX_NEXT_KEY, GroupCommitWriter, WriterStatistics
+from channeld.store._writer import (
+    AUDIT_HEAD_KEY,
+    OUTBOX_NEXT_KEY,
+    GroupCommitWriter,
+    PendingCommit,
+    WriterStatistics,
+)
 
 AUDIT_CHECKPOINT_KEY = keys.meta_key(b"audit_checkpoint")
 PRUNE_CHUNK = 10_000
@@ -103,6 +109,13 @@ class Store:
         the outcome (about one fsync), so a caller never loses track of whether its state is durable.
         """
         return await self._writer.commit(batch)
+
+    def submit(self, batch: Batch) -> PendingCommit:
+        """Queue `batch` without waiting (trio only); batches become durable in submission order.
+
+        The caller must not act on the batch's state until `await pending.wait_durable()` returns.
+        """
+        return self._writer.submit(batch)
 
     def commit_sync(self, batch: Batch) -> CommitReceipt:
         """`commit` for code outside trio (tools, migrations, tests); blocks the calling thread."""

@@ -47,7 +47,34 @@ class _ThreadWaiter:
         self.result: outcome.Outcome[CommitReceipt] | None = None
 
 
-_Waiter = _TrioWaiter | _ThreadWaiter
+class PendingCommit:
+    """A batch queued by `Store.submit`; `wait_durable` returns once it is fsynced.
+
+    Lets one task queue state n + 1 while state n is still being written (batches become durable
+    in submission order), and another task wait for each before sending what depends on it.
+    """
+
+    __slots__ = ("_event", "result", "token")
+
+    def __init__(self, token: trio.lowlevel.TrioToken) -> None:
+        self.token = token
+        self._event = trio.Event()
+        self.result: outcome.Outcome[CommitReceipt] | None = None
+
+    def is_durable(self) -> bool:
+        return isinstance(self.result, outcome.Value)
+
+    async def wait_durable(self) -> CommitReceipt:
+        """Wait for the outcome; cancelling the wait does not affect the write. Repeatable."""
+        await self._event.wait()
+        if isinstance(self.result, outcome.Value):
+            receipt: CommitReceipt = self.result.value
+            return receipt
+        assert isinstance(self.result, outcome.Error)
+        raise StoreUnavailable(str(self.result.error))
+
+
+_Waiter = _TrioWaiter | _ThreadWaiter | PendingCommit
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +87,13 @@ class WriterStatistics:
     write_seconds: float
 
 
-def _wake_trio(waiters: list[_TrioWaiter]) -> None:
+def _wake_trio(waiters: list[_TrioWaiter | PendingCommit]) -> None:
     for waiter in waiters:
-        assert waiter.result is not None
-        trio.lowlevel.reschedule(waiter.task, waiter.result)
+        if isinstance(waiter, PendingCommit):
+            waiter._event.set()
+        else:
+            assert waiter.result is not None
+            trio.lowlevel.reschedule(waiter.task, waiter.result)
 
 
 def _abort_refused(_: object) -> trio.lowlevel.Abort:
@@ -97,6 +127,11 @@ class GroupCommitWriter:
         self._submit(batch, waiter)
         result: CommitReceipt = await trio.lowlevel.wait_task_rescheduled(_abort_refused)
         return result
+
+    def submit(self, batch: Batch) -> PendingCommit:
+        pending = PendingCommit(trio.lowlevel.current_trio_token())
+        self._submit(batch, pending)
+        return pending
 
     def commit_sync(self, batch: Batch) -> CommitReceipt:
         if threading.current_thread() is self._thread:
@@ -162,7 +197,7 @@ class GroupCommitWriter:
         self._wake([waiter for _, waiter in group], results)
 
     def _wake(self, waiters: list[_Waiter], results: list[outcome.Outcome[CommitReceipt]]) -> None:
-        by_token: dict[trio.lowlevel.TrioToken, list[_TrioWaiter]] = {}
+        by_token: dict[trio.lowlevel.TrioToken, list[_TrioWaiter | PendingCommit]] = {}
         for waiter, result in zip(waiters, results, strict=True):
             waiter.result = result
             if isinstance(waiter, _ThreadWaiter):

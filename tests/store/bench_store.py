@@ -16,7 +16,7 @@ from pathlib import Path
 import plyvel
 import trio
 
-from channeld.store import Batch, Namespace, Store
+from channeld.store import AuditRecord, Batch, Direction, Namespace, PendingCommit, Store
 from channeld.store import _keys as keys
 
 NS = Namespace(31337, b"\x42" * 20)
@@ -65,6 +65,38 @@ def _naive(db: plyvel.DB) -> Commit:
     return commit
 
 
+async def _one_channel(store: Store, seconds: float, in_flight: int) -> float:
+    """Payments on ONE channel: each is a new outgoing proof + channel record + audit entry, queued
+    with `submit` while earlier ones are still being written; a second task waits for each to be
+    durable (where the node would then send the proof). Returns durable payments per second."""
+    done = 0
+    deadline = trio.current_time() + seconds
+    send, receive = trio.open_memory_channel[PendingCommit](in_flight)
+
+    async def producer() -> None:
+        async with send:
+            n = 0
+            while trio.current_time() < deadline:
+                n += 1
+                batch = (Batch().put_channel(NS, _channel_id(0), RECORD)
+                         .put_proof(NS, _channel_id(0), Direction.OUTGOING, RECORD)
+                         .append_audit(AuditRecord(NS, _channel_id(0), b"\x01" * 20, "payment_sent", -n)))
+                await send.send(store.submit(batch))
+
+    async def acknowledger() -> None:
+        nonlocal done
+        async with receive:
+            async for pending in receive:
+                await pending.wait_durable()
+                done += 1
+
+    started = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(producer)
+        nursery.start_soon(acknowledger)
+    return done / (time.perf_counter() - started)
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e6
@@ -98,6 +130,10 @@ async def main(seconds: float, rounds: int) -> None:
             per_group = (after.commits - before.commits) / max(1, after.groups - before.groups)
             print(f"{committers:>10} {statistics.median(group_rates):>15,.0f} "
                   f"{statistics.median(naive_rates):>15,.0f} {per_group:>14.1f}")
+        for in_flight in (1, 64, 1024):
+            rates = [await _one_channel(store, seconds, in_flight) for _ in range(rounds)]
+            print(f"one channel, proof+channel+audit per payment, {in_flight:>4} in flight: "
+                  f"{statistics.median(rates):>8,.0f} durable payments/s")
         _, group_lat = await _run(_group_commit(store), 1, seconds)
         _, naive_lat = await _run(_naive(naive_db), 1, seconds)
         print("single-commit latency (µs)   p50      p99")
@@ -109,4 +145,5 @@ async def main(seconds: float, rounds: int) -> None:
 
 
 if __name__ == "__main__":
-    trio.run(main, float(sys.argv[1]) if len(sys.argv) > 1 else 1.0, int(sys.argv[2]) if len(sys.argv) > 2 else 3)
+    args = sys.argv[1:]
+    trio.run(main, float(args[0]) if args else 1.0, int(args[1]) if len(args) > 1 else 3)

@@ -152,3 +152,24 @@ def test_audit_timestamps_come_from_the_clock_and_never_go_back(store_path: Path
         for n in range(3):
             store.commit_sync(Batch().append_audit(_audit(n)))
         assert [e.timestamp_ms for e in store.iter_audit()] == [1_000_000, 1_000_000, 1_002_500]
+
+
+async def test_submitted_batches_become_durable_in_submission_order(store: Store) -> None:
+    # One channel pipelining: state n + 1 is queued before state n is durable; the newest wins.
+    pending = [store.submit(Batch().put_proof(NS, cid(1), Direction.OUTGOING, b"nonce %d" % n)
+                            .append_audit(_audit(n))) for n in range(1, 201)]
+    receipts = [await p.wait_durable() for p in pending]
+    assert [r.audit_seqs for r in receipts] == [(n,) for n in range(200)]
+    assert all(p.is_durable() for p in pending)
+    assert await pending[0].wait_durable() == receipts[0]  # waiting again is fine
+    assert store.get_proof(NS, cid(1), Direction.OUTGOING) == b"nonce 200"
+
+
+async def test_cancelling_a_wait_does_not_cancel_the_submitted_write(store: Store) -> None:
+    pending = store.submit(Batch().put_channel(NS, cid(1), b"x"))
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await pending.wait_durable()
+    assert scope.cancelled_caught
+    await pending.wait_durable()
+    assert store.get_channel(NS, cid(1)) == b"x"

@@ -68,7 +68,7 @@ def test_public_api_is_what_we_document() -> None:
     assert sorted(channeld.store.__all__) == sorted([
         "MIGRATIONS", "SCHEMA_VERSION", "AuditEntry", "AuditRecord", "AuditVerdict", "BackupRefused",
         "Batch", "ChainCursor", "ChainPoint", "CommitReceipt", "Direction", "InvalidRecord",
-        "MigrationRegistry", "Namespace", "SchemaError", "Store", "StoreClosed", "StoreError",
-        "StoreLocked", "StoreUnavailable", "Table", "WriterStatistics", "restore_backup", "verify_jsonl",
+        "MigrationRegistry", "Namespace", "PendingCommit", "SchemaError", "Store", "StoreClosed",
+        "StoreError", "StoreLocked", "StoreUnavailable", "Table", "WriterStatistics", "restore_backup", "verify_jsonl",
     ])
     assert all(hasattr(channeld.store, name) for name in channeld.store.__all__)

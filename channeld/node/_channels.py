@@ -1,0 +1,341 @@
+"""ChannelService: every channel's state in memory, one entry point per input, write-behind durability.
+
+`apply(channel_id, input)` runs the pure protocol at once (inputs for one channel are thereby applied one
+at a time, in arrival order: trio runs it without a checkpoint) and adds what it produced to the pending
+round: the new envelope, audit entries, outbox operations, and the effects to carry out. One flusher task
+commits each round as ONE store batch, awaits fsync (group commit), and only then carries the round's
+effects out, in order: messages to the peers' queues, wake-ups for the transaction worker, events to the
+bus. While one round is being written the next one fills, so a channel's payments pipeline without ever
+sending anything that is not yet durable. `handle` is `apply` plus waiting for that round.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import trio
+
+from channeld.chain import contract as hub
+from channeld.errors import LocalFault
+from channeld.node._events import EventBus
+from channeld.node._records import Envelope, Operation, decode_onchain, encode_onchain
+from channeld.protocol import (
+    ActionPay,
+    ChannelState,
+    ContractSendClose,
+    ContractSendCooperativeSettle,
+    ContractSendSettle,
+    ContractSendUpdateProof,
+    ContractSendWithdraw,
+    Effect,
+    EventPaymentReceived,
+    EventPaymentRefused,
+    EventPaymentSent,
+    EventWithdrawExpired,
+    Persist,
+    Send,
+    balance_proof_digest,
+    from_record,
+    handle,
+    to_record,
+)
+from channeld.protocol import Signer as ProtocolSigner
+from channeld.store import AuditRecord, Batch, ChainCursor, Namespace, Store
+from channeld.wire import BalanceProof, Message, Payment
+
+log = logging.getLogger("channeld.node")
+
+
+class UnknownChannel(LocalFault):
+    """No channel with this id is known to the node."""
+
+
+@dataclass(slots=True)
+class ChannelEntry:
+    """One channel: the protocol state, its partner's node id and the contract's view of it."""
+
+    state: ChannelState
+    peer_id: bytes
+    onchain: hub.OnChainChannel
+    onchain_raw: bytes
+
+    def envelope(self, record: bytes) -> bytes:
+        return Envelope(record, self.peer_id, self.onchain_raw).encode()
+
+
+@dataclass(slots=True)
+class _Round:
+    """What the next commit carries: changed envelopes, appends, and the effects that wait for it."""
+
+    envelopes: dict[bytes, bytes] = field(default_factory=dict)
+    audit: list[AuditRecord] = field(default_factory=list)
+    outbox: list[bytes] = field(default_factory=list)
+    removed_outbox: list[int] = field(default_factory=list)
+    peers: dict[bytes, bytes] = field(default_factory=dict)
+    cursor: ChainCursor | None = None
+    effects: list[tuple[bytes, Effect]] = field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        return not (self.envelopes or self.audit or self.outbox or self.removed_outbox or self.peers
+                    or self.cursor or self.effects)
+
+    def batch(self, ns: Namespace) -> Batch:
+        batch = Batch()
+        for cid, envelope in self.envelopes.items():
+            batch.put_channel(ns, cid, envelope)
+        for pubkey, record in self.peers.items():
+            batch.put_peer(pubkey, record)
+        for record in self.audit:
+            batch.append_audit(record)
+        for op in self.outbox:
+            batch.enqueue_outbox(ns, op)
+        for seq in self.removed_outbox:
+            batch.remove_outbox(ns, seq)
+        if self.cursor is not None:
+            batch.set_chain_cursor(ns, self.cursor)
+        return batch
+
+
+def _payment_key(payment_id: int) -> bytes:
+    return payment_id.to_bytes(32, "big")
+
+
+def _proof_hash(proof: BalanceProof) -> bytes:
+    return balance_proof_digest(proof.chain_id, proof.contract, proof.channel_id, proof.nonce,
+                                proof.transferred_amount, proof.locked_amount, proof.locks_root)
+
+
+def operation_of(effect: Effect) -> Operation | None:
+    """The outbox operation a contract effect asks for (None for effects that are not transactions)."""
+    if isinstance(effect, ContractSendClose):
+        p = effect.partner_proof
+        if p is None:
+            return Operation("close", (effect.channel_id, 0, 0, 0, bytes(32), b""))
+        return Operation("close", (effect.channel_id, p.nonce, p.transferred_amount, p.locked_amount,
+                                   p.locks_root, p.signature))
+    if isinstance(effect, ContractSendUpdateProof):
+        p = effect.partner_proof
+        return Operation("update", (effect.channel_id, p.nonce, p.transferred_amount, p.locked_amount,
+                                    p.locks_root, p.signature, effect.deadline))
+    if isinstance(effect, ContractSendSettle):
+        return Operation("settle", (effect.channel_id,))
+    if isinstance(effect, ContractSendWithdraw):
+        return Operation("withdraw", (effect.channel_id, effect.participant, effect.total_withdraw,
+                                      effect.expiry, effect.receiver, effect.participant_signature,
+                                      effect.partner_signature))
+    if isinstance(effect, ContractSendCooperativeSettle):
+        return Operation("coop", (effect.channel_id, effect.amount1, effect.receiver1, effect.amount2,
+                                  effect.receiver2, effect.signature1, effect.signature2))
+    return None
+
+
+class ChannelService:
+    """The node's channels. `send(peer_id, message)` queues a message to a peer (never blocks)."""
+
+    def __init__(self, store: Store, ns: Namespace, signer: ProtocolSigner, bus: EventBus,
+                 send: Callable[[bytes, Message], None]) -> None:
+        self.store = store
+        self.ns = ns
+        self.signer = signer
+        self.bus = bus
+        self._send = send
+        self.channels: dict[bytes, ChannelEntry] = {}
+        self._round = _Round()
+        self._round_no = 1  # the round now filling
+        self._done_no = 0  # the last round durable and carried out
+        self._dirty = trio.Event()
+        self._done = trio.Event()
+        self.outbox_changed = trio.Event()
+        self.failure: BaseException | None = None
+        self.payment_results: dict[int, trio.Event] = {}
+        self.payment_outcomes: dict[int, Effect] = {}
+        self.flush_rounds = 0
+
+    # --- loading and lookup --------------------------------------------------------------------------
+
+    def load(self) -> int:
+        """Read every stored channel of this namespace; return how many."""
+        for cid, raw in self.store.iter_channels(self.ns):
+            envelope = Envelope.decode(raw)
+            onchain = decode_onchain(envelope.onchain)
+            self.channels[cid] = ChannelEntry(from_record(envelope.protocol_record), envelope.peer_id,
+                                              onchain, envelope.onchain)
+        return len(self.channels)
+
+    def entry(self, channel_id: bytes) -> ChannelEntry:
+        found = self.channels.get(channel_id)
+        if found is None:
+            raise UnknownChannel(f"no channel 0x{channel_id.hex()}")
+        return found
+
+    def of_peer(self, peer_id: bytes) -> Iterator[tuple[bytes, ChannelEntry]]:
+        for cid, entry in self.channels.items():
+            if entry.peer_id == peer_id:
+                yield cid, entry
+
+    # --- the entry points ----------------------------------------------------------------------------
+
+    def apply(self, channel_id: bytes, event: object) -> int:
+        """Apply one input now; return the round whose commit makes it durable. Raises if refused."""
+        entry = self.entry(channel_id)
+        new, effects = handle(entry.state, event, self.signer)
+        self._record(channel_id, entry, new, effects)
+        if isinstance(event, ActionPay) and new is not entry.state:
+            proof = new.our.proof
+            assert proof is not None  # a payment always signs a new proof
+            self._audit(channel_id, "payment_sent", entry.state.partner.address, -event.amount,
+                        _proof_hash(proof), event.payment_id)
+        return self._round_no
+
+    async def handle(self, channel_id: bytes, event: object) -> None:
+        """Apply one input and return once it is durable and its effects are carried out."""
+        round_no = self.apply(channel_id, event)
+        self._mark_dirty()  # even an input that changed nothing waits for its round, which then exists
+        await self.wait_round(round_no)
+
+    def add_channel(self, channel_id: bytes, state: ChannelState, peer_id: bytes,
+                    onchain: hub.OnChainChannel) -> int:
+        raw = encode_onchain(onchain)
+        entry = ChannelEntry(state, peer_id, onchain, raw)
+        self.channels[channel_id] = entry
+        self._round.envelopes[channel_id] = entry.envelope(to_record(state))
+        return self._mark_dirty()
+
+    def set_onchain(self, channel_id: bytes, onchain: hub.OnChainChannel) -> int:
+        """Record the contract's new view of a channel (stored with the round)."""
+        entry = self.entry(channel_id)
+        entry.onchain, entry.onchain_raw = onchain, encode_onchain(onchain)
+        self._round.envelopes[channel_id] = entry.envelope(to_record(entry.state))
+        return self._mark_dirty()
+
+    def enqueue_operation(self, op: Operation) -> int:
+        self._round.outbox.append(op.encode())
+        return self._mark_dirty()
+
+    def remove_operation(self, seq: int) -> int:
+        self._round.removed_outbox.append(seq)
+        return self._mark_dirty()
+
+    def set_cursor(self, cursor: ChainCursor) -> int:
+        self._round.cursor = cursor
+        return self._mark_dirty()
+
+    def remember_peer(self, pubkey: bytes, record: bytes) -> int:
+        self._round.peers[pubkey] = record
+        return self._mark_dirty()
+
+    def audit_chain_event(self, channel_id: bytes, kind: str, who: bytes, amount: int) -> None:
+        self._audit(channel_id, kind, who, amount, bytes(32), 0)
+        self._mark_dirty()
+
+    async def wait_round(self, round_no: int) -> None:
+        while self._done_no < round_no:
+            if self.failure is not None:
+                raise LocalFault(f"the store failed; the node is stopping: {self.failure}")
+            await self._done.wait()
+
+    # --- recording -----------------------------------------------------------------------------------
+
+    def _record(self, cid: bytes, entry: ChannelEntry, new: ChannelState, effects: list[Effect]) -> None:
+        pending = self._round
+        for effect in effects:
+            if isinstance(effect, Persist):
+                pending.envelopes[cid] = entry.envelope(effect.record)
+                continue
+            op = operation_of(effect)
+            if op is not None:
+                pending.outbox.append(op.encode())
+            if isinstance(effect, EventPaymentReceived):
+                proof = new.partner.proof
+                assert proof is not None
+                self._audit(cid, "payment_received", new.partner.address, effect.amount, _proof_hash(proof),
+                            effect.payment_id)
+            pending.effects.append((cid, effect))
+        entry.state = new
+        if effects:
+            self._mark_dirty()
+
+    def _audit(self, cid: bytes, kind: str, who: bytes, amount: int, proof_hash: bytes,
+               payment_id: int) -> None:
+        self._round.audit.append(AuditRecord(self.ns, cid, who, kind, amount, proof_hash,
+                                             _payment_key(payment_id)))
+
+    def _mark_dirty(self) -> int:
+        self._dirty.set()
+        return self._round_no
+
+    # --- the flusher ---------------------------------------------------------------------------------
+
+    async def run_flusher(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Commit rounds forever; on cancel, commit what is pending (shielded) so nothing is lost."""
+        task_status.started()
+        try:
+            while True:
+                await self._dirty.wait()
+                await self._flush_once()
+        finally:
+            with trio.CancelScope(shield=True):
+                if not self._round.is_empty() and self.failure is None:
+                    await self._flush_once()
+
+    async def _flush_once(self) -> None:
+        current, self._round = self._round, _Round()
+        self._dirty = trio.Event()
+        number = self._round_no
+        self._round_no += 1
+        batch = current.batch(self.ns)
+        if len(batch):
+            try:
+                await self.store.commit(batch)
+            except BaseException as exc:
+                self.failure = exc
+                self._finish(number)
+                raise
+        self.flush_rounds += 1
+        self._carry_out(current)
+        self._finish(number)
+
+    def _finish(self, number: int) -> None:
+        self._done_no = number
+        self._done.set()
+        self._done = trio.Event()
+
+    def _carry_out(self, current: _Round) -> None:
+        if current.outbox:
+            self.outbox_changed.set()
+        for cid, effect in current.effects:
+            entry = self.channels.get(cid)
+            if isinstance(effect, Send):
+                if entry is not None:
+                    self._send(entry.peer_id, effect.message)
+            else:
+                self._publish(cid, effect)
+
+    def _publish(self, cid: bytes, effect: Effect) -> None:
+        if isinstance(effect, EventPaymentSent | EventPaymentRefused):
+            self.payment_outcomes[effect.payment_id] = effect
+            waiter = self.payment_results.pop(effect.payment_id, None)
+            if waiter is not None:
+                waiter.set()
+        if isinstance(effect, EventPaymentSent):
+            self.bus.publish("payment_sent", cid, payment_id=effect.payment_id, amount=str(effect.amount),
+                             nonce=effect.nonce)
+        elif isinstance(effect, EventPaymentReceived):
+            self.bus.publish("payment_received", cid, payment_id=effect.payment_id,
+                             amount=str(effect.amount), nonce=effect.nonce)
+        elif isinstance(effect, EventPaymentRefused):
+            self.bus.publish("payment_refused", cid, payment_id=effect.payment_id, code=effect.code,
+                             reason=effect.reason)
+        elif isinstance(effect, EventWithdrawExpired):
+            self.bus.publish("withdraw_expired", cid, total_withdraw=str(effect.total_withdraw))
+        elif operation_of(effect) is not None:
+            self.bus.publish("transaction_queued", cid, kind=type(effect).__name__)
+
+
+def in_flight_payment(state: ChannelState, payment_id: int) -> Payment | None:
+    for payment in state.in_flight:
+        if payment.payment_id == payment_id:
+            return payment
+    return None
