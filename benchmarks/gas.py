@@ -22,7 +22,9 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from channeld.chain.contract import ETHER, StoredProof  # noqa: E402
+from eth_utils import keccak  # noqa: E402
+
+from channeld.chain.contract import ETHER, Lock, StoredProof, locks_root, pack_locks, secret_hash  # noqa: E402
 from tests.contracts.hub import UINT256_MAX, Chain, Hub, Token, account  # noqa: E402
 from tests.tools import ANVIL, Anvil, free_port  # noqa: E402
 
@@ -38,7 +40,7 @@ KEYS = (
     "lifecycle_uncooperative",
     "lifecycle_cooperative",
 )
-EXTRA_KEYS = ("open_with_deposit_first",)
+EXTRA_KEYS = ("open_with_deposit_first", "register_secret", "unlock_1", "unlock_32")
 # At most this fraction of Raiden's figure (the brief's targets).
 TARGETS = {key: 0.6 for key in KEYS} | {"deposit": 0.85, "settle": 0.75}
 CHALLENGE_PERIOD = 120  # seconds, Raiden's settle timeout in the reference sequence
@@ -201,12 +203,35 @@ class Sequence:
         self.hold_exactly(a, 100)
         self.hold_exactly(b, 0)
         self.measure("open_with_deposit", lambda: self._open_receipt(b, 100))
+        # Phase 5: A's last proof to B carries 1 (then 32) locks of 1 token; B closes with it and reveals
+        # the secrets, the channel settles, and D unlocks: B is paid every lock (onto a zero balance).
+        self.unlock_phase(1)
+        self.unlock_phase(32)
         gas = self.gas
         gas["lifecycle_uncooperative"] = sum(
             gas[step] for step in ("open", "deposit_opener", "deposit", "close", "update", "settle")
         )
         gas["lifecycle_cooperative"] = gas["open_with_deposit_new_network"] + gas["cooperative_close"]
         return {key: gas[key] for key in KEYS + EXTRA_KEYS}
+
+    def unlock_phase(self, count: int) -> None:
+        a, b, d = self.a.address, self.b.address, self.d.address
+        self.hold_exactly(a, 100)
+        cid = self.open(b, 100)
+        expiry = self.chain.timestamp() + 10 * CHALLENGE_PERIOD
+        secrets = [keccak(text=f"gas secret {self.asset} {count} {n}") for n in range(count)]
+        locks = [Lock(1, expiry, secret_hash(secret)) for secret in secrets]
+        proof = StoredProof(1, 0, count, locks_root(locks))
+        self.hub.close(b, cid, proof, self.hub.sign_proof(self.a, cid, proof))
+        if count == 1:
+            self.measure("register_secret", lambda: self.hub.register_secret(b, secrets[0]))
+        else:
+            self.hub.register_secrets(b, secrets)
+        self.chain.advance(CHALLENGE_PERIOD + 1)
+        self.hub.settle(a, cid)
+        self.hold_exactly(b, 0)
+        self.measure(f"unlock_{count}", lambda: self.hub.unlock(d, cid, a, pack_locks(locks)))
+        self.expect(f"unlock_{count}", {b: count})
 
     def _open_receipt(self, partner: str, deposit: int) -> dict[str, Any]:
         self._cid = self.open(partner, deposit)

@@ -24,6 +24,7 @@ from channeld.chain.backend import connect_rpc
 from channeld.chain.deploy import Deployment, deploy
 from channeld.chain.sender import TransactionSender
 from channeld.errors import ChanneldError, ConfigError
+from channeld.node._cli import register_client_commands, register_devnet, register_init, register_node
 
 DEPLOY_KEY_ENV = "CHANNELD_DEPLOY_KEY"
 DEFAULT_MIN_CHALLENGE = 60  # seconds: long enough for a watcher to react on a dev chain
@@ -154,7 +155,9 @@ def run_demo(args: argparse.Namespace) -> int:
     return run(json_output=args.json)
 
 
-COMMANDS: list[Callable[[Subparsers], None]] = [register_deploy, register_demo]
+COMMANDS: list[Callable[[Subparsers], None]] = [
+    register_init, register_node, register_client_commands, register_devnet, register_deploy, register_demo,
+]
 
 
 if __name__ == "__main__":

@@ -242,16 +242,88 @@ def settlement(state: ChannelState, closing: Closing) -> Settlement:
     return Settlement(net1 - locked1, locked1, net2 - locked2, locked2)
 
 
+SETTLED_LOCKS_TUPLE = "(address,address,uint256,bytes32,address,uint256,bytes32)"
+
+
+@dataclass(frozen=True, slots=True)
+class SettledLocks:
+    """What a unilateral settle keeps for later unlocks (the contract's SettledLocks); locked1/locks_root1
+    are participant1's outgoing locks. A side that was unlocked reads zero and the zero root."""
+
+    token: str
+    participant1: str
+    locked1: int
+    locks_root1: bytes
+    participant2: str
+    locked2: int
+    locks_root2: bytes
+
+    def as_abi(self) -> tuple[str, str, int, bytes, str, int, bytes]:
+        return (self.token, self.participant1, self.locked1, self.locks_root1, self.participant2,
+                self.locked2, self.locks_root2)
+
+    def commitment(self) -> bytes:
+        """The slot: zero once nothing stays locked."""
+        if self.locked1 == 0 and self.locked2 == 0:
+            return ZERO_ROOT
+        return keccak(abi_encode([SETTLED_LOCKS_TUPLE], [self.as_abi()]))
+
+
+def settled_locks(
+    state: ChannelState, closing: Closing, *, unlocked1: bool = False, unlocked2: bool = False
+) -> SettledLocks:
+    """The SettledLocks a settle of (state, closing) leaves, with the sides already unlocked cleared."""
+    result = settlement(state, closing)
+    locked1, root1 = (0, ZERO_ROOT) if unlocked1 else (result.locked1, closing.proof1.locks_root)
+    locked2, root2 = (0, ZERO_ROOT) if unlocked2 else (result.locked2, closing.proof2.locks_root)
+    return SettledLocks(state.token, state.participant1, locked1, root1, state.participant2, locked2, root2)
+
+
 def settled_commitment(state: ChannelState, closing: Closing) -> bytes:
     """The slot after a unilateral settle: zero, or what a later unlock needs if anything stays locked."""
-    result = settlement(state, closing)
-    if result.locked1 == 0 and result.locked2 == 0:
-        return ZERO_ROOT
-    return keccak(abi_encode(
-        ["address", "address", "uint256", "bytes32", "address", "uint256", "bytes32"],
-        [state.token, state.participant1, result.locked1, closing.proof1.locks_root,
-         state.participant2, result.locked2, closing.proof2.locks_root],
-    ))
+    return settled_locks(state, closing).commitment()
+
+
+# ---------------------------------------------------------------------------------------------- locks
+
+MAX_LOCKS = 32
+"""At most this many pending locks per direction (proto/locks.md), so one unlock fits in a block."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lock:
+    """A hash time lock (proto/locks.md): `secrethash` = sha256(secret), `expiration` a unix time."""
+
+    amount: int
+    expiration: int
+    secrethash: bytes
+
+    def __post_init__(self) -> None:
+        _uint(self.amount, "amount")
+        _uint(self.expiration, "expiration")
+        _bytes32(self.secrethash, "secrethash")
+
+    def packed(self) -> bytes:
+        return self.amount.to_bytes(32, "big") + self.expiration.to_bytes(32, "big") + self.secrethash
+
+
+def pack_locks(locks: Sequence[Lock]) -> bytes:
+    """The locks in the order they were added, 96 bytes each, as unlock takes them."""
+    if len(locks) > MAX_LOCKS:
+        raise InvalidCallArgument(f"at most {MAX_LOCKS} locks per direction, got {len(locks)}")
+    return b"".join(lock.packed() for lock in locks)
+
+
+def locks_root(locks: Sequence[Lock]) -> bytes:
+    """keccak256 of the packed locks; the zero root when there are none."""
+    return keccak(pack_locks(locks)) if locks else ZERO_ROOT
+
+
+def secret_hash(secret: bytes) -> bytes:
+    """sha256(secret) of a 32-byte secret, as the SecretRegistry computes it."""
+    import hashlib
+
+    return hashlib.sha256(_bytes32(secret, "secret")).digest()
 
 
 # ---------------------------------------------------------------------------------------------- calls
@@ -288,8 +360,18 @@ def encode_set_total_withdraw(
     signature1: bytes, signature2: bytes,
 ) -> bytes:
     """Calldata of setTotalWithdraw; signature1/2 are participant1's/participant2's Withdraw signatures
-    (the sender's own may be b"": its transaction is its consent)."""
-    state.is_first(participant)
+    (the sender's own may be b"": its transaction is its consent). When the withdrawing participant's
+    own signature is b"", it must send the transaction itself, and the shorter `withdraw` call is used."""
+    first = state.is_first(participant)
+    own, partner_signature = (signature1, signature2) if first else (signature2, signature1)
+    if own == b"" and partner_signature != b"":
+        return _call(
+            f"withdraw(bytes32,{CHANNEL_TUPLE},uint256,uint256,address,{SIGNATURE_TUPLE})",
+            ["bytes32", CHANNEL_TUPLE, "uint256", "uint256", "address", SIGNATURE_TUPLE],
+            [_bytes32(cid, "channel_id"), state.as_abi(), _uint(total_withdraw, "total_withdraw"),
+             _uint(expiry, "expiry"), _address(receiver, "receiver"),
+             _signature(partner_signature, "partner_signature")],
+        )
     return _call(
         f"setTotalWithdraw(bytes32,{CHANNEL_TUPLE},address,uint256,uint256,address,{SIGNATURE_TUPLE},"
         f"{SIGNATURE_TUPLE})",
@@ -354,6 +436,44 @@ def encode_cooperative_settle(
          _signature(signature1, "signature1", allow_empty=True),
          _signature(signature2, "signature2", allow_empty=True)],
     )
+
+
+def encode_unlock(cid: bytes, settled: SettledLocks, sender: str, packed_locks: bytes) -> bytes:
+    """Calldata of unlock: release `sender`'s locked amount of a settled channel; `packed_locks` are the
+    locks its last proof committed to (`pack_locks`). Anyone may send it."""
+    if not isinstance(packed_locks, bytes) or len(packed_locks) % 96 or len(packed_locks) > 96 * MAX_LOCKS:
+        raise InvalidCallArgument("packed_locks must be up to 32 locks of 96 bytes")
+    if _address(sender, "sender") not in (settled.participant1, settled.participant2):
+        raise InvalidCallArgument(f"{sender} is not a participant of this channel")
+    return _call(
+        f"unlock(bytes32,{SETTLED_LOCKS_TUPLE},address,bytes)",
+        ["bytes32", SETTLED_LOCKS_TUPLE, "address", "bytes"],
+        [_bytes32(cid, "channel_id"), settled.as_abi(), sender, packed_locks],
+    )
+
+
+def encode_register_secret(secret: bytes) -> bytes:
+    """Calldata of SecretRegistry.registerSecret (send it to the registry, `secretRegistry()` of the hub)."""
+    if _bytes32(secret, "secret") == ZERO_ROOT:
+        raise InvalidCallArgument("the zero secret cannot be registered")
+    return _call("registerSecret(bytes32)", ["bytes32"], [secret])
+
+
+def encode_register_secret_batch(secrets: Sequence[bytes]) -> bytes:
+    for secret in secrets:
+        if _bytes32(secret, "secret") == ZERO_ROOT:
+            raise InvalidCallArgument("the zero secret cannot be registered")
+    return _call("registerSecretBatch(bytes32[])", ["bytes32[]"], [list(secrets)])
+
+
+def encode_registration_time(secrethash: bytes) -> bytes:
+    """Calldata of the registry's `registrationTime(bytes32)` view (zero: never revealed)."""
+    return _call("registrationTime(bytes32)", ["bytes32"], [_bytes32(secrethash, "secrethash")])
+
+
+def encode_secret_registry() -> bytes:
+    """Calldata of the hub's `secretRegistry()` view (the registry's address)."""
+    return _call("secretRegistry()", [], [])
 
 
 def encode_claim(token: str, to: str) -> bytes:
@@ -463,13 +583,31 @@ class PayoutClaimed:
     amount: int
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelUnlocked:
+    """`sender`'s locks were released: `claimed` to its partner, `returned` to `sender`."""
+
+    channel_id: bytes
+    sender: str
+    claimed: int
+    returned: int
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRevealed:
+    """Emitted by the SecretRegistry (its own address, `secretRegistry()` of the hub)."""
+
+    secrethash: bytes
+    secret: bytes
+
+
 ChannelEvent = (
     ChannelOpened | ChannelDeposit | ChannelWithdraw | ChannelClosed | BalanceProofUpdated | ChannelSettled
-    | ChannelCooperativelySettled | PayoutDeferred | PayoutClaimed
+    | ChannelCooperativelySettled | PayoutDeferred | PayoutClaimed | ChannelUnlocked | SecretRevealed
 )
 EVENT_CLASSES: tuple[type[ChannelEvent], ...] = (
     ChannelOpened, ChannelDeposit, ChannelWithdraw, ChannelClosed, BalanceProofUpdated, ChannelSettled,
-    ChannelCooperativelySettled, PayoutDeferred, PayoutClaimed,
+    ChannelCooperativelySettled, PayoutDeferred, PayoutClaimed, ChannelUnlocked, SecretRevealed,
 )
 
 
@@ -481,7 +619,7 @@ def _signature_of(entry: Mapping[str, Any]) -> str:
 def _event_table() -> dict[bytes, tuple[type[ChannelEvent], list[dict[str, Any]]]]:
     classes = {cls.__name__: cls for cls in EVENT_CLASSES}
     table = {}
-    for entry in abi():
+    for entry in abi() + abi("SecretRegistry"):
         if entry["type"] == "event":
             table[keccak(text=_signature_of(entry))] = (classes[entry["name"]], entry["inputs"])
     return table
@@ -538,6 +676,8 @@ class OnChainChannel:
     closing: Closing | None = None
     settled: Settlement | None = None
     cooperative: bool = False
+    unlocked1: bool = False  # participant1's locks were released by unlock
+    unlocked2: bool = False
 
     def commitment(self) -> bytes:
         if self.cooperative:
@@ -546,7 +686,13 @@ class OnChainChannel:
             return self.state.commitment()
         if self.settled is None:
             return closed_commitment(self.state, self.closing)
-        return settled_commitment(self.state, self.closing)
+        return self.settled_locks().commitment()
+
+    def settled_locks(self) -> SettledLocks:
+        """What unlock takes as `settled`; InvalidCallArgument before a unilateral settle."""
+        if self.closing is None or self.settled is None:
+            raise InvalidCallArgument("the channel has not been settled unilaterally")
+        return settled_locks(self.state, self.closing, unlocked1=self.unlocked1, unlocked2=self.unlocked2)
 
 
 def apply_event(channel: OnChainChannel | None, event: ChannelEvent) -> OnChainChannel:
@@ -558,15 +704,29 @@ def apply_event(channel: OnChainChannel | None, event: ChannelEvent) -> OnChainC
         state = ChannelState(event.participant1, event.participant2, event.token, event.challenge_period,
                              event.deposit1, event.deposit2)
         return OnChainChannel(event.channel_id, state)
-    if channel is None or isinstance(event, PayoutDeferred | PayoutClaimed):
+    if channel is None or isinstance(event, PayoutDeferred | PayoutClaimed | SecretRevealed):
         raise UnknownEvent(f"{type(event).__name__} does not apply to a channel's state")
     if event.channel_id != channel.channel_id:
         raise UnknownEvent(f"{type(event).__name__} does not apply to this channel")
+    if isinstance(event, ChannelUnlocked):
+        return _apply_unlock(channel, event)
     if channel.settled is not None or channel.cooperative:
         raise UnknownEvent(f"{type(event).__name__} after the channel was settled")
     if channel.closing is None:
         return _apply_while_open(channel, event)
     return _apply_while_closed(channel, channel.closing, event)
+
+
+def _apply_unlock(channel: OnChainChannel, event: ChannelUnlocked) -> OnChainChannel:
+    if channel.settled is None or channel.cooperative:
+        raise UnknownEvent("ChannelUnlocked before a unilateral settle")
+    if channel.state.is_first(event.sender):
+        if channel.unlocked1:
+            raise UnknownEvent("ChannelUnlocked twice for the same side")
+        return replace(channel, unlocked1=True)
+    if channel.unlocked2:
+        raise UnknownEvent("ChannelUnlocked twice for the same side")
+    return replace(channel, unlocked2=True)
 
 
 def _apply_while_open(channel: OnChainChannel, event: ChannelEvent) -> OnChainChannel:
@@ -609,7 +769,7 @@ def _apply_while_closed(channel: OnChainChannel, closing: Closing, event: Channe
 @cache
 def _error_table() -> dict[bytes, tuple[str, list[str]]]:
     table = {}
-    for entry in abi():
+    for entry in abi() + abi("SecretRegistry"):
         if entry["type"] == "error":
             selector = keccak(text=_signature_of(entry))[:4]
             table[selector] = (entry["name"], [item["type"] for item in entry["inputs"]])

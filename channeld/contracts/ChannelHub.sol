@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
+import {SecretRegistry} from "./SecretRegistry.sol";
+
 interface IERC20Minimal {
     function balanceOf(address account) external view returns (uint256);
     function transfer(address to, uint256 amount) external returns (bool);
@@ -52,6 +54,18 @@ contract ChannelHub {
         Proof proof2;
     }
 
+    /// @dev What a unilateral settle keeps for later unlocks; its hash is the settled channel's slot.
+    /// locked1/locksRoot1 are participant1's outgoing locks (paid to participant2 when claimed).
+    struct SettledLocks {
+        address token;
+        address participant1;
+        uint256 locked1;
+        bytes32 locksRoot1;
+        address participant2;
+        uint256 locked2;
+        bytes32 locksRoot2;
+    }
+
     /// @dev A 65-byte r || s || v signature in EIP-2098 compact form: vs = (v - 27) << 255 | s.
     /// All zero stands for "no signature" where the signer sends the transaction itself.
     struct Signature {
@@ -79,6 +93,12 @@ contract ChannelHub {
     uint256 private constant HALF_CURVE_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0;
     uint256 private constant HALF_CURVE_MASK = (1 << 255) - 1;
 
+    /// @dev proto/locks.md: a packed lock is amount || expiration || secrethash, 32 bytes each.
+    uint256 private constant PACKED_LOCK_SIZE = 96;
+    uint256 public constant MAX_LOCKS = 32;
+
+    /// @notice Where unlock looks up when each secret was revealed (created by this contract).
+    SecretRegistry public immutable secretRegistry;
     uint256 public immutable minChallengePeriod;
     uint256 public immutable maxChallengePeriod;
     uint256 private immutable cachedChainId;
@@ -129,6 +149,8 @@ contract ChannelHub {
     event ChannelCooperativelySettled(
         bytes32 indexed channelId, uint256 amount1, address receiver1, uint256 amount2, address receiver2
     );
+    /// @dev `sender`'s locks: `claimed` went to its partner, `returned` back to `sender`.
+    event ChannelUnlocked(bytes32 indexed channelId, address indexed sender, uint256 claimed, uint256 returned);
     event PayoutDeferred(address indexed token, address indexed recipient, uint256 amount);
     event PayoutClaimed(address indexed token, address indexed recipient, address to, uint256 amount);
 
@@ -157,6 +179,9 @@ contract ChannelHub {
     error ChallengePeriodNotOver(uint256 settleTime);
     error PayoutMismatch(uint256 total, uint256 available);
     error NothingToClaim();
+    error NothingLocked(address sender);
+    error MalformedLocks(uint256 length);
+    error LocksRootMismatch(bytes32 stored, bytes32 computed);
     error Reentrancy();
 
     modifier nonReentrant() {
@@ -170,6 +195,7 @@ contract ChannelHub {
         if (minChallengePeriod_ == 0 || minChallengePeriod_ > maxChallengePeriod_) {
             revert InvalidChallengeBounds(minChallengePeriod_, maxChallengePeriod_);
         }
+        secretRegistry = new SecretRegistry();
         minChallengePeriod = minChallengePeriod_;
         maxChallengePeriod = maxChallengePeriod_;
         cachedChainId = block.chainid;
@@ -242,32 +268,27 @@ contract ChannelHub {
         Signature calldata signature1,
         Signature calldata signature2
     ) external {
-        // No lock taken: the only external call comes last, after the new commitment is stored, so a
-        // re-entry sees the new state. Refused while another call holds the lock (a deposit's token call).
-        if (entered != 0) revert Reentrancy();
-        if (block.timestamp > expiry) revert WithdrawExpired(expiry);
-        if (receiver == address(0)) revert InvalidReceiver();
-        uint256 field;
-        uint256 current;
-        if (participant == ch.participant1) {
-            (field, current) = (6, ch.withdrawn1);
-        } else if (participant == ch.participant2) {
-            (field, current) = (7, ch.withdrawn2);
-        } else {
-            revert NotParticipant(participant);
-        }
-        (bytes32 stored, bytes32 next) = _stateHashes(ch, field, totalWithdraw);
-        if (channels[channelId] != stored) _refuseState(channelId, channels[channelId]);
-        if (totalWithdraw <= current) revert WithdrawNotIncreasing(current, totalWithdraw);
-        uint256 amount = totalWithdraw - current;
-        uint256 available = _held(ch);
-        if (amount > available) revert WithdrawExceedsChannel(amount, available);
-        bytes32 digest = withdrawDigest(channelId, participant, totalWithdraw, expiry, receiver);
+        (bytes32 next, uint256 amount, bytes32 digest,) =
+            _prepareWithdraw(channelId, ch, participant, totalWithdraw, expiry, receiver);
         _checkConsent(digest, signature1, ch.participant1);
         _checkConsent(digest, signature2, ch.participant2);
-        channels[channelId] = next;
-        emit ChannelWithdraw(channelId, participant, totalWithdraw, receiver);
-        _send(ch.token, receiver, amount);
+        _finishWithdraw(channelId, next, participant, totalWithdraw, receiver, ch.token, amount);
+    }
+
+    /// @notice setTotalWithdraw for the sender's own withdrawal, in less calldata: the sender is the
+    /// participant, so only the partner's Withdraw signature travels.
+    function withdraw(
+        bytes32 channelId,
+        Channel calldata ch,
+        uint256 totalWithdraw,
+        uint256 expiry,
+        address receiver,
+        Signature calldata partnerSignature
+    ) external {
+        (bytes32 next, uint256 amount, bytes32 digest, address partner) =
+            _prepareWithdraw(channelId, ch, msg.sender, totalWithdraw, expiry, receiver);
+        _checkSigner(digest, partnerSignature, partner);
+        _finishWithdraw(channelId, next, msg.sender, totalWithdraw, receiver, ch.token, amount);
     }
 
     /// @notice Close with the partner's latest balance proof (nonce 0 and all-zero fields for none).
@@ -391,6 +412,32 @@ contract ChannelHub {
         emit ChannelCooperativelySettled(channelId, amount1, receiver1, amount2, receiver2);
         _payOrDefer(ch.token, receiver1, amount1);
         _payOrDefer(ch.token, receiver2, amount2);
+    }
+
+    /// @notice After a unilateral settle, release `sender`'s locked amount: each lock whose secret was
+    /// registered at or before its expiration goes to the partner, the rest back to `sender`. Anyone may
+    /// call it with `packedLocks`, the locks that `sender`'s last proof committed to (its locksRoot), in
+    /// order. The side's stored locked amount becomes zero, so it cannot be unlocked twice.
+    function unlock(bytes32 channelId, SettledLocks calldata settled, address sender, bytes calldata packedLocks)
+        external
+        nonReentrant
+    {
+        bytes32 stored = channels[channelId];
+        if (stored != keccak256(abi.encode(settled))) _refuseState(channelId, stored);
+        SettledLocks memory next = settled;
+        (uint256 locked, bytes32 root, address receiver) = _lockedSide(next, sender);
+        if (locked == 0) revert NothingLocked(sender);
+        uint256 length = packedLocks.length;
+        if (length % PACKED_LOCK_SIZE != 0 || length > MAX_LOCKS * PACKED_LOCK_SIZE) revert MalformedLocks(length);
+        bytes32 computed = packedLocks.length == 0 ? bytes32(0) : keccak256(packedLocks);
+        if (computed != root) revert LocksRootMismatch(root, computed);
+        uint256 claimed = _claimable(packedLocks);
+        // The signed locks may add up to more than settle could keep (an insolvent sender): pay what is held.
+        if (claimed > locked) claimed = locked;
+        channels[channelId] = next.locked1 == 0 && next.locked2 == 0 ? bytes32(0) : keccak256(abi.encode(next));
+        emit ChannelUnlocked(channelId, sender, claimed, locked - claimed);
+        _payOrDefer(settled.token, receiver, claimed);
+        _payOrDefer(settled.token, sender, locked - claimed);
     }
 
     /// @notice Pay the caller's deferred payouts in `token` to `to`.
@@ -533,6 +580,89 @@ contract ChannelHub {
             current := keccak256(ptr, 256)
             mstore(add(ptr, shl(5, field)), value)
             next := keccak256(ptr, 256)
+        }
+    }
+
+    /// @dev Every check of a withdrawal but the signatures; returns the new commitment, the amount to pay,
+    /// the Withdraw digest both must have signed and the participant's partner.
+    function _prepareWithdraw(
+        bytes32 channelId,
+        Channel calldata ch,
+        address participant,
+        uint256 totalWithdraw,
+        uint256 expiry,
+        address receiver
+    ) private view returns (bytes32 next, uint256 amount, bytes32 digest, address partner) {
+        // No lock is taken: the only external call comes last, after the new commitment is stored, so a
+        // re-entry sees the new state. Refused while another call holds the lock (a deposit's token call).
+        if (entered != 0) revert Reentrancy();
+        if (block.timestamp > expiry) revert WithdrawExpired(expiry);
+        if (receiver == address(0)) revert InvalidReceiver();
+        uint256 field;
+        uint256 current;
+        if (participant == ch.participant1) {
+            (field, current, partner) = (6, ch.withdrawn1, ch.participant2);
+        } else if (participant == ch.participant2) {
+            (field, current, partner) = (7, ch.withdrawn2, ch.participant1);
+        } else {
+            revert NotParticipant(participant);
+        }
+        bytes32 stored;
+        (stored, next) = _stateHashes(ch, field, totalWithdraw);
+        if (channels[channelId] != stored) _refuseState(channelId, channels[channelId]);
+        if (totalWithdraw <= current) revert WithdrawNotIncreasing(current, totalWithdraw);
+        amount = totalWithdraw - current;
+        uint256 available = _held(ch);
+        if (amount > available) revert WithdrawExceedsChannel(amount, available);
+        digest = withdrawDigest(channelId, participant, totalWithdraw, expiry, receiver);
+    }
+
+    function _finishWithdraw(
+        bytes32 channelId,
+        bytes32 next,
+        address participant,
+        uint256 totalWithdraw,
+        address receiver,
+        address token,
+        uint256 amount
+    ) private {
+        channels[channelId] = next;
+        emit ChannelWithdraw(channelId, participant, totalWithdraw, receiver);
+        _send(token, receiver, amount);
+    }
+
+    /// @dev `sender`'s locked amount, locks root and partner; clears that side in `settled`.
+    function _lockedSide(SettledLocks memory settled, address sender)
+        private
+        pure
+        returns (uint256 locked, bytes32 root, address receiver)
+    {
+        if (sender == settled.participant1) {
+            (locked, root, receiver) = (settled.locked1, settled.locksRoot1, settled.participant2);
+            (settled.locked1, settled.locksRoot1) = (0, 0);
+        } else if (sender == settled.participant2) {
+            (locked, root, receiver) = (settled.locked2, settled.locksRoot2, settled.participant1);
+            (settled.locked2, settled.locksRoot2) = (0, 0);
+        } else {
+            revert NotParticipant(sender);
+        }
+    }
+
+    /// @dev The sum of the amounts of the locks whose secret was registered at or before their expiration.
+    function _claimable(bytes calldata packedLocks) private view returns (uint256 claimed) {
+        uint256 length = packedLocks.length;
+        for (uint256 offset; offset < length; offset += PACKED_LOCK_SIZE) {
+            uint256 amount;
+            uint256 expiration;
+            bytes32 secrethash;
+            assembly ("memory-safe") {
+                let at := add(packedLocks.offset, offset)
+                amount := calldataload(at)
+                expiration := calldataload(add(at, 0x20))
+                secrethash := calldataload(add(at, 0x40))
+            }
+            uint256 revealedAt = secretRegistry.registrationTime(secrethash);
+            if (revealedAt != 0 && revealedAt <= expiration) claimed = _saturatingAdd(claimed, amount);
         }
     }
 

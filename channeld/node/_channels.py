@@ -87,8 +87,8 @@ class _Round:
             batch.put_channel(ns, cid, envelope)
         for pubkey, record in self.peers.items():
             batch.put_peer(pubkey, record)
-        for record in self.audit:
-            batch.append_audit(record)
+        for audit in self.audit:
+            batch.append_audit(audit)
         for op in self.outbox:
             batch.enqueue_outbox(ns, op)
         for seq in self.removed_outbox:
@@ -152,6 +152,7 @@ class ChannelService:
         self.payment_results: dict[int, trio.Event] = {}
         self.payment_outcomes: dict[int, Effect] = {}
         self.flush_rounds = 0
+        self.on_queued: Callable[[int, bytes], None] = lambda seq, raw: None
 
     # --- loading and lookup --------------------------------------------------------------------------
 
@@ -230,6 +231,10 @@ class ChannelService:
         self._audit(channel_id, kind, who, amount, bytes(32), 0)
         self._mark_dirty()
 
+    async def wait_next_round(self) -> None:
+        """Wait until the next round is carried out (acknowledgements may have arrived with it)."""
+        await self._done.wait()
+
     async def wait_round(self, round_no: int) -> None:
         while self._done_no < round_no:
             if self.failure is not None:
@@ -262,6 +267,9 @@ class ChannelService:
         self._round.audit.append(AuditRecord(self.ns, cid, who, kind, amount, proof_hash,
                                              _payment_key(payment_id)))
 
+    def pending_effects(self) -> int:
+        return len(self._round.effects)
+
     def _mark_dirty(self) -> int:
         self._dirty.set()
         return self._round_no
@@ -288,11 +296,13 @@ class ChannelService:
         batch = current.batch(self.ns)
         if len(batch):
             try:
-                await self.store.commit(batch)
+                receipt = await self.store.commit(batch)
             except BaseException as exc:
                 self.failure = exc
                 self._finish(number)
                 raise
+            for seq, raw in zip(receipt.outbox_seqs, current.outbox, strict=True):
+                self.on_queued(seq, raw)
         self.flush_rounds += 1
         self._carry_out(current)
         self._finish(number)
@@ -331,7 +341,7 @@ class ChannelService:
         elif isinstance(effect, EventWithdrawExpired):
             self.bus.publish("withdraw_expired", cid, total_withdraw=str(effect.total_withdraw))
         elif operation_of(effect) is not None:
-            self.bus.publish("transaction_queued", cid, kind=type(effect).__name__)
+            self.bus.publish("transaction_queued", cid, effect=type(effect).__name__)
 
 
 def in_flight_payment(state: ChannelState, payment_id: int) -> Payment | None:

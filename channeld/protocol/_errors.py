@@ -71,6 +71,25 @@ class StateMismatch(Refused):
     code = 25
 
 
+class BadLock(Refused):
+    """A new lock that breaks a lock rule: expiry too soon or too far, too many locks, a repeated hash."""
+
+    code = 27
+
+
+class UnknownLock(Refused):
+    """An unlock or lock-expired message naming a lock that is not pending (or a secret matching none)."""
+
+    code = 28
+
+
+class LockNotExpired(Refused):
+    """A lock-expired message before the lock's expiration, or for a lock whose secret the chain
+    registered in time."""
+
+    code = 29
+
+
 # InvalidSignature is raised by the signing module; give it a code in the same table
 REFUSAL_CODES: dict[type[PeerFault], int] = {
     InvalidSignature: 26,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from channeld.wire import BalanceProof, Message
+from channeld.wire import BalanceProof, Lock, Message
 
 # --- inputs from our user ------------------------------------------------------------------------------
 
@@ -59,6 +59,42 @@ class ActionTick:
     now: int
 
 
+@dataclass(frozen=True, slots=True)
+class ActionSendLockedTransfer:
+    """Lock `amount` under `secrethash` until `expiration` (unix seconds) in our next proof."""
+
+    payment_id: int
+    amount: int
+    expiration: int
+    secrethash: bytes
+    initiator: bytes
+    target: bytes
+    metadata: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class ActionUnlock:
+    """We learned the secret of one of our pending locks: turn it into a plain transfer."""
+
+    secret: bytes
+    payment_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ActionExpireLock:
+    """Remove our lock with this secrethash: it expired without its secret registered on chain in time."""
+
+    secrethash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ActionLearnSecret:
+    """We know the preimage of a partner lock's secrethash: reveal it to the partner (the lock's payer)
+    and keep it to claim the lock on chain if the partner does not unlock in time."""
+
+    secret: bytes
+
+
 # --- inputs from the chain -----------------------------------------------------------------------------
 
 
@@ -96,6 +132,14 @@ class ContractReceiveSettled:
 
     amount1: int
     amount2: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContractReceiveSecretRegistered:
+    """The secret registry recorded `secret` at `registered_at` (block timestamp)."""
+
+    secret: bytes
+    registered_at: int
 
 
 # --- effects -------------------------------------------------------------------------------------------
@@ -200,6 +244,56 @@ class EventWithdrawExpired:
     total_withdraw: int
 
 
+@dataclass(frozen=True, slots=True)
+class ContractSendRegisterSecret:
+    """Register `secret` on chain; it counts only if mined at or before `deadline` (the lock's expiry)."""
+
+    secret: bytes
+    deadline: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContractSendUnlock:
+    """After settlement: claim or return the pending locks `sender` committed to, packed (proto/locks.md)."""
+
+    channel_id: bytes
+    sender: bytes
+    receiver: bytes
+    packed_locks: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EventLockReceived:
+    """The partner locked `lock` for us in a transfer from `initiator` to `target`."""
+
+    channel_id: bytes
+    payment_id: int
+    lock: Lock
+    initiator: bytes
+    target: bytes
+    metadata: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class EventLockUnlocked:
+    """The partner unlocked its lock to us: `amount` is now ours off-chain."""
+
+    channel_id: bytes
+    payment_id: int
+    secrethash: bytes
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventLockExpired:
+    """The partner removed its expired lock; the amount went back to it."""
+
+    channel_id: bytes
+    secrethash: bytes
+    amount: int
+
+
 Effect = (Persist | Send | ContractSendClose | ContractSendUpdateProof | ContractSendSettle
           | ContractSendWithdraw | ContractSendCooperativeSettle | EventPaymentReceived | EventPaymentSent
-          | EventPaymentRefused | EventWithdrawExpired)
+          | EventPaymentRefused | EventWithdrawExpired | ContractSendRegisterSecret | ContractSendUnlock
+          | EventLockReceived | EventLockUnlocked | EventLockExpired)

@@ -15,17 +15,29 @@ from channeld.protocol._errors import IllegalAction, IllegalInput, StateMismatch
 from channeld.protocol._events import (
     ActionClose,
     ActionCooperativeSettle,
+    ActionExpireLock,
+    ActionLearnSecret,
     ActionPay,
     ActionReconnected,
+    ActionSendLockedTransfer,
     ActionTick,
+    ActionUnlock,
     ActionWithdraw,
     ContractReceiveClosed,
     ContractReceiveDeposit,
     ContractReceiveProofUpdated,
+    ContractReceiveSecretRegistered,
     ContractReceiveSettled,
     ContractReceiveWithdraw,
     Effect,
     Send,
+)
+from channeld.protocol._locks import (
+    handle_action_expire_lock,
+    handle_action_learn_secret,
+    handle_action_send_locked_transfer,
+    handle_action_unlock,
+    handle_secret_registered,
 )
 from channeld.protocol._payments import (
     accept_up_to,
@@ -33,6 +45,7 @@ from channeld.protocol._payments import (
     handle_payment,
     handle_payment_accepted,
     handle_payment_refused,
+    unacknowledged,
 )
 from channeld.protocol._settle import (
     handle_action_close,
@@ -48,7 +61,13 @@ from channeld.protocol._settle import (
     settle_request_of,
 )
 from channeld.protocol._signing import KnownKey, Signer
-from channeld.protocol._state import ChannelState, ChannelStatus, Side
+from channeld.protocol._state import (
+    DEFAULT_REVEAL_TIMEOUT,
+    MAX_LOCK_LIFETIME,
+    ChannelState,
+    ChannelStatus,
+    Side,
+)
 from channeld.protocol._withdraw import (
     handle_action_withdraw,
     handle_withdraw_request,
@@ -57,6 +76,8 @@ from channeld.protocol._withdraw import (
 )
 from channeld.wire import (
     ChannelOpened,
+    LockedTransfer,
+    LockExpired,
     Message,
     Payment,
     PaymentAccepted,
@@ -64,6 +85,7 @@ from channeld.wire import (
     Reestablish,
     SettleRequest,
     SettleSignature,
+    Unlock,
     WithdrawRequest,
     WithdrawSignature,
 )
@@ -85,7 +107,7 @@ def handle_reestablish(state: ChannelState, msg: Reestablish, signer: Signer) ->
     if msg.received_nonce > state.our.nonce:
         raise StateMismatch(f"partner claims our proof {msg.received_nonce}; our latest is {state.our.nonce}")
     new, effects = accept_up_to(state, msg.received_nonce)
-    return new, effects + [Send(p) for p in new.in_flight]
+    return new, effects + [Send(p) for p in unacknowledged(new)]
 
 
 Handler = Callable[[ChannelState, Any, Signer], Transition]
@@ -110,6 +132,14 @@ HANDLERS: dict[type, Handler] = {
     SettleRequest: handle_settle_request,
     SettleSignature: handle_settle_signature,
     Reestablish: handle_reestablish,
+    ActionSendLockedTransfer: handle_action_send_locked_transfer,
+    ActionUnlock: handle_action_unlock,
+    ActionExpireLock: handle_action_expire_lock,
+    ActionLearnSecret: handle_action_learn_secret,
+    ContractReceiveSecretRegistered: handle_secret_registered,
+    LockedTransfer: handle_payment,
+    Unlock: handle_payment,
+    LockExpired: handle_payment,
 }
 
 # the legal inputs per status; anything else raises, naming the status and the input
@@ -117,6 +147,7 @@ TRANSITIONS: dict[ChannelStatus, frozenset[type]] = {
     ChannelStatus.OPEN: frozenset(HANDLERS) - {ContractReceiveProofUpdated},
     ChannelStatus.CLOSED: frozenset({
         ActionTick, ContractReceiveProofUpdated, ContractReceiveSettled, PaymentAccepted, PaymentRefused,
+        ActionLearnSecret, ContractReceiveSecretRegistered,
     }),
     ChannelStatus.SETTLED: frozenset({ActionTick}),
 }
@@ -134,14 +165,22 @@ def handle(state: ChannelState, event: object, signer: Signer) -> Transition:
 
 
 def new_channel(chain_id: int, contract: bytes, channel_id: bytes, challenge_period: int,
-                our_address: bytes, partner_public_key: bytes) -> ChannelState:
-    """The state of a channel just opened on chain (deposits arrive as `ContractReceiveDeposit`)."""
+                our_address: bytes, partner_public_key: bytes,
+                reveal_timeout: int = DEFAULT_REVEAL_TIMEOUT) -> ChannelState:
+    """The state of a channel just opened on chain (deposits arrive as `ContractReceiveDeposit`).
+
+    `reveal_timeout` (seconds) is how long we need to get a secret registered on chain: a lock must
+    outlive `now` by at least that much for us to accept or offer it.
+    """
     partner = KnownKey(partner_public_key)
     if partner.address == our_address:
         raise IllegalAction("a channel needs two different participants")
+    if type(reveal_timeout) is not int or not 0 < reveal_timeout < MAX_LOCK_LIFETIME:
+        raise IllegalAction(f"reveal timeout must be in (0, {MAX_LOCK_LIFETIME}) seconds")
     return ChannelState(chain_id=chain_id, contract=contract, channel_id=channel_id,
                         challenge_period=challenge_period, our=Side(our_address),
-                        partner=Side(partner.address), partner_public_key=partner.public_key)
+                        partner=Side(partner.address), partner_public_key=partner.public_key,
+                        reveal_timeout=reveal_timeout)
 
 
 def announcement(state: ChannelState) -> ChannelOpened:

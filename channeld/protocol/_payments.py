@@ -42,21 +42,30 @@ from channeld.protocol._events import (
     EventPaymentSent,
     Send,
 )
+from channeld.protocol._locks import apply_lock_message
 from channeld.protocol._signing import Signer
 from channeld.protocol._state import (
     MAX_HELD_PROOFS,
     MAX_IN_FLIGHT,
     UINT256_LIMIT,
     ChannelState,
+    LockMessage,
     balance,
 )
-from channeld.wire import Payment, PaymentAccepted, PaymentRefused
+from channeld.wire import LockExpired, Payment, PaymentAccepted, PaymentRefused
+
+ProofMessage = Payment | LockMessage
+
+
+def payment_id_of(msg: ProofMessage) -> int:
+    """The id an acknowledgement carries (a lock-expired message belongs to no payment: 0)."""
+    return 0 if isinstance(msg, LockExpired) else msg.payment_id
 
 
 def handle_action_pay(state: ChannelState, action: ActionPay, signer: Signer) -> Transition:
     if state.settle is not None:
         raise IllegalAction("cannot pay: a cooperative settle is in progress")
-    if len(state.in_flight) >= MAX_IN_FLIGHT:
+    if len(state.in_flight) + len(state.locks_in_flight) >= MAX_IN_FLIGHT:
         raise TooManyInFlight(f"{len(state.in_flight)} payments already wait for acceptance")
     if type(action.amount) is not int or action.amount <= 0:
         raise IllegalAction(f"payment amount must be a positive integer, got {action.amount!r}")
@@ -70,7 +79,8 @@ def handle_action_pay(state: ChannelState, action: ActionPay, signer: Signer) ->
     return transition(state, new, [Send(payment)])
 
 
-def handle_payment(state: ChannelState, msg: Payment, signer: Signer) -> Transition:
+def handle_payment(state: ChannelState, msg: ProofMessage, signer: Signer) -> Transition:
+    """A partner message carrying its next proof: a `Payment` or a lock message (sequenced alike)."""
     if state.settle is not None:
         raise IllegalInput("payment refused: a cooperative settle is in progress")
     proof = msg.balance_proof
@@ -86,7 +96,7 @@ def handle_payment(state: ChannelState, msg: Payment, signer: Signer) -> Transit
     return transition(state, new, effects + more)
 
 
-def _duplicate(state: ChannelState, msg: Payment) -> Transition:
+def _duplicate(state: ChannelState, msg: ProofMessage) -> Transition:
     """An already-accepted nonce: the same proof is acknowledged again; a different one is a conflict."""
     proof = msg.balance_proof
     if proof.nonce == state.partner.nonce and proof != state.partner.proof:
@@ -95,11 +105,11 @@ def _duplicate(state: ChannelState, msg: Payment) -> Transition:
     if proof.nonce < state.partner.nonce:
         # older proofs are not kept; acknowledge only one the partner really signed
         check_partner_proof_signature(state, proof)
-    ack = PaymentAccepted(state.channel_id, proof.nonce, msg.payment_id)
+    ack = PaymentAccepted(state.channel_id, proof.nonce, payment_id_of(msg))
     return state, [Send(ack)]
 
 
-def _hold(state: ChannelState, msg: Payment) -> Transition:
+def _hold(state: ChannelState, msg: ProofMessage) -> Transition:
     nonce = msg.balance_proof.nonce
     nonces = [p.balance_proof.nonce for p in state.held]
     at = bisect.bisect_left(nonces, nonce)
@@ -114,8 +124,10 @@ def _hold(state: ChannelState, msg: Payment) -> Transition:
     return transition(state, replace(state, held=held), [])
 
 
-def _apply(state: ChannelState, msg: Payment) -> tuple[ChannelState, list[Effect]]:
+def _apply(state: ChannelState, msg: ProofMessage) -> tuple[ChannelState, list[Effect]]:
     """Apply the partner's next proof (nonce and signature already checked) or raise a refusal."""
+    if not isinstance(msg, Payment):
+        return apply_lock_message(state, msg)
     proof, partner = msg.balance_proof, state.partner
     if proof.locked_amount != partner.locked or proof.locks_root != locks_root_of(partner.proof):
         raise AmountMismatch("a direct payment must not change the locked amount or locks root")
@@ -147,10 +159,10 @@ def _drain_held(state: ChannelState) -> tuple[ChannelState, list[Effect]]:
     return state, effects
 
 
-def refusal_for(state: ChannelState, msg: Payment, error: PeerFault) -> PaymentRefused:
-    """The `PaymentRefused` answering a payment that raised `error` (the node sends it)."""
+def refusal_for(state: ChannelState, msg: ProofMessage, error: PeerFault) -> PaymentRefused:
+    """The `PaymentRefused` answering a payment (or lock message) that raised `error` (the node sends it)."""
     reason = str(error).encode("utf-8", "replace")[:1024].decode("utf-8", "ignore")
-    return PaymentRefused(state.channel_id, msg.balance_proof.nonce, msg.payment_id, refusal_code(error),
+    return PaymentRefused(state.channel_id, msg.balance_proof.nonce, payment_id_of(msg), refusal_code(error),
                           reason)
 
 
@@ -164,19 +176,26 @@ def handle_payment_accepted(state: ChannelState, msg: PaymentAccepted, signer: S
 def accept_up_to(state: ChannelState, nonce: int) -> Transition:
     """Our in-flight payments up to `nonce` are accepted (the partner applies strictly in order)."""
     done = [p for p in state.in_flight if p.balance_proof.nonce <= nonce]
-    if not done:
+    locks_done = [m for m in state.locks_in_flight if m.balance_proof.nonce <= nonce]
+    if not done and not locks_done:
         return state, []
-    rest = state.in_flight[len(done):]
+    new = replace(state, in_flight=state.in_flight[len(done):],
+                  locks_in_flight=state.locks_in_flight[len(locks_done):])
     events = [EventPaymentSent(p.payment_id, p.amount, p.balance_proof.nonce) for p in done]
-    return transition(state, replace(state, in_flight=rest), events)
+    return transition(state, new, events)
+
+
+def unacknowledged(state: ChannelState) -> list[ProofMessage]:
+    """Our proofs the partner has not accepted, payments and lock messages together, in nonce order."""
+    return sorted((*state.in_flight, *state.locks_in_flight), key=lambda m: m.balance_proof.nonce)
 
 
 def handle_payment_refused(state: ChannelState, msg: PaymentRefused, signer: Signer) -> Transition:
     check_channel_id(state, msg.channel_id)
     if msg.nonce > state.our.nonce:
         raise StateMismatch(f"refused nonce {msg.nonce}, but our latest proof has nonce {state.our.nonce}")
-    for payment in state.in_flight:
+    for payment in unacknowledged(state):
         if payment.balance_proof.nonce == msg.nonce:
             # the signed proof cannot be taken back: it stays in flight and is offered again on re-establish
-            return state, [EventPaymentRefused(payment.payment_id, msg.nonce, msg.code, msg.reason)]
+            return state, [EventPaymentRefused(payment_id_of(payment), msg.nonce, msg.code, msg.reason)]
     return state, []

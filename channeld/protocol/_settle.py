@@ -23,6 +23,7 @@ from channeld.protocol._events import (
     EventWithdrawExpired,
     Send,
 )
+from channeld.protocol._locks import claims_due, settled_unlocks
 from channeld.protocol._signing import Signer, cooperative_settle_digest
 from channeld.protocol._state import UINT256_LIMIT, ChannelState, ChannelStatus, SettleTerms, Side
 from channeld.wire import SettleRequest, SettleSignature
@@ -167,7 +168,8 @@ def handle_action_tick(state: ChannelState, tick: ActionTick, signer: Signer) ->
     if new.status is ChannelStatus.CLOSED and tick.now > new.settle_deadline and not new.settle_submitted:
         new = replace(new, settle_submitted=True)
         effects.append(ContractSendSettle(new.channel_id))
-    return transition(state, new, effects)
+    new, claims = claims_due(new)
+    return transition(state, new, effects + claims)
 
 
 def _with_side(state: ChannelState, ours: bool, side: Side) -> ChannelState:
@@ -213,7 +215,8 @@ def handle_closed(state: ChannelState, event: ContractReceiveClosed, signer: Sig
     effects: list[Effect] = []
     if event.closer == state.partner.address and state.partner.proof is not None:
         effects.append(ContractSendUpdateProof(state.channel_id, state.partner.proof, event.settle_deadline))
-    return transition(state, new, effects)
+    new, claims = claims_due(new)
+    return transition(state, new, effects + claims)
 
 
 def handle_proof_updated(state: ChannelState, event: ContractReceiveProofUpdated,
@@ -224,5 +227,6 @@ def handle_proof_updated(state: ChannelState, event: ContractReceiveProofUpdated
 
 
 def handle_settled(state: ChannelState, event: ContractReceiveSettled, signer: Signer) -> Transition:
-    new = replace(state, status=ChannelStatus.SETTLED, in_flight=(), held=(), settle=None)
-    return transition(state, new, [])
+    new = replace(state, status=ChannelStatus.SETTLED, in_flight=(), held=(), settle=None,
+                  locks_in_flight=())
+    return transition(state, new, settled_unlocks(state))

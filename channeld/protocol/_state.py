@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from channeld.wire import BalanceProof, Payment
+from channeld.wire import BalanceProof, Lock, LockedTransfer, LockExpired, Payment, Unlock
 
 UINT256_LIMIT = 1 << 256
 # how far ahead of the next nonce a partner's proof may be held while earlier ones are missing
@@ -15,6 +15,15 @@ MAX_IN_FLIGHT = 64
 # a withdraw expiry must leave the transaction time to be mined, and not bind the channel for long
 MIN_WITHDRAW_WINDOW = 60
 MAX_WITHDRAW_WINDOW = 7 * 24 * 3600
+# pending locks per direction: bounds the packed locks an on-chain unlock must hash (proto/locks.md)
+MAX_LOCKS = 32
+# the time a participant needs to get a secret registered on chain; locks must outlive `now` by it
+DEFAULT_REVEAL_TIMEOUT = 600
+# a lock may not tie the sender's funds up for longer than this
+MAX_LOCK_LIFETIME = 7 * 24 * 3600
+
+# a proof-carrying message about locks; acknowledged by PaymentAccepted / PaymentRefused like a Payment
+LockMessage = LockedTransfer | Unlock | LockExpired
 
 
 class ChannelStatus(enum.IntEnum):
@@ -51,11 +60,20 @@ class SettleTerms:
 
 
 @dataclass(frozen=True, slots=True)
+class KnownSecret:
+    """The preimage of a partner lock's secrethash; `registering`: we submitted it to the registry."""
+
+    secret: bytes
+    registering: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Side:
     """One participant: what the chain says it put in and took out, and its latest outgoing proof.
 
     For our side `proof` is the latest proof we signed (accepted by the partner or not); for the
-    partner's side it is the latest partner proof we accepted.
+    partner's side it is the latest partner proof we accepted. `locks` are the pending locks that proof
+    commits to, in the order they were added (its locks root is their packed hash).
     """
 
     address: bytes
@@ -63,6 +81,7 @@ class Side:
     withdrawn: int = 0
     proof: BalanceProof | None = None
     withdraw: WithdrawTerms | None = None
+    locks: tuple[Lock, ...] = ()
 
     @property
     def nonce(self) -> int:
@@ -100,8 +119,11 @@ def balance(owner: Side, other: Side, transferred: int | None = None, locked: in
 class ChannelState:
     """Everything one participant knows about one channel.
 
-    `in_flight` holds our payments the partner has not yet accepted (resent on re-establish); `held`
-    holds partner payments that arrived ahead of a missing nonce, in nonce order.
+    `in_flight` holds our payments the partner has not yet accepted (resent on re-establish), and
+    `locks_in_flight` our lock messages likewise; `held` holds partner proofs that arrived ahead of a
+    missing nonce, in nonce order. `secrets` are preimages we know for the partner's pending locks (to
+    claim them on chain if the partner does not unlock), `registered` the (secrethash, time) pairs the
+    chain's secret registry reported for our pending locks in either direction.
     """
 
     chain_id: int
@@ -118,7 +140,11 @@ class ChannelState:
     settle_submitted: bool = False
     settle: SettleTerms | None = None
     in_flight: tuple[Payment, ...] = ()
-    held: tuple[Payment, ...] = ()
+    held: tuple[Payment | LockMessage, ...] = ()
+    reveal_timeout: int = DEFAULT_REVEAL_TIMEOUT
+    locks_in_flight: tuple[LockMessage, ...] = ()
+    secrets: tuple[KnownSecret, ...] = ()
+    registered: tuple[tuple[bytes, int], ...] = ()
 
     @property
     def participants(self) -> tuple[bytes, bytes]:
@@ -136,3 +162,10 @@ class ChannelState:
 
     def partner_balance(self) -> int:
         return balance(self.partner, self.our)
+
+    def registered_at(self, secrethash: bytes) -> int | None:
+        """When the chain registered this secrethash's secret, or None."""
+        for known, at in self.registered:
+            if known == secrethash:
+                return at
+        return None

@@ -19,15 +19,17 @@ from dataclasses import dataclass
 import outcome
 import plyvel
 import trio
+from plyvel._plyvel import WriteBatch
 
+from channeld.errors import LocalFault
 from channeld.store import _keys as keys
-from channeld.store._audit import ChainPoint, encode_point, seal
+from channeld.store._audit import ChainPoint, encode_point, seal_encoded
 from channeld.store._batch import Batch, CommitReceipt
 from channeld.store._errors import StoreClosed, StoreUnavailable, plyvel_message
 
 AUDIT_HEAD_KEY = keys.meta_key(b"audit_head")
 OUTBOX_NEXT_KEY = keys.meta_key(b"outbox_next")
-_STOP = object()
+_STOP = None  # queued by close(): everything queued before it is still written
 
 
 class _TrioWaiter:
@@ -112,7 +114,7 @@ class GroupCommitWriter:
         self._outbox_next = outbox_next
         self._clock = clock
         self._last_ms = 0
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Batch, _Waiter] | None] = queue.SimpleQueue()
         self._submit_lock = threading.Lock()
         self._closed = False
         self._broken: str | None = None
@@ -135,7 +137,7 @@ class GroupCommitWriter:
 
     def commit_sync(self, batch: Batch) -> CommitReceipt:
         if threading.current_thread() is self._thread:
-            raise RuntimeError("commit_sync called from the writer thread would deadlock")
+            raise LocalFault("commit_sync called from the writer thread would deadlock")
         waiter = _ThreadWaiter()
         self._submit(batch, waiter)
         waiter.event.wait()
@@ -160,24 +162,22 @@ class GroupCommitWriter:
         return self._stats
 
     def _run(self) -> None:
-        while True:
+        stopping = False
+        while not stopping:
             first = self._queue.get()
             if first is _STOP:
                 return
             group = [first]
-            stop = False
             while True:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is _STOP:
-                    stop = True
+                    stopping = True
                     break
                 group.append(item)
-            self._process(group)  # type: ignore[arg-type]
-            if stop:
-                return
+            self._process(group)
 
     def _process(self, group: list[tuple[Batch, _Waiter]]) -> None:
         started = time.perf_counter()
@@ -212,37 +212,50 @@ class GroupCommitWriter:
     def _write_group(self, batches: list[Batch]) -> list[CommitReceipt]:
         if self._broken is not None:
             raise StoreUnavailable(f"store refuses writes after an earlier failure: {self._broken}")
-        write_batch = self._db.write_batch(sync=True)
-        head, outbox_next = self._audit_head, self._outbox_next
-        now_ms = self._last_ms = max(self._last_ms, int(self._clock() * 1000))
-        receipts = []
-        for batch in batches:
-            for key, value in batch._ops:
-                if value is None:
-                    write_batch.delete(key)
-                else:
-                    write_batch.put(key, value)
-            outbox_seqs = []
-            for ns, record in batch._outbox:
-                write_batch.put(keys.outbox_key(ns, outbox_next), record)
-                outbox_seqs.append(outbox_next)
-                outbox_next += 1
-            audit_seqs = []
-            for audit in batch._audit:
-                entry = seal(audit, head.seq + 1, now_ms, head.hash)
-                write_batch.put(keys.audit_key(entry.seq), entry.to_json())
-                head = ChainPoint(entry.seq, entry.hash)
-                audit_seqs.append(entry.seq)
-            receipts.append(CommitReceipt(tuple(outbox_seqs), tuple(audit_seqs)))
-        if head != self._audit_head:
-            write_batch.put(AUDIT_HEAD_KEY, encode_point(head))
-        if outbox_next != self._outbox_next:
-            write_batch.put(OUTBOX_NEXT_KEY, outbox_next.to_bytes(8, "big"))
+        self._last_ms = max(self._last_ms, int(self._clock() * 1000))
+        staging = _Staging(self._db.write_batch(sync=True), self._audit_head, self._outbox_next,
+                           self._last_ms)
+        receipts = [staging.stage(batch) for batch in batches]
+        if staging.head != self._audit_head:
+            staging.write_batch.put(AUDIT_HEAD_KEY, encode_point(staging.head))
+        if staging.outbox_next != self._outbox_next:
+            staging.write_batch.put(OUTBOX_NEXT_KEY, staging.outbox_next.to_bytes(8, "big"))
         try:
-            write_batch.write()
+            staging.write_batch.write()
         except plyvel.Error as exc:
             self._broken = plyvel_message(exc)
             raise StoreUnavailable(f"write failed and is not acknowledged (LevelDB applies a batch "
                                    f"wholly or not at all): {self._broken}") from exc
-        self._audit_head, self._outbox_next = head, outbox_next
+        # Only a durable group moves the chain head and the outbox counter.
+        self._audit_head, self._outbox_next = staging.head, staging.outbox_next
         return receipts
+
+
+@dataclass(slots=True)
+class _Staging:
+    """One group being merged into a single WriteBatch, with the sequence numbers it assigns."""
+
+    write_batch: WriteBatch
+    head: ChainPoint
+    outbox_next: int
+    now_ms: int
+
+    def stage(self, batch: Batch) -> CommitReceipt:
+        for key, value in batch._ops:
+            if value is None:
+                self.write_batch.delete(key)
+            else:
+                self.write_batch.put(key, value)
+        outbox_seqs = []
+        for ns, record in batch._outbox:
+            self.write_batch.put(keys.outbox_key(ns, self.outbox_next), record)
+            outbox_seqs.append(self.outbox_next)
+            self.outbox_next += 1
+        audit_seqs = []
+        for audit in batch._audit:
+            seq = self.head.seq + 1
+            digest, stored = seal_encoded(audit, seq, self.now_ms, self.head.hash)
+            self.write_batch.put(keys.audit_key(seq), stored)
+            self.head = ChainPoint(seq, digest)
+            audit_seqs.append(seq)
+        return CommitReceipt(tuple(outbox_seqs), tuple(audit_seqs))

@@ -302,3 +302,53 @@ class LockExpired(Message):
 
     balance_proof: BalanceProof
     secrethash: Bytes32
+
+
+# --- watchtower delegation (client <-> tower; the state logic lives in channeld.watchtower) -------------
+
+
+@message(96)
+@dataclass(frozen=True, slots=True)
+class PushProof(Message):
+    """A client hands a tower its partner's newest proof, plus its own `BalanceProofUpdate` signature
+    over the same fields (`authorization`), which lets the tower submit that proof after a close."""
+
+    balance_proof: BalanceProof
+    authorization: Signature
+
+
+@message(97)
+@dataclass(frozen=True, slots=True)
+class PushAccepted(Message):
+    """The tower holds (durably) a proof with this `nonce` for the channel."""
+
+    channel_id: Bytes32
+    nonce: U64
+
+
+@message(98)
+@dataclass(frozen=True, slots=True)
+class PushRefused(Message):
+    """The push with `nonce` was not stored; `code` is a watchtower refusal code (proto/messages.md)."""
+
+    channel_id: Bytes32
+    nonce: U64
+    code: U16
+    reason: ErrorText
+
+
+@message(99)
+@dataclass(frozen=True, slots=True)
+class ProofQuery(Message):
+    """Which nonce does the tower hold from me (the session's node) for this channel?"""
+
+    channel_id: Bytes32
+
+
+@message(100)
+@dataclass(frozen=True, slots=True)
+class ProofStatus(Message):
+    """The answer to `ProofQuery`: the nonce of the proof held for the asking node, 0 when none."""
+
+    channel_id: Bytes32
+    nonce: U64

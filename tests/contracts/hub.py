@@ -161,15 +161,16 @@ class Hub:
     address: str
     channels: dict[bytes, OnChainChannel] = field(default_factory=dict)
     events: list[ChannelEvent] = field(default_factory=list)
+    _registry: str = ""
 
     @classmethod
     def deploy(cls, chain: Chain, deployer: str, min_period: int = 1, max_period: int = 10**8) -> Hub:
         return cls(chain, chain.deploy(deployer, hub_abi.encode_deploy(min_period, max_period)))
 
-    def transact(self, sender: str, data: bytes, value: int = 0) -> dict[str, Any]:
-        receipt = self.chain.send(sender, self.address, data, value)
+    def transact(self, sender: str, data: bytes, value: int = 0, to: str | None = None) -> dict[str, Any]:
+        receipt = self.chain.send(sender, to or self.address, data, value)
         for log in receipt["logs"]:
-            if to_checksum_address(log["address"]) != self.address:
+            if to_checksum_address(log["address"]) not in (self.address, self.registry):
                 continue
             event = decode_event(log)
             self.events.append(event)
@@ -177,6 +178,14 @@ class Hub:
             if cid is not None:
                 self.channels[cid] = apply_event(self.channels.get(cid), event)
         return receipt
+
+    @property
+    def registry(self) -> str:
+        """The SecretRegistry this hub created."""
+        if not self._registry:
+            answer = self.chain.call(self.address, hub_abi.encode_secret_registry())
+            self._registry = to_checksum_address(answer[12:])
+        return self._registry
 
     def slot(self, cid: bytes) -> bytes:
         return self.chain.call(self.address, hub_abi.encode_channels(cid))
@@ -276,6 +285,20 @@ class Hub:
         view = self.view(cid)
         assert view.closing is not None
         return self.transact(sender, hub_abi.encode_settle_channel(cid, view.state, view.closing))
+
+    def register_secret(self, sender: str, secret: bytes) -> dict[str, Any]:
+        return self.transact(sender, hub_abi.encode_register_secret(secret), to=self.registry)
+
+    def register_secrets(self, sender: str, secrets: list[bytes]) -> dict[str, Any]:
+        return self.transact(sender, hub_abi.encode_register_secret_batch(secrets), to=self.registry)
+
+    def registration_time(self, secrethash: bytes) -> int:
+        answer = self.chain.call(self.registry, hub_abi.encode_registration_time(secrethash))
+        return int.from_bytes(answer, "big")
+
+    def unlock(self, sender: str, cid: bytes, locks_sender: str, packed_locks: bytes) -> dict[str, Any]:
+        data = hub_abi.encode_unlock(cid, self.view(cid).settled_locks(), locks_sender, packed_locks)
+        return self.transact(sender, data)
 
     def cooperative_settle(
         self,

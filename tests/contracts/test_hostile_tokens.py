@@ -61,7 +61,9 @@ def test_reentry_during_settle_cannot_take_more_and_defers_the_payout(world: Wor
     assert token.balance(world.alice.address) == 10**6
 
 
-def test_reentry_during_withdraw_is_refused(world: World) -> None:
+def test_reentry_during_withdraw_cannot_pay_twice(world: World) -> None:
+    # withdraw stores the new commitment before it pays, so the re-entering copy of the same call
+    # presents a state that is no longer current.
     token = _hostile(world, "ReentrantToken")
     cid, _ = world.hub.open(world.alice.address, world.bob.address, token.address, PERIOD, 1, 100)
     alice, state = world.alice.address, world.hub.view(cid).state
@@ -71,6 +73,6 @@ def test_reentry_during_withdraw_is_refused(world: World) -> None:
     from channeld.chain.contract import encode_set_total_withdraw
 
     token.arm(world.hub.address, encode_set_total_withdraw(cid, state, alice, 10, 2**40, alice, *signatures))
-    with reverts("Reentrancy"):
+    with reverts("StateMismatch"):
         world.hub.withdraw(alice, cid, alice, 10, 2**40, alice, *signatures)
     assert token.balance(world.hub.address) == 100

@@ -39,9 +39,26 @@ def test_withdraw_sender_may_omit_its_own_signature_but_nobody_else(world: World
     alice, state = world.alice.address, world.hub.view(cid).state
     bob_signature = world.hub.sign_withdraw(world.bob, cid, alice, 10, FAR, alice)
     pair = (b"", bob_signature) if state.is_first(alice) else (bob_signature, b"")
+    # Without alice's signature the binding sends the shorter `withdraw`, whose participant is the sender.
+    with reverts("NotParticipant"):
+        world.hub.withdraw(world.carol.address, cid, alice, 10, FAR, alice, *pair)
+    with reverts("WrongSigner"):  # bob's signature in alice's place
+        world.hub.withdraw(world.bob.address, cid, alice, 10, FAR, alice, *pair[::-1])
+    world.hub.withdraw(alice, cid, alice, 10, FAR, alice, *pair)
+    assert world.hub.view(cid).state.held == 140
+    assert_synced(world, cid)
+
+
+def test_partner_may_send_a_withdrawal_without_its_own_signature(world: World) -> None:
+    cid = open_channel(world, 100, 50)
+    alice, state = world.alice.address, world.hub.view(cid).state
+    alice_signature = world.hub.sign_withdraw(world.alice, cid, alice, 10, FAR, alice)
+    pair = (alice_signature, b"") if state.is_first(alice) else (b"", alice_signature)
     with reverts("InvalidSignature"):
         world.hub.withdraw(world.carol.address, cid, alice, 10, FAR, alice, *pair)
-    world.hub.withdraw(alice, cid, alice, 10, FAR, alice, *pair)
+    world.hub.withdraw(world.bob.address, cid, alice, 10, FAR, alice, *pair)
+    assert world.token.balance(alice) > 0 and world.hub.view(cid).state.withdrawn1 + \
+        world.hub.view(cid).state.withdrawn2 == 10
     assert_synced(world, cid)
 
 

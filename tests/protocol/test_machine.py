@@ -88,7 +88,7 @@ def test_record_round_trip_restores_the_same_state() -> None:
 
 def test_record_starts_with_its_schema_version() -> None:
     alice, _ = make_pair()
-    assert msgpack.unpackb(p.to_record(alice.state))[0] == p.SCHEMA_VERSION == 1
+    assert msgpack.unpackb(p.to_record(alice.state))[0] == p.SCHEMA_VERSION == 2
 
 
 @pytest.mark.parametrize("record", [

@@ -144,3 +144,16 @@ def test_audit_record_validates_its_fields() -> None:
         AuditRecord(NS, cid(1), b"\x07" * 20, "Bad Kind", 1)
     with pytest.raises(InvalidRecord):
         AuditRecord(NS, cid(1), b"\x07" * 20, "deposit", 2**256)
+
+
+@pytest.mark.parametrize("amount", [0, -1, 2**255, -(2**255) + 1])
+def test_hot_path_encoding_equals_canonical_json(amount: int) -> None:
+    from channeld.store._audit import _canonical, _canonical_halves, _hash_body, seal, seal_encoded
+
+    record = AuditRecord(NS, cid(3), b"\xfe" * 20, "lock_expired_2", amount, proof_hash=cid(4))
+    place = (2**63, 1_700_000_000_123, b"\x9a" * 32)
+    digest, stored = seal_encoded(record, *place)
+    entry = seal(record, *place)
+    assert b"".join(_canonical_halves(record, *place)) == _canonical(entry.body())
+    assert stored == entry.to_json() == _canonical({**entry.body(), "hash": "0x" + entry.hash.hex()})
+    assert digest == entry.hash == _hash_body(entry.body())

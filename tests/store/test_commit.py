@@ -173,3 +173,27 @@ async def test_cancelling_a_wait_does_not_cancel_the_submitted_write(store: Stor
     assert scope.cancelled_caught
     await pending.wait_durable()
     assert store.get_channel(NS, cid(1)) == b"x"
+
+
+def test_store_size_follows_channels_not_payment_history(store: Store) -> None:
+    def key_count() -> int:
+        return sum(1 for _ in store._db.iterator(include_value=False))
+
+    def pay(n: int) -> None:
+        # In flight: the payment record and a lock; settled: both gone, history in the audit log.
+        store.commit_sync(Batch().put_payment(NS, cid(n), b"pending").put_lock(NS, cid(1), cid(n), b"lock")
+                          .put_proof(NS, cid(1), Direction.OUTGOING, b"nonce %d locked" % n))
+        store.commit_sync(Batch().delete_payment(NS, cid(n)).delete_lock(NS, cid(1), cid(n))
+                          .put_proof(NS, cid(1), Direction.OUTGOING, b"nonce %d" % n)
+                          .append_audit(_audit(n)))
+
+    store.commit_sync(Batch().put_channel(NS, cid(1), b"open"))
+    pay(0)
+    after_one = key_count()
+    for n in range(1, 300):
+        pay(n)
+    assert key_count() == after_one + 299  # only the audit log grew
+    store.prune_audit(older_than_ms=2**62)
+    # All audit entries pruned, one checkpoint key added: back to the size after one payment.
+    assert key_count() == after_one
+    assert store.verify_audit().ok

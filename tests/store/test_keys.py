@@ -69,6 +69,7 @@ def test_public_api_is_what_we_document() -> None:
         "MIGRATIONS", "SCHEMA_VERSION", "AuditEntry", "AuditRecord", "AuditVerdict", "BackupRefused",
         "Batch", "ChainCursor", "ChainPoint", "CommitReceipt", "Direction", "InvalidRecord",
         "MigrationRegistry", "Namespace", "PendingCommit", "SchemaError", "Store", "StoreClosed",
-        "StoreError", "StoreLocked", "StoreUnavailable", "Table", "WriterStatistics", "restore_backup", "verify_jsonl",
+        "StoreError", "StoreLocked", "StoreUnavailable", "Table", "WriterStatistics", "restore_backup",
+        "verify_jsonl",
     ])
     assert all(hasattr(channeld.store, name) for name in channeld.store.__all__)

@@ -35,4 +35,9 @@ SAMPLES: list[wire.Message] = [
     wire.SecretReveal(ROOT),
     wire.Unlock(proof(nonce=8), ROOT, 5),
     wire.LockExpired(proof(nonce=9), ROOT),
+    wire.PushProof(proof(nonce=10), SIG),
+    wire.PushAccepted(CHANNEL, 10),
+    wire.PushRefused(CHANNEL, 10, 40, "the tower holds nonce 12"),
+    wire.ProofQuery(CHANNEL),
+    wire.ProofStatus(CHANNEL, 12),
 ]

@@ -1,0 +1,400 @@
+"""The node's CLI commands: `init`, `node`, `restore`, `devnet` work on the data directory; the rest talk
+to the running node's control API (`channeld.api._client`). Tables by default, `--json` for scripts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from channeld.amounts import format_amount, parse_amount
+from channeld.errors import ConfigError
+
+Subparsers = Any
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        document = {"t": round(record.created, 3), "level": record.levelname.lower(), "logger": record.name,
+                    "msg": record.getMessage()}
+        if record.exc_info:
+            document["exc"] = self.formatException(record.exc_info)
+        return json.dumps(document)
+
+
+def setup_logging(fmt: str, level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("hypercorn").setLevel(logging.WARNING)
+
+
+def _print(args: argparse.Namespace, document: Any, table: Table | list[str]) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(document, indent=2, sort_keys=True))
+    elif isinstance(table, Table):
+        Console(width=200).print(table)
+    else:
+        print("\n".join(table))
+
+
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from channeld.api._client import ApiClient
+
+    return ApiClient(args.datadir)
+
+
+# --- init and node ---------------------------------------------------------------------------------
+
+
+def register_init(commands: Subparsers) -> None:
+    p = commands.add_parser("init", help="create the data directory: a new key, an API token, a config")
+    p.add_argument("--password-file", type=Path, help="file holding the keystore password")
+    _json_flag(p)
+    p.set_defaults(run=run_init)
+
+
+def run_init(args: argparse.Namespace) -> int:
+    from channeld.config import CONFIG_FILE, write_default_file
+    from channeld.keys import create_datadir, resolve_password
+
+    password = resolve_password(args.password_file, confirm=True)
+    key = create_datadir(args.datadir, password)
+    if not (args.datadir / CONFIG_FILE).exists():
+        write_default_file(args.datadir)
+    _print(args, {"address": key.address, "node_id": key.node_id, "datadir": str(args.datadir)},
+           [f"address {key.address}", f"node id {key.node_id}", f"data directory {args.datadir}"])
+    return 0
+
+
+def register_node(commands: Subparsers) -> None:
+    p = commands.add_parser("node", help="run the node daemon (until SIGINT/SIGTERM)")
+    p.add_argument("--password-file", type=Path, help="file holding the keystore password")
+    p.add_argument("--rpc-url", help="chain JSON-RPC URL")
+    p.add_argument("--chain", choices=("embedded",), help="use an in-process EVM instead of --rpc-url")
+    p.add_argument("--contract", help="channel contract address")
+    p.add_argument("--listen", help="peer listen HOST:PORT")
+    p.add_argument("--api", help="control API HOST:PORT")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="any config setting (repeatable)")
+    p.set_defaults(run=run_node_command)
+
+
+def node_flags(args: argparse.Namespace) -> dict[str, object]:
+    from channeld.config import parse_set_flags
+
+    flags: dict[str, object] = dict(parse_set_flags(args.set))
+    if args.rpc_url and args.chain:
+        raise ConfigError("give --rpc-url or --chain embedded, not both")
+    for key, value in (("chain.rpc_url", args.rpc_url or args.chain), ("chain.contract", args.contract),
+                       ("node.listen", args.listen), ("node.api", args.api)):
+        if value is not None:
+            flags[key] = value
+    return flags
+
+
+def run_node_command(args: argparse.Namespace) -> int:
+    import trio
+
+    from channeld.config import load_config
+    from channeld.keys import load_key, resolve_password
+    from channeld.node._node import Node, run_node
+
+    config = load_config(args.datadir, flags=node_flags(args))
+    setup_logging(config.node.log_format, config.node.log_level)
+    key = load_key(args.datadir, resolve_password(args.password_file))
+    _check_writable(args.datadir)
+    try:
+        trio.run(run_node, Node(args.datadir, config, key))
+    except BaseExceptionGroup as group:
+        raise _first_error(group) from None
+    return 0
+
+
+def _first_error(group: BaseExceptionGroup) -> BaseException:
+    """The error a nursery wrapped, unwrapped so the CLI reports it as one line."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            return _first_error(exc)
+        return exc
+    return group
+
+
+def _check_writable(datadir: Path) -> None:
+    probe = datadir / ".write-probe"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"data directory {datadir} is not writable: {exc.strerror}") from None
+
+
+# --- commands through the API ----------------------------------------------------------------------
+
+
+def register_client_commands(commands: Subparsers) -> None:
+    p = commands.add_parser("info", help="the running node's identity, addresses and chain")
+    _json_flag(p)
+    p.set_defaults(run=run_info)
+    p = commands.add_parser("connect", help="connect to a peer (kept connected)")
+    p.add_argument("uri", help="<node id>@host:port")
+    _json_flag(p)
+    p.set_defaults(run=lambda a: _simple(a, "POST", "/peers", {"uri": a.uri}, "connected to {node_id}"))
+    p = commands.add_parser("open", help="open a channel with a peer")
+    p.add_argument("uri", help="<node id>@host:port")
+    p.add_argument("--deposit", required=True, help="our deposit (wei, or with a unit: 0.5eth)")
+    p.add_argument("--token", help="ERC-20 token address (default: ether)")
+    p.add_argument("--challenge-period", type=int, default=3600, help="seconds (default %(default)s)")
+    _json_flag(p)
+    p.set_defaults(run=run_open)
+    for name, help_text in (("deposit", "raise our deposit in a channel by AMOUNT"),
+                            ("withdraw", "withdraw AMOUNT from an open channel (the partner co-signs)")):
+        p = commands.add_parser(name, help=help_text)
+        p.add_argument("channel", help="channel id (0x...)")
+        p.add_argument("amount", help="wei, or with a unit")
+        if name == "withdraw":
+            p.add_argument("--to", help="receiver address (default: ours)")
+        _json_flag(p)
+        p.set_defaults(run=run_deposit if name == "deposit" else run_withdraw)
+    p = commands.add_parser("pay", help="pay a peer directly over our channel with it")
+    p.add_argument("node_id")
+    p.add_argument("amount", help="wei, or with a unit")
+    _json_flag(p)
+    p.set_defaults(run=run_pay)
+    _register_reads(commands)
+    _register_closing(commands)
+
+
+def _register_reads(commands: Subparsers) -> None:
+    p = commands.add_parser("channels", help="list channels")
+    _json_flag(p)
+    p.set_defaults(run=run_channels)
+    p = commands.add_parser("payments", help="list recent payments (from the audit log)")
+    p.add_argument("--limit", type=int, default=50)
+    _json_flag(p)
+    p.set_defaults(run=run_payments)
+    p = commands.add_parser("backup", help="write a consistent backup of the running node's store")
+    p.add_argument("file", type=Path)
+    _json_flag(p)
+    p.set_defaults(run=lambda a: _simple(a, "POST", "/backup", {"path": str(a.file.resolve())},
+                                         "{records} records written to {path}"))
+    p = commands.add_parser("audit", help="verify or export the audit log")
+    p.add_argument("action", choices=("verify", "export"))
+    p.add_argument("file", type=Path, nargs="?", help="export target (JSONL)")
+    _json_flag(p)
+    p.set_defaults(run=run_audit)
+
+
+def _register_closing(commands: Subparsers) -> None:
+    p = commands.add_parser("close", help="close a channel (cooperatively; --force: unilaterally)")
+    p.add_argument("channel")
+    p.add_argument("--force", action="store_true")
+    _json_flag(p)
+    p.set_defaults(run=run_close)
+    p = commands.add_parser("settle", help="settle a closed channel after its challenge period")
+    p.add_argument("channel")
+    _json_flag(p)
+    p.set_defaults(run=lambda a: _operation(a, "POST", f"/channels/{a.channel}/settle", None))
+    p = commands.add_parser("restore", help="restore a backup into this (empty) data directory's store")
+    p.add_argument("file", type=Path)
+    _json_flag(p)
+    p.set_defaults(run=run_restore)
+
+
+def _simple(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None,
+            line: str) -> int:
+    document = _client(args).call(method, path, body)
+    _print(args, document, [line.format(**document)])
+    return 0
+
+
+def _operation(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None) -> int:
+    document = _client(args).call(method, path, body)
+    tx = document.get("tx_hash") or "not yet sent"
+    _print(args, document, [f"operation {document.get('operation_id')} ({document.get('kind', '-')}): "
+                            f"{document.get('status')}, transaction {tx}"])
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    info = _client(args).call("GET", "/info")
+    _print(args, info, [f"node id   {info['node_id']}", f"address   {info['address']}",
+                        f"listen    {info['uri']}", f"chain id  {info['chain_id']}",
+                        f"contract  {info['contract']}", f"channels  {info['channels']}"])
+    return 0
+
+
+def run_open(args: argparse.Namespace) -> int:
+    body = {"uri": args.uri, "deposit": str(parse_amount(args.deposit)), "token": args.token,
+            "challenge_period": args.challenge_period}
+    return _operation(args, "POST", "/channels", body)
+
+
+def run_deposit(args: argparse.Namespace) -> int:
+    body = {"amount": str(parse_amount(args.amount))}
+    return _operation(args, "POST", f"/channels/{args.channel}/deposit", body)
+
+
+def run_withdraw(args: argparse.Namespace) -> int:
+    body = {"amount": str(parse_amount(args.amount)), "to": args.to}
+    return _operation(args, "POST", f"/channels/{args.channel}/withdraw", body)
+
+
+def run_close(args: argparse.Namespace) -> int:
+    return _operation(args, "POST", f"/channels/{args.channel}/close", {"force": args.force})
+
+
+def run_pay(args: argparse.Namespace) -> int:
+    body = {"node_id": args.node_id, "amount": str(parse_amount(args.amount))}
+    result = _client(args).call("POST", "/payments", body)
+    _print(args, result, [f"payment {result['payment_id']} of {format_amount(int(result['amount']))}: "
+                          f"{result['status']}"])
+    return 0 if result["status"] == "accepted" else 1
+
+
+def run_channels(args: argparse.Namespace) -> int:
+    channels = _client(args).call("GET", "/channels")
+    table = Table("channel", "partner", "status", "ours", "theirs", "nonces")
+    for c in channels:
+        table.add_row(c["channel_id"][:18] + "…", c["partner"][:12] + "…", c["status"],
+                      format_amount(int(c["our_balance"])), format_amount(int(c["partner_balance"])),
+                      f"{c['our_nonce']}/{c['partner_nonce']}")
+    _print(args, channels, table)
+    return 0
+
+
+def run_payments(args: argparse.Namespace) -> int:
+    payments = _client(args).call("GET", f"/payments?limit={max(1, args.limit)}")
+    table = Table("seq", "kind", "channel", "amount", "payment id")
+    for p in payments:
+        table.add_row(str(p["seq"]), p["kind"], p["channel_id"][:18] + "…", format_amount(int(p["amount"])),
+                      str(p["payment_id"]))
+    _print(args, payments, table)
+    return 0
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    if args.action == "verify":
+        verdict = _client(args).call("GET", "/audit/verify")
+        line = (f"audit log verifies: {verdict['entries']} entries" if verdict["ok"]
+                else f"audit log is BROKEN at entry {verdict['first_bad']}: {verdict['reason']}")
+        _print(args, verdict, [line])
+        return 0 if verdict["ok"] else 1
+    if args.file is None:
+        raise ConfigError("audit export needs a FILE")
+    return _simple(args, "POST", "/audit/export", {"path": str(args.file.resolve())},
+                   "{entries} entries exported to {path}")
+
+
+def run_restore(args: argparse.Namespace) -> int:
+    from channeld.node._node import STORE_DIR
+    from channeld.store import restore_backup
+
+    records = restore_backup(args.file, args.datadir / STORE_DIR)
+    _print(args, {"records": records, "datadir": str(args.datadir)},
+           [f"{records} records restored into {args.datadir / STORE_DIR}",
+            "a stale backup can miss newer proofs: check every channel with its partner before paying"])
+    return 0
+
+
+# --- devnet ----------------------------------------------------------------------------------------
+
+
+def register_devnet(commands: Subparsers) -> None:
+    p = commands.add_parser("devnet", help="start anvil, deploy the contract and a token, set up N nodes")
+    p.add_argument("--nodes", type=int, default=2, help="how many node data directories (default 2)")
+    p.add_argument("--dir", type=Path, default=Path("devnet"), help="where the node directories go")
+    p.add_argument("--port", type=int, default=8545, help="anvil's port")
+    p.add_argument("--anvil", type=Path, help="anvil binary (default: the repo's .tools)")
+    p.add_argument("--no-wait", action="store_true", help="stop anvil again at once (for checks)")
+    _json_flag(p)
+    p.set_defaults(run=run_devnet)
+
+
+def run_devnet(args: argparse.Namespace) -> int:
+    import secrets
+    import subprocess
+    import time
+
+    from eth_account import Account
+
+    from channeld.chain import TransactionSender, deploy, load_artifact
+    from channeld.keys import create_datadir
+
+    if not 1 <= args.nodes <= 20:
+        raise ConfigError("--nodes must be 1-20")
+    anvil = args.anvil or Path(__file__).resolve().parents[2] / ".tools" / "node_modules" / ".bin" / "anvil"
+    if not anvil.exists():
+        raise ConfigError(f"anvil not found at {anvil}: run `make setup` or pass --anvil")
+    if args.dir.exists() and any(args.dir.iterdir()):
+        raise ConfigError(f"{args.dir} is not empty")
+    process = subprocess.Popen([str(anvil), "--port", str(args.port), "--silent"], stdout=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{args.port}"
+        backend = _wait_for_rpc(url, process)
+        payer = Account.create()
+        backend.rpc("anvil_setBalance", [payer.address, hex(10**24)])
+        sender = TransactionSender(backend, payer, load_artifact("ChannelHub").abi)
+        hub = deploy(sender, load_artifact("ChannelHub"), [1, 30 * 24 * 3600])
+        token = deploy(sender, load_artifact("TestToken"), ["channeld test token", "CTT"])
+        args.dir.mkdir(parents=True, exist_ok=True)
+        password_file = args.dir / "password"
+        password_file.write_text(secrets.token_hex(16))
+        password_file.chmod(0o600)
+        nodes = []
+        for index in range(args.nodes):
+            datadir = args.dir / f"node{index}"
+            key = create_datadir(datadir, password_file.read_text(), scrypt_n=2**14)
+            backend.rpc("anvil_setBalance", [key.address, hex(10**22)])
+            nodes.append({"datadir": str(datadir), "address": key.address, "node_id": key.node_id,
+                          "command": f"channeld --datadir {datadir} node --password-file {password_file} "
+                                     f"--rpc-url {url} --contract {hub.address} "
+                                     f"--listen 127.0.0.1:{9740 + 2 * index} "
+                                     f"--api 127.0.0.1:{9741 + 2 * index}"})
+        document = {"rpc_url": url, "contract": hub.address, "token": token.address, "nodes": nodes}
+        _print(args, document, [f"anvil on {url}; ChannelHub {hub.address}; test token {token.address}",
+                                *(n["command"] for n in nodes)])
+        if not args.no_wait:
+            print("devnet running; Ctrl-C stops anvil", file=sys.stderr)
+            while process.poll() is None:
+                time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    return 0
+
+
+def _wait_for_rpc(url: str, process: Any) -> Any:
+    import time
+
+    from channeld.chain import RpcUnreachable, connect_rpc
+
+    deadline = time.monotonic() + 15
+    while True:
+        if process.poll() is not None:
+            raise ConfigError("anvil exited at start (is the port in use?)")
+        try:
+            backend = connect_rpc(url, timeout=1.0)
+            backend.chain_id()
+            return backend
+        except RpcUnreachable:
+            if time.monotonic() > deadline:
+                raise ConfigError(f"anvil did not answer on {url}") from None
+            time.sleep(0.1)

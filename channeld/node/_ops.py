@@ -1,0 +1,252 @@
+"""What a user (through the API or the demo) asks of a node: pay, open, deposit, withdraw, close, settle.
+
+Every request is checked (risk limits, state, amounts) before anything is signed or queued; a refused
+request changes nothing. On-chain requests go through the outbox and return its operation status.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import trio
+from eth_utils import is_address
+
+from channeld.errors import LocalFault
+from channeld.limits import RiskLedger, check_channel_open, check_payment, record_payment
+from channeld.node._channels import ChannelEntry
+from channeld.node._onchain import OperationStatus
+from channeld.node._records import Operation, addr_bytes
+from channeld.protocol import (
+    MAX_IN_FLIGHT,
+    ActionClose,
+    ActionCooperativeSettle,
+    ActionPay,
+    ActionWithdraw,
+    ChannelStatus,
+    EventPaymentSent,
+    KnownKey,
+    TooManyInFlight,
+)
+from channeld.transport import PeerUri
+
+if TYPE_CHECKING:
+    from channeld.node._node import Node
+
+WITHDRAW_WINDOW = 3600
+PARTNER_TIMEOUT = 30.0
+
+
+class OperationRefused(LocalFault):
+    """A user request that the channel's state or the node's limits do not allow (nothing changed)."""
+
+
+def channel_json(cid: bytes, entry: ChannelEntry) -> dict[str, Any]:
+    s = entry.state
+    return {"channel_id": "0x" + cid.hex(), "partner": "0x" + s.partner.address.hex(),
+            "peer": entry.peer_id.hex(), "status": s.status.name.lower(), "token": entry.onchain.state.token,
+            "our_deposit": str(s.our.deposit), "partner_deposit": str(s.partner.deposit),
+            "our_withdrawn": str(s.our.withdrawn), "partner_withdrawn": str(s.partner.withdrawn),
+            "our_balance": str(s.our_balance()), "partner_balance": str(s.partner_balance()),
+            "our_nonce": s.our.nonce, "partner_nonce": s.partner.nonce, "in_flight": len(s.in_flight),
+            "challenge_period": s.challenge_period, "settle_deadline": s.settle_deadline}
+
+
+class NodeOperations:
+    ledger: RiskLedger = RiskLedger()
+    _slots: dict[bytes, trio.Semaphore]
+
+    def _self(self) -> Node:
+        return self  # type: ignore[return-value]
+
+    # --- reading -------------------------------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        node = self._self()
+        return {"node_id": node.key.node_id, "address": node.key.address, "uri": node.uri,
+                "listen": f"{node.config.node.listen.host}:{node.listen_port}", "chain_id": node.chain_id,
+                "contract": node.contract, "channels": len(node.channels.channels),
+                "peers": [p.hex() for p in node.peers.manager.sessions], "block": node.watcher.head}
+
+    def list_channels(self) -> list[dict[str, Any]]:
+        return [channel_json(cid, e) for cid, e in self._self().channels.channels.items()]
+
+    def channel(self, cid: bytes) -> dict[str, Any]:
+        return channel_json(cid, self._self().channels.entry(cid))
+
+    def list_payments(self, limit: int = 100) -> list[dict[str, Any]]:
+        found = []
+        for entry in self._self().store.iter_audit():
+            record = entry.record
+            if record.kind in ("payment_sent", "payment_received"):
+                found.append({"seq": entry.seq, "at_ms": entry.timestamp_ms, "kind": record.kind,
+                              "channel_id": "0x" + record.channel_id.hex(), "amount": str(abs(record.amount)),
+                              "payment_id": int.from_bytes(record.payment_id, "big")})
+        return found[-limit:]
+
+    def operation(self, seq: int) -> OperationStatus:
+        found = self._self().worker.operations.get(seq)
+        if found is None:
+            raise OperationRefused(f"no operation {seq}")
+        return found
+
+    # --- payments ------------------------------------------------------------------------------------
+
+    def _payable(self, peer_id: bytes, amount: int) -> bytes:
+        best: tuple[int, bytes] | None = None
+        for cid, entry in self._self().channels.of_peer(peer_id):
+            state = entry.state
+            if state.status is ChannelStatus.OPEN and state.settle is None:
+                balance = state.our_balance()
+                if best is None or balance > best[0]:
+                    best = (balance, cid)
+        if best is None:
+            raise OperationRefused(f"no open channel with node {peer_id.hex()}")
+        if best[0] < amount:
+            raise OperationRefused(f"cannot pay {amount}: the channel's balance on our side is {best[0]}")
+        return best[1]
+
+    async def _pay_in_slot(self, node: Node, cid: bytes, peer_id: bytes, amount: int, now: float,
+                           timeout: float) -> tuple[object, float, int]:
+        payment_id = secrets.randbits(63)
+        done = trio.Event()
+        node.channels.payment_results[payment_id] = done
+        started = time.perf_counter()
+        while True:
+            try:
+                round_no = node.channels.apply(cid, ActionPay(payment_id, amount))
+                break
+            except TooManyInFlight:
+                await node.channels.wait_next_round()  # refused payments stay in flight until re-sent
+        self.ledger = record_payment(self.ledger, peer_id.hex(), amount, now)
+        await node.channels.wait_round(round_no)
+        with trio.move_on_after(timeout):
+            await done.wait()
+        node.channels.payment_results.pop(payment_id, None)
+        return node.channels.payment_outcomes.pop(payment_id, None), started, payment_id
+
+    async def pay(self, peer_id: bytes, amount: int, timeout: float = PARTNER_TIMEOUT) -> dict[str, Any]:
+        """Pay `amount` to `peer_id` over our channel with it; return once the partner accepted it."""
+        node = self._self()
+        cid = self._payable(peer_id, amount)
+        now = time.time()
+        check_payment(node.config.limits, self.ledger, peer_id.hex(), amount, now)
+        slots = self._slots.setdefault(cid, trio.Semaphore(MAX_IN_FLIGHT))
+        async with slots:  # FIFO back-pressure: at most MAX_IN_FLIGHT of our payments wait for acceptance
+            outcome, started, payment_id = await self._pay_in_slot(node, cid, peer_id, amount, now, timeout)
+        result = {"payment_id": payment_id, "channel_id": "0x" + cid.hex(), "amount": str(amount)}
+        if isinstance(outcome, EventPaymentSent):
+            node.metrics.latency.observe(time.perf_counter() - started)
+            node.metrics.payments.labels("sent", "accepted").inc()
+            return {**result, "status": "accepted", "nonce": outcome.nonce}
+        node.metrics.payments.labels("sent", "pending" if outcome is None else "refused").inc()
+        status = "pending" if outcome is None else "refused"
+        return {**result, "status": status, "reason": getattr(outcome, "reason", None)}
+
+    # --- on-chain ------------------------------------------------------------------------------------
+
+    async def _queue(self, op: Operation) -> OperationStatus:
+        node = self._self()
+        await node.channels.wait_round(node.channels.enqueue_operation(op))
+        found = node.worker.latest(op.kind, op.channel_id)
+        assert found is not None  # registered when its round committed
+        return found
+
+    async def connect(self, uri: str) -> bytes:
+        return await self._self().peers.connect(uri)
+
+    async def open_channel(self, uri: str, deposit: int, token: str | None = None,
+                           challenge_period: int = 3600) -> OperationStatus:
+        node = self._self()
+        check_channel_open(node.config.limits, deposit)
+        peer = PeerUri.parse(uri)
+        if peer.node_id == node.node_id:
+            raise OperationRefused("a channel needs another node")
+        if not 0 < challenge_period < 1 << 64:
+            raise OperationRefused(f"challenge period {challenge_period} is out of range")
+        await node.peers.connect(uri)
+        partner = KnownKey(peer.node_id).address
+        if token is not None and not is_address(token):
+            raise OperationRefused(f"token {token[:60]!r} is not an address")
+        token_bytes = bytes(20) if token is None else addr_bytes(token)
+        op = Operation("open", (partner, token_bytes, challenge_period, secrets.randbits(64), deposit))
+        return await self._queue(op)
+
+    def _open_entry(self, cid: bytes) -> ChannelEntry:
+        entry = self._self().channels.entry(cid)
+        if entry.state.status is not ChannelStatus.OPEN:
+            raise OperationRefused(f"channel 0x{cid.hex()} is {entry.state.status.name.lower()}, not open")
+        return entry
+
+    async def deposit(self, cid: bytes, amount: int) -> OperationStatus:
+        entry = self._open_entry(cid)
+        if amount <= 0:
+            raise OperationRefused("a deposit must be positive")
+        total = entry.state.our.deposit + amount
+        check_channel_open(self._self().config.limits, total)
+        return await self._queue(Operation("deposit", (cid, total)))
+
+    async def withdraw(self, cid: bytes, amount: int, to: str | None = None) -> OperationStatus | None:
+        """Ask the partner to co-sign; the transaction is queued when its signature arrives."""
+        node = self._self()
+        entry = self._open_entry(cid)
+        if amount <= 0:
+            raise OperationRefused("a withdraw must be positive")
+        total = entry.state.our.withdrawn + amount
+        expiry = max(node.watcher.chain_time, entry.state.now) + WITHDRAW_WINDOW
+        receiver = None if to is None else addr_bytes(to)
+        return await self._act_then_wait(cid, ActionWithdraw(total, expiry, receiver), "withdraw")
+
+    async def close(self, cid: bytes, force: bool = False) -> OperationStatus | None:
+        self._open_entry(cid)
+        if force:
+            await self._self().channels.handle(cid, ActionClose())
+            return self._self().worker.latest("close", cid)
+        return await self._act_then_wait(cid, ActionCooperativeSettle(), "coop")
+
+    async def _act_then_wait(self, cid: bytes, action: object, kind: str) -> OperationStatus | None:
+        node = self._self()
+        with node.bus.subscribe() as events:
+            await node.channels.handle(cid, action)
+            with trio.move_on_after(PARTNER_TIMEOUT):
+                async for event in events:
+                    found = node.worker.latest(kind, cid)
+                    if event.kind == "transaction_queued" and event.channel_id == cid and found is not None:
+                        return found
+        return None
+
+    async def settle(self, cid: bytes) -> OperationStatus:
+        node = self._self()
+        state = node.channels.entry(cid).state
+        if state.status is not ChannelStatus.CLOSED:
+            raise OperationRefused(f"channel 0x{cid.hex()} is {state.status.name.lower()}, not closed")
+        if node.watcher.chain_time <= state.settle_deadline:
+            raise OperationRefused(f"the challenge period ends at chain time {state.settle_deadline}; "
+                                   f"it is now {node.watcher.chain_time}")
+        return await self._queue(Operation("settle", (cid,)))
+
+    # --- store ---------------------------------------------------------------------------------------
+
+    async def backup(self, path: Path) -> int:
+        store = self._self().store
+        if path.exists():
+            raise OperationRefused(f"{path} exists; a backup never overwrites a file")
+        return await trio.to_thread.run_sync(store.backup, path)
+
+    def audit_verify(self) -> dict[str, Any]:
+        verdict = self._self().store.verify_audit()
+        return {"ok": verdict.ok, "entries": verdict.entries, "first_bad": verdict.first_bad,
+                "reason": verdict.reason}
+
+    async def audit_export(self, path: Path) -> int:
+        store = self._self().store
+        if path.exists():
+            raise OperationRefused(f"{path} exists; an export never overwrites a file")
+
+        def write() -> int:
+            with open(path, "xb") as out:
+                return store.export_audit(out)
+
+        return await trio.to_thread.run_sync(write)

@@ -1,0 +1,200 @@
+"""Peers: sessions to partner nodes, the channels they carry, and re-establishment on every (re)connect.
+
+Each partner has one ordered outgoing queue, filled by the channel service after a round is durable and
+drained by a pump into whichever session is current. A message that finds no session is dropped: the
+partner learns it again through `Reestablish` when the session comes back (the protocol resends what was
+not acknowledged), so the queue never has to survive a disconnect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import msgpack
+import trio
+
+from channeld.errors import PeerFault
+from channeld.node._channels import ChannelService
+from channeld.node._events import EventBus
+from channeld.protocol import (
+    ActionReconnected,
+    ChannelStatus,
+    KnownKey,
+    announcement,
+    check_announcement,
+    refusal_code,
+    refusal_for,
+)
+from channeld.store import Store
+from channeld.transport import (
+    ConnectionClosed,
+    PeerUri,
+    Session,
+    SessionManager,
+    TransportLimits,
+)
+from channeld.wire import (
+    ZERO32,
+    ChannelOpened,
+    Error,
+    Init,
+    Message,
+    Payment,
+    PaymentAccepted,
+    PaymentRefused,
+    Reestablish,
+    SettleRequest,
+    SettleSignature,
+    WithdrawRequest,
+    WithdrawSignature,
+)
+
+log = logging.getLogger("channeld.node")
+
+OUTGOING_QUEUE = 65536
+CHANNEL_REFUSAL = 18  # WrongChannel's code: the message names a channel this session does not carry
+
+
+def channel_of(message: Message) -> bytes | None:
+    """The channel a partner's message is about (None for connection-level messages)."""
+    if isinstance(message, Payment):
+        return message.balance_proof.channel_id
+    if isinstance(message, PaymentAccepted | PaymentRefused | Reestablish | WithdrawRequest
+                  | WithdrawSignature | SettleRequest | SettleSignature | ChannelOpened):
+        return message.channel_id
+    return None
+
+
+class PeerService:
+    """Sessions with partners, their outgoing queues, and the dispatch of their messages to channels."""
+
+    def __init__(self, store: Store, channels: ChannelService, bus: EventBus, local_init: Init,
+                 manager_key: object, limits: TransportLimits) -> None:
+        self.store = store
+        self.channels = channels
+        self.bus = bus
+        self.local_init = local_init
+        self.manager = SessionManager(manager_key, local_init, self._on_session, limits)  # type: ignore[arg-type]
+        self.addresses: dict[bytes, bytes] = {}  # address -> node id, for channels opened on chain
+        self.uris: dict[bytes, str] = {}
+        self._queues: dict[bytes, trio.MemorySendChannel[Message]] = {}
+        self._nursery: trio.Nursery | None = None
+
+    def load(self) -> None:
+        for pubkey, raw in self.store.iter_peers():
+            address, uri = msgpack.unpackb(raw)
+            self.addresses[bytes(address)] = pubkey
+            if uri:
+                self.uris[pubkey] = str(uri)
+
+    async def run(self, listen_host: str, listen_port: int,
+                  task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        async with self.manager, trio.open_nursery() as nursery:
+            self._nursery = nursery
+            listener = await self.manager.listen(listen_host, listen_port)
+            if self.uris:
+                self.manager.keep_connected(self.uris.values())
+            task_status.started(listener.port)
+            await trio.sleep_forever()
+
+    # --- outgoing ------------------------------------------------------------------------------------
+
+    def send(self, peer_id: bytes, message: Message) -> None:
+        queue = self._queue(peer_id)
+        try:
+            queue.send_nowait(message)
+        except trio.WouldBlock:
+            session = self.manager.session_for(peer_id)
+            if session is not None:  # a partner that reads nothing is dropped; re-establish catches up
+                session.close(ConnectionClosed("outgoing queue overflowed"))
+
+    def _queue(self, peer_id: bytes) -> trio.MemorySendChannel[Message]:
+        queue = self._queues.get(peer_id)
+        if queue is None:
+            queue, receive = trio.open_memory_channel[Message](OUTGOING_QUEUE)
+            self._queues[peer_id] = queue
+            assert self._nursery is not None
+            self._nursery.start_soon(self._pump, peer_id, receive)
+        return queue
+
+    async def _pump(self, peer_id: bytes, receive: trio.MemoryReceiveChannel[Message]) -> None:
+        async for message in receive:
+            session = self.manager.session_for(peer_id)
+            if session is None:
+                continue
+            with contextlib.suppress(ConnectionClosed):
+                await session.send(message)
+
+    # --- connecting ----------------------------------------------------------------------------------
+
+    async def connect(self, uri: str) -> bytes:
+        """Dial a peer now (raising if that fails), then keep it connected; return its node id."""
+        peer = PeerUri.parse(uri)
+        if self.manager.session_for(peer.node_id) is None:
+            await self.manager.connect(peer)
+        if self.uris.get(peer.node_id) != str(peer):
+            self.uris[peer.node_id] = str(peer)
+            self.manager.keep_connected([peer])
+            await self.channels.wait_round(self._remember(peer.node_id))
+        return peer.node_id
+
+    def _remember(self, node_id: bytes) -> int:
+        address = KnownKey(node_id).address
+        self.addresses[address] = node_id
+        record = msgpack.packb([address, self.uris.get(node_id, "")])
+        return self.channels.remember_peer(node_id, record)
+
+    def is_connected(self, node_id: bytes) -> bool:
+        return self.manager.session_for(node_id) is not None
+
+    # --- a session's life ----------------------------------------------------------------------------
+
+    async def _on_session(self, session: Session) -> None:
+        remote = session.remote_init
+        if (remote.chain_id, remote.contract) != (self.local_init.chain_id, self.local_init.contract):
+            await session.send(Error(ZERO32, 16, "this node serves another chain or contract"))
+            raise ConnectionClosed(f"{session!r} serves chain {remote.chain_id}, not ours")
+        if KnownKey(session.node_id).address not in self.addresses:
+            await self.channels.wait_round(self._remember(session.node_id))
+        self._queue(session.node_id)
+        self.bus.publish("peer_connected", None, node_id=session.node_id.hex())
+        self.reestablish(session.node_id)
+        try:
+            async for message in session:
+                self._dispatch(session, message)
+        finally:
+            self.bus.publish("peer_disconnected", None, node_id=session.node_id.hex())
+
+    def reestablish(self, peer_id: bytes, only: bytes | None = None) -> None:
+        """Announce the peer's open channels and feed them `ActionReconnected` (resends what is due)."""
+        for cid, entry in list(self.channels.of_peer(peer_id)):
+            if only is not None and cid != only:
+                continue
+            if entry.state.status is ChannelStatus.OPEN:
+                self.send(peer_id, announcement(entry.state))
+                self.channels.apply(cid, ActionReconnected())
+
+    def _dispatch(self, session: Session, message: Message) -> None:
+        cid = channel_of(message)
+        if cid is None:
+            if isinstance(message, Error):
+                log.info("peer %s reports error %d: %s", session.node_id.hex()[:16], message.code,
+                         message.text)
+            return
+        entry = self.channels.channels.get(cid)
+        if entry is None or entry.peer_id != session.node_id:
+            if not isinstance(message, ChannelOpened):
+                self.send(session.node_id, Error(cid, CHANNEL_REFUSAL, "unknown channel"))
+            return
+        try:
+            if isinstance(message, ChannelOpened):
+                check_announcement(entry.state, message)
+            else:
+                self.channels.apply(cid, message)
+        except PeerFault as exc:
+            log.info("refused %s from %s: %s", type(message).__name__, session.node_id.hex()[:16], exc)
+            if isinstance(message, Payment):
+                self.send(session.node_id, refusal_for(entry.state, message, exc))
+            else:
+                self.send(session.node_id, Error(cid, refusal_code(exc), str(exc)[:1000]))
