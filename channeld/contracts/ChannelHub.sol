@@ -1,13 +1,9 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
+import {ChannelBase, IERC20Minimal} from "./ChannelBase.sol";
 import {SecretRegistry} from "./SecretRegistry.sol";
-
-interface IERC20Minimal {
-    function balanceOf(address account) external view returns (uint256);
-    function transfer(address to, uint256 amount) external returns (bool);
-    function transferFrom(address from, address to, uint256 amount) external returns (bool);
-}
+import {BATCH_CODEHASH} from "./BatchCodehash.sol";
 
 /// @title ChannelHub: every two-party payment channel of one chain, native ether and ERC-20 alike.
 /// @notice One storage slot per channel holds a keccak256 commitment to the channel's whole state.
@@ -25,74 +21,7 @@ interface IERC20Minimal {
 /// Channel ids never repeat: an id hashes the opener, the partner, a salt and the opening block's
 /// timestamp; a slot is non-zero from its opening until a unilateral settle, which comes strictly later
 /// than the opening second, so no later opening can hash to a cleared id.
-contract ChannelHub {
-    /// @dev The state a caller passes in; participant1 is the lower address.
-    struct Channel {
-        address participant1;
-        address participant2;
-        address token; // address(0) for native ether
-        uint256 challengePeriod;
-        uint256 deposit1;
-        uint256 deposit2;
-        uint256 withdrawn1;
-        uint256 withdrawn2;
-    }
-
-    /// @dev The fields of a balance proof that the contract keeps (nonce 0 means "no proof").
-    struct Proof {
-        uint256 nonce;
-        uint256 transferredAmount;
-        uint256 lockedAmount;
-        bytes32 locksRoot;
-    }
-
-    /// @dev Added to a channel's state by a close. proof1 is signed by participant1, proof2 by participant2.
-    struct Closing {
-        address closer;
-        uint256 settleTime; // the last second at which a proof may still be updated
-        Proof proof1;
-        Proof proof2;
-    }
-
-    /// @dev What a unilateral settle keeps for later unlocks; its hash is the settled channel's slot.
-    /// locked1/locksRoot1 are participant1's outgoing locks (paid to participant2 when claimed).
-    struct SettledLocks {
-        address token;
-        address participant1;
-        uint256 locked1;
-        bytes32 locksRoot1;
-        address participant2;
-        uint256 locked2;
-        bytes32 locksRoot2;
-    }
-
-    /// @dev A 65-byte r || s || v signature in EIP-2098 compact form: vs = (v - 27) << 255 | s.
-    /// All zero stands for "no signature" where the signer sends the transaction itself.
-    struct Signature {
-        bytes32 r;
-        bytes32 vs;
-    }
-
-    bytes32 public constant SETTLED = bytes32(uint256(1));
-
-    bytes32 private constant DOMAIN_TYPEHASH =
-        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
-    bytes32 private constant BALANCE_PROOF_TYPEHASH = keccak256(
-        "BalanceProof(bytes32 channelId,uint256 nonce,uint256 transferredAmount,uint256 lockedAmount,bytes32 locksRoot)"
-    );
-    bytes32 private constant BALANCE_PROOF_UPDATE_TYPEHASH = keccak256(
-        "BalanceProofUpdate(bytes32 channelId,uint256 nonce,uint256 transferredAmount,uint256 lockedAmount,bytes32 locksRoot)"
-    );
-    bytes32 private constant WITHDRAW_TYPEHASH = keccak256(
-        "Withdraw(bytes32 channelId,address participant,uint256 totalWithdraw,uint256 expiry,address receiver)"
-    );
-    bytes32 private constant COOPERATIVE_SETTLE_TYPEHASH = keccak256(
-        "CooperativeSettle(bytes32 channelId,address participant1,uint256 amount1,address receiver1,address participant2,uint256 amount2,address receiver2)"
-    );
-    // Signatures with s above half the curve order are malleable twins of valid ones (EIP-2).
-    uint256 private constant HALF_CURVE_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0;
-    uint256 private constant HALF_CURVE_MASK = (1 << 255) - 1;
-
+contract ChannelHub is ChannelBase {
     /// @dev proto/locks.md: a packed lock is amount || expiration || secrethash, 32 bytes each.
     uint256 private constant PACKED_LOCK_SIZE = 96;
     uint256 public constant MAX_LOCKS = 32;
@@ -103,93 +32,6 @@ contract ChannelHub {
     uint256 public immutable maxChallengePeriod;
     uint256 private immutable cachedChainId;
     bytes32 private immutable cachedDomainSeparator;
-
-    /// @notice Channel id => commitment to the channel's state (zero: never opened).
-    mapping(bytes32 channelId => bytes32 commitment) public channels;
-    /// @notice Payouts whose transfer failed at settle, claimable by their recipient.
-    mapping(address token => mapping(address recipient => uint256 amount)) public unclaimed;
-
-    uint256 private transient entered;
-
-    event ChannelOpened(
-        bytes32 indexed channelId,
-        address indexed participant1,
-        address indexed participant2,
-        address token,
-        uint256 challengePeriod,
-        uint256 deposit1,
-        uint256 deposit2
-    );
-    event ChannelDeposit(bytes32 indexed channelId, address indexed participant, uint256 totalDeposit);
-    event ChannelWithdraw(
-        bytes32 indexed channelId, address indexed participant, uint256 totalWithdraw, address receiver
-    );
-    /// @dev The proof fields are the partner's proof (signed by the partner) that the closer submitted.
-    event ChannelClosed(
-        bytes32 indexed channelId,
-        address indexed closer,
-        uint256 settleTime,
-        uint256 nonce,
-        uint256 transferredAmount,
-        uint256 lockedAmount,
-        bytes32 locksRoot
-    );
-    /// @dev The proof fields are the closer's proof (signed by the closer) that replaced the stored one.
-    event BalanceProofUpdated(
-        bytes32 indexed channelId,
-        address indexed signer,
-        uint256 nonce,
-        uint256 transferredAmount,
-        uint256 lockedAmount,
-        bytes32 locksRoot
-    );
-    event ChannelSettled(
-        bytes32 indexed channelId, uint256 amount1, uint256 amount2, uint256 locked1, uint256 locked2
-    );
-    event ChannelCooperativelySettled(
-        bytes32 indexed channelId, uint256 amount1, address receiver1, uint256 amount2, address receiver2
-    );
-    /// @dev `sender`'s locks: `claimed` went to its partner, `returned` back to `sender`.
-    event ChannelUnlocked(bytes32 indexed channelId, address indexed sender, uint256 claimed, uint256 returned);
-    event PayoutDeferred(address indexed token, address indexed recipient, uint256 amount);
-    event PayoutClaimed(address indexed token, address indexed recipient, address to, uint256 amount);
-
-    error InvalidChallengeBounds(uint256 minimum, uint256 maximum);
-    error ChallengePeriodOutOfBounds(uint256 challengePeriod);
-    error InvalidPartner(address partner);
-    error ChannelExists(bytes32 channelId);
-    error UnknownChannel(bytes32 channelId);
-    error StateMismatch(bytes32 channelId);
-    error NotParticipant(address account);
-    error DepositNotIncreasing(uint256 current, uint256 requested);
-    error DepositOverflow();
-    error WrongEtherAmount(uint256 expected, uint256 sent);
-    error TokenAmountMismatch(uint256 expected, uint256 received);
-    error TokenCallFailed(address token);
-    error EtherTransferFailed(address to);
-    error InvalidSignature();
-    error WrongSigner(address expected, address recovered);
-    error UnsignedProof();
-    error WithdrawExpired(uint256 expiry);
-    error WithdrawNotIncreasing(uint256 current, uint256 requested);
-    error WithdrawExceedsChannel(uint256 amount, uint256 available);
-    error InvalidReceiver();
-    error NonceNotIncreasing(uint256 stored, uint256 submitted);
-    error ChallengePeriodOver(uint256 settleTime);
-    error ChallengePeriodNotOver(uint256 settleTime);
-    error PayoutMismatch(uint256 total, uint256 available);
-    error NothingToClaim();
-    error NothingLocked(address sender);
-    error MalformedLocks(uint256 length);
-    error LocksRootMismatch(bytes32 stored, bytes32 computed);
-    error Reentrancy();
-
-    modifier nonReentrant() {
-        if (entered != 0) revert Reentrancy();
-        entered = 1;
-        _;
-        entered = 0;
-    }
 
     constructor(uint256 minChallengePeriod_, uint256 maxChallengePeriod_) {
         if (minChallengePeriod_ == 0 || minChallengePeriod_ > maxChallengePeriod_) {
@@ -440,6 +282,32 @@ contract ChannelHub {
         _payOrDefer(settled.token, sender, locked - claimed);
     }
 
+    /// @notice Attach the batch extension (ChannelBatch), once. Anyone may: only code whose hash this
+    /// contract was compiled with is accepted, so the choice is the source's, not the caller's.
+    function attachExtension(address batch) external {
+        if (extension != address(0)) revert ExtensionAttached(extension);
+        if (batch.codehash != BATCH_CODEHASH) revert WrongExtension(batch.codehash);
+        extension = batch;
+    }
+
+    /// @notice Plain ether is refused: deposits name their channel.
+    receive() external payable {
+        revert WrongEtherAmount(0, msg.value);
+    }
+
+    /// @notice Every other call goes to the batch extension, run on this contract's storage.
+    fallback() external payable {
+        address target = extension;
+        if (target == address(0)) revert NoExtension();
+        assembly {
+            calldatacopy(0, 0, calldatasize())
+            let ok := delegatecall(gas(), target, 0, calldatasize(), 0, 0)
+            returndatacopy(0, 0, returndatasize())
+            if iszero(ok) { revert(0, returndatasize()) }
+            return(0, returndatasize())
+        }
+    }
+
     /// @notice Pay the caller's deferred payouts in `token` to `to`.
     function claim(address token, address to) external nonReentrant {
         uint256 amount = unclaimed[token][msg.sender];
@@ -492,22 +360,8 @@ contract ChannelHub {
         uint256 totalWithdraw,
         uint256 expiry,
         address receiver
-    ) public view returns (bytes32 digest) {
-        bytes32 separator = domainSeparator();
-        bytes32 typeHash = WITHDRAW_TYPEHASH;
-        assembly ("memory-safe") {
-            let ptr := mload(0x40)
-            mstore(ptr, typeHash)
-            mstore(add(ptr, 0x20), channelId)
-            mstore(add(ptr, 0x40), participant)
-            mstore(add(ptr, 0x60), totalWithdraw)
-            mstore(add(ptr, 0x80), expiry)
-            mstore(add(ptr, 0xa0), receiver)
-            mstore(add(ptr, 0x40), keccak256(ptr, 0xc0))
-            mstore(ptr, 0x1901)
-            mstore(add(ptr, 0x20), separator)
-            digest := keccak256(add(ptr, 0x1e), 0x42)
-        }
+    ) public view returns (bytes32) {
+        return _withdrawDigest(domainSeparator(), channelId, participant, totalWithdraw, expiry, receiver);
     }
 
     function cooperativeSettleDigest(
@@ -519,19 +373,8 @@ contract ChannelHub {
         uint256 amount2,
         address receiver2
     ) public view returns (bytes32) {
-        return _typedDigest(
-            keccak256(
-                abi.encode(
-                    COOPERATIVE_SETTLE_TYPEHASH,
-                    channelId,
-                    participant1,
-                    amount1,
-                    receiver1,
-                    participant2,
-                    amount2,
-                    receiver2
-                )
-            )
+        return _cooperativeSettleDigest(
+            domainSeparator(), channelId, participant1, amount1, receiver1, participant2, amount2, receiver2
         );
     }
 
@@ -567,21 +410,6 @@ contract ChannelHub {
         if (stored != keccak256(abi.encode(ch, closing))) _refuseState(channelId, stored);
     }
 
-    /// @dev keccak256(abi.encode(ch)) and the same with word `field` replaced by `value`, hashed from one
-    /// copy of the calldata words (dirty address bits change the hash, so they fail the slot check).
-    function _stateHashes(Channel calldata ch, uint256 field, uint256 value)
-        private
-        pure
-        returns (bytes32 current, bytes32 next)
-    {
-        assembly ("memory-safe") {
-            let ptr := mload(0x40)
-            calldatacopy(ptr, ch, 256)
-            current := keccak256(ptr, 256)
-            mstore(add(ptr, shl(5, field)), value)
-            next := keccak256(ptr, 256)
-        }
-    }
 
     /// @dev Every check of a withdrawal but the signatures; returns the new commitment, the amount to pay,
     /// the Withdraw digest both must have signed and the participant's partner.
@@ -666,21 +494,8 @@ contract ChannelHub {
         }
     }
 
-    function _refuseState(bytes32 channelId, bytes32 stored) private pure {
-        if (stored == 0) revert UnknownChannel(channelId);
-        revert StateMismatch(channelId);
-    }
 
-    function _held(Channel calldata ch) private pure returns (uint256) {
-        return ch.deposit1 + ch.deposit2 - ch.withdrawn1 - ch.withdrawn2;
-    }
 
-    function _saturatingAdd(uint256 a, uint256 b) private pure returns (uint256) {
-        unchecked {
-            uint256 sum = a + b;
-            return sum < a ? type(uint256).max : sum;
-        }
-    }
 
     function _checkProof(bytes32 channelId, Proof calldata proof, Signature calldata signature, address signer)
         private
@@ -709,122 +524,12 @@ contract ChannelHub {
         return keccak256(abi.encodePacked("\x19\x01", domainSeparator(), structHash));
     }
 
-    function _buildDomainSeparator() private view returns (bytes32) {
-        return keccak256(
-            abi.encode(DOMAIN_TYPEHASH, keccak256("channeld"), keccak256("1"), block.chainid, address(this))
-        );
-    }
 
-    /// @dev The participant who sends the transaction has consented by signing it: its own signature
-    /// may then be all zero (one ecrecover saved).
-    function _checkConsent(bytes32 digest, Signature calldata signature, address participant) private view {
-        if (signature.r == 0 && signature.vs == 0 && msg.sender == participant) return;
-        _checkSigner(digest, signature, participant);
-    }
 
-    function _checkSigner(bytes32 digest, Signature calldata signature, address expected) private view {
-        uint256 vs = uint256(signature.vs);
-        uint256 s = vs & HALF_CURVE_MASK;
-        // Only low-s signatures can be written compactly, so no malleable twin gets through.
-        if (s > HALF_CURVE_ORDER) revert InvalidSignature();
-        address recovered;
-        assembly ("memory-safe") {
-            let ptr := mload(0x40)
-            mstore(ptr, digest)
-            mstore(add(ptr, 0x20), add(27, shr(255, vs)))
-            mstore(add(ptr, 0x40), calldataload(signature))
-            mstore(add(ptr, 0x60), s)
-            // The precompile returns nothing for an invalid signature: the zeroed word then stays zero.
-            mstore(0x00, 0)
-            pop(staticcall(gas(), 1, ptr, 0x80, 0x00, 0x20))
-            recovered := mload(0x00)
-        }
-        if (recovered == address(0)) revert InvalidSignature();
-        if (recovered != expected) revert WrongSigner(expected, recovered);
-    }
 
-    /// @dev Take `amount` from the caller; for a token, the balance must grow by exactly `amount`.
-    function _collect(address token, uint256 amount) private {
-        if (token == address(0)) {
-            if (msg.value != amount) revert WrongEtherAmount(amount, msg.value);
-            return;
-        }
-        if (msg.value != 0) revert WrongEtherAmount(0, msg.value);
-        if (amount == 0) return;
-        uint256 before = IERC20Minimal(token).balanceOf(address(this));
-        _tokenCall(token, abi.encodeCall(IERC20Minimal.transferFrom, (msg.sender, address(this), amount)));
-        uint256 received = IERC20Minimal(token).balanceOf(address(this)) - before;
-        if (received != amount) revert TokenAmountMismatch(amount, received);
-    }
 
-    /// @dev Pay or revert: for withdraw and claim, where only the payee is hurt by a failure.
-    function _send(address token, address to, uint256 amount) private {
-        if (token == address(0)) {
-            (bool sent, bytes memory reason) = to.call{value: amount}("");
-            if (!sent) _bubble(reason, abi.encodeWithSelector(EtherTransferFailed.selector, to));
-            return;
-        }
-        bool ok;
-        bool returnedTrue;
-        assembly ("memory-safe") {
-            let ptr := mload(0x40)
-            mstore(ptr, shl(224, 0xa9059cbb)) // transfer(address,uint256)
-            mstore(add(ptr, 0x04), to)
-            mstore(add(ptr, 0x24), amount)
-            mstore(0x00, 0)
-            ok := call(gas(), token, 0, ptr, 0x44, 0x00, 0x20)
-            // true, or nothing at all from a contract (USDT and the like)
-            switch returndatasize()
-            case 0 { returnedTrue := gt(extcodesize(token), 0) }
-            case 32 { returnedTrue := eq(mload(0x00), 1) }
-            default { returnedTrue := 0 }
-        }
-        if (!ok) {
-            bytes memory reason = new bytes(0);
-            assembly ("memory-safe") {
-                reason := mload(0x40)
-                mstore(reason, returndatasize())
-                returndatacopy(add(reason, 0x20), 0, returndatasize())
-                mstore(0x40, add(add(reason, 0x20), returndatasize()))
-            }
-            _bubble(reason, abi.encodeWithSelector(TokenCallFailed.selector, token));
-        }
-        if (!returnedTrue) revert TokenCallFailed(token);
-    }
 
-    /// @dev Pay, or record the payout as claimable: one side's failing receiver must not block the other.
-    function _payOrDefer(address token, address to, uint256 amount) private {
-        if (amount == 0) return;
-        bool ok;
-        if (token == address(0)) {
-            (ok,) = to.call{value: amount}("");
-        } else {
-            bytes memory result;
-            (ok, result) = token.call(abi.encodeCall(IERC20Minimal.transfer, (to, amount)));
-            ok = ok && _returnedTrue(token, result);
-        }
-        if (!ok) {
-            unclaimed[token][to] += amount;
-            emit PayoutDeferred(token, to, amount);
-        }
-    }
 
-    function _tokenCall(address token, bytes memory data) private {
-        (bool ok, bytes memory result) = token.call(data);
-        if (!ok) _bubble(result, abi.encodeWithSelector(TokenCallFailed.selector, token));
-        if (!_returnedTrue(token, result)) revert TokenCallFailed(token);
-    }
 
-    /// @dev Tokens that return nothing (USDT) are accepted, but only if the address holds code at all.
-    function _returnedTrue(address token, bytes memory result) private view returns (bool) {
-        if (result.length == 0) return token.code.length > 0;
-        return result.length == 32 && abi.decode(result, (uint256)) == 1;
-    }
 
-    function _bubble(bytes memory reason, bytes memory fallbackReason) private pure {
-        bytes memory data = reason.length > 0 ? reason : fallbackReason;
-        assembly ("memory-safe") {
-            revert(add(data, 32), mload(data))
-        }
-    }
 }

@@ -23,10 +23,10 @@ CONTRACTS_DIR = Path(__file__).resolve().parent
 ARTIFACT_PATH = CONTRACTS_DIR / "compiled.json"
 REPO = CONTRACTS_DIR.parent.parent
 SOLC_VERSION = "0.8.37"
-SOURCES = ("ChannelHub.sol", "SecretRegistry.sol", "test/TestTokens.sol")
+SOURCES = ("Bls12381.sol", "ChannelBase.sol", "ChannelBatch.sol", "ChannelHub.sol", "SecretRegistry.sol", "test/TestTokens.sol")
 # Many runs: the contract is deployed once per chain and called for every channel operation.
 SETTINGS: dict[str, Any] = {
-    "optimizer": {"enabled": True, "runs": 3000},
+    "optimizer": {"enabled": True, "runs": 20000},
     "viaIR": True,
     "evmVersion": "prague",
     # No metadata hash: the bytecode then depends on the source text and settings only, not on paths.
@@ -56,9 +56,26 @@ def solc_package() -> Path:
     return path
 
 
-def standard_input() -> dict[str, Any]:
-    sources = {name: {"content": (CONTRACTS_DIR / name).read_text()} for name in SOURCES}
+# ChannelHub accepts as its batch extension only code whose hash it was compiled with. The hash comes from
+# a first compile of the extension alone and reaches the hub as a generated source, never written to disk.
+EXTENSION = "ChannelBatch"
+EXTENSION_SOURCES = ("Bls12381.sol", "ChannelBase.sol", "ChannelBatch.sol")
+CODEHASH_SOURCE = "BatchCodehash.sol"
+
+
+def codehash_source(codehash: bytes) -> str:
+    return (f"// SPDX-License-Identifier: MIT\npragma solidity {SOLC_VERSION};\n\n"
+            f"bytes32 constant BATCH_CODEHASH = 0x{codehash.hex()};\n")
+
+
+def standard_input(names: tuple[str, ...] = SOURCES, generated: dict[str, str] | None = None) -> dict[str, Any]:
+    sources = {name: {"content": (CONTRACTS_DIR / name).read_text()} for name in names}
+    sources.update({name: {"content": text} for name, text in (generated or {}).items()})
     return {"language": "Solidity", "sources": sources, "settings": SETTINGS}
+
+
+def extension_runtime(output: dict[str, Any]) -> bytes:
+    return bytes.fromhex(output["contracts"][f"{EXTENSION}.sol"][EXTENSION]["evm"]["deployedBytecode"]["object"])
 
 
 def run_solc(request: dict[str, Any]) -> dict[str, Any]:
@@ -79,7 +96,13 @@ def run_solc(request: dict[str, Any]) -> dict[str, Any]:
 
 def compile_artifact() -> dict[str, Any]:
     """The artifact as the sources compile today: {"solc", "settings", "contracts": {name: {...}}}."""
-    output = run_solc(standard_input())
+    from eth_utils import keccak
+
+    extension = extension_runtime(run_solc(standard_input(EXTENSION_SOURCES)))
+    generated = {CODEHASH_SOURCE: codehash_source(keccak(extension))}
+    output = run_solc(standard_input(SOURCES, generated))
+    if extension_runtime(output) != extension:
+        raise ConfigError(f"{EXTENSION} compiled differently beside the hub: its code hash would not match")
     contracts: dict[str, Any] = {}
     for source in SOURCES:
         for name, compiled in sorted(output["contracts"][source].items()):

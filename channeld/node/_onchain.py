@@ -28,6 +28,8 @@ from channeld.chain import (
     EventFollower,
     FollowerCursor,
     RawLog,
+    RpcFailed,
+    RpcUnreachable,
     TransactionReverted,
     TransactionSender,
     TxRequest,
@@ -117,14 +119,23 @@ class ChainWatcher:
         self.poke = trio.Event()
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        while not await self.step():
+        while not await self._step_or_wait():
             pass
         task_status.started()
         while True:
-            if await self.step():
+            if await self._step_or_wait():
                 with trio.move_on_after(self.poll_interval):
                     await self.poke.wait()
                 self.poke = trio.Event()
+
+    async def _step_or_wait(self) -> bool:
+        """One step; an unreachable or failing RPC is waited out (the cursor has not moved)."""
+        try:
+            return await self.step()
+        except (RpcUnreachable, RpcFailed) as exc:
+            log.warning("chain endpoint failed (%s); retrying", exc)
+            await trio.sleep(self.poll_interval)
+            return False
 
     async def step(self) -> bool:
         """Read and apply one update; True once caught up."""

@@ -10,6 +10,7 @@ and locks root equal exactly what the change implies (21), and capacity (22).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from channeld.protocol._common import Transition, sign_our_proof, transition
@@ -113,15 +114,15 @@ def lock_problem(state: ChannelState, side: Side, lock: Lock) -> str | None:
 
 
 def _sign_next(state: ChannelState, signer: Signer, transferred: int, locks: tuple[Lock, ...],
-               build: type[LockMessage], *fields: object) -> Transition:
-    """Sign our next proof with these figures, keep it in flight and send it as a `build` message."""
+               build: Callable[[BalanceProof], LockMessage]) -> Transition:
+    """Sign our next proof with these figures, keep it in flight and send it as `build(proof)`."""
     if state.settle is not None:
         raise IllegalAction("cannot change locks: a cooperative settle is in progress")
     if len(state.in_flight) + len(state.locks_in_flight) >= MAX_IN_FLIGHT:
         raise TooManyInFlight(f"{MAX_IN_FLIGHT} proofs already wait for acceptance")
     our = state.our
     proof = sign_our_proof(state, signer, our.nonce + 1, transferred, _locked(locks), locks_root(locks))
-    msg = build(proof, *fields)  # type: ignore[arg-type]
+    msg = build(proof)
     new = replace(state, our=replace(our, proof=proof, locks=locks),
                   locks_in_flight=(*state.locks_in_flight, msg))
     return transition(state, new, [Send(msg)])
@@ -140,8 +141,8 @@ def handle_action_send_locked_transfer(state: ChannelState, action: ActionSendLo
     locks = (*state.our.locks, lock)
     if balance(state.our, state.partner, locked=_locked(locks)) < 0:
         raise NotEnoughCapacity(f"cannot lock {action.amount}: our balance is {state.our_balance()}")
-    return _sign_next(state, signer, state.our.transferred, locks, LockedTransfer, lock, action.payment_id,
-                      action.initiator, action.target, action.metadata)
+    return _sign_next(state, signer, state.our.transferred, locks, lambda proof: LockedTransfer(
+        proof, lock, action.payment_id, action.initiator, action.target, action.metadata))
 
 
 def handle_action_unlock(state: ChannelState, action: ActionUnlock, signer: Signer) -> Transition:
@@ -150,8 +151,8 @@ def handle_action_unlock(state: ChannelState, action: ActionUnlock, signer: Sign
     if lock is None:
         raise IllegalAction(f"no lock of ours is pending for secrethash {secrethash.hex()}")
     locks = _without(state.our.locks, secrethash)
-    new, effects = _sign_next(state, signer, state.our.transferred + lock.amount, locks, Unlock,
-                              action.secret, action.payment_id)
+    new, effects = _sign_next(state, signer, state.our.transferred + lock.amount, locks,
+                              lambda proof: Unlock(proof, action.secret, action.payment_id))
     return transition(state, _forget(new, secrethash), effects[1:])
 
 
@@ -163,7 +164,8 @@ def handle_action_expire_lock(state: ChannelState, action: ActionExpireLock, sig
     if problem is not None:
         raise IllegalAction(f"cannot expire the lock: {problem}")
     locks = _without(state.our.locks, action.secrethash)
-    new, effects = _sign_next(state, signer, state.our.transferred, locks, LockExpired, action.secrethash)
+    new, effects = _sign_next(state, signer, state.our.transferred, locks,
+                              lambda proof: LockExpired(proof, action.secrethash))
     return transition(state, _forget(new, action.secrethash), effects[1:])
 
 
@@ -198,7 +200,7 @@ def apply_lock_message(state: ChannelState, msg: LockMessage) -> tuple[ChannelSt
     return _apply_lock_expired(state, msg)
 
 
-def _check_figures(partner: Side, proof: BalanceProof, transferred: int, locks: tuple[Lock, ...]) -> None:
+def _check_figures(proof: BalanceProof, transferred: int, locks: tuple[Lock, ...]) -> None:
     if proof.transferred_amount != transferred:
         raise AmountMismatch(f"transferred amount {proof.transferred_amount} must be {transferred}")
     if proof.locked_amount != _locked(locks):
@@ -219,7 +221,7 @@ def _apply_locked_transfer(state: ChannelState, msg: LockedTransfer) -> tuple[Ch
     if problem is not None:
         raise BadLock(problem)
     locks = (*partner.locks, lock)
-    _check_figures(partner, msg.balance_proof, partner.transferred, locks)
+    _check_figures(msg.balance_proof, partner.transferred, locks)
     if balance(partner, state.our, locked=_locked(locks)) < 0:
         raise InsufficientCapacity(f"lock of {lock.amount} exceeds the partner's balance "
                                    f"{state.partner_balance()}")
@@ -233,7 +235,7 @@ def _apply_unlock(state: ChannelState, msg: Unlock) -> tuple[ChannelState, list[
     if lock is None:
         raise UnknownLock(f"no pending lock of the partner has secrethash {secrethash.hex()}")
     locks = _without(partner.locks, secrethash)
-    _check_figures(partner, msg.balance_proof, partner.transferred + lock.amount, locks)
+    _check_figures(msg.balance_proof, partner.transferred + lock.amount, locks)
     event = EventLockUnlocked(state.channel_id, msg.payment_id, secrethash, lock.amount)
     new, effects = _accept(state, msg.balance_proof, locks, msg.payment_id, event)
     return _forget(new, secrethash), effects
@@ -248,7 +250,7 @@ def _apply_lock_expired(state: ChannelState, msg: LockExpired) -> tuple[ChannelS
     if problem is not None:
         raise LockNotExpired(f"lock not expired: {problem}")
     locks = _without(partner.locks, msg.secrethash)
-    _check_figures(partner, msg.balance_proof, partner.transferred, locks)
+    _check_figures(msg.balance_proof, partner.transferred, locks)
     event = EventLockExpired(state.channel_id, msg.secrethash, lock.amount)
     new, effects = _accept(state, msg.balance_proof, locks, 0, event)
     return _forget(new, msg.secrethash), effects

@@ -33,8 +33,8 @@ from channeld.wire import SettleRequest, SettleSignature
 
 def _not_quiet(state: ChannelState) -> str | None:
     """Why final amounts cannot be agreed now, or None: every proof must be settled on both sides."""
-    if state.in_flight:
-        return f"{len(state.in_flight)} of our payments are not yet accepted"
+    if state.in_flight or state.locks_in_flight:
+        return f"{len(state.in_flight) + len(state.locks_in_flight)} of our proofs are not yet accepted"
     if state.held:
         return f"{len(state.held)} partner payments wait for a missing nonce"
     if state.our.locked or state.partner.locked:

@@ -35,7 +35,11 @@ async def _receive_exactly(stream: trio.abc.Stream, size: int, act: int) -> byte
     """Exactly `size` bytes, never more (the peer's first frame may follow in the same segment)."""
     data = bytearray()
     while len(data) < size:
-        chunk = await stream.receive_some(size - len(data))
+        try:
+            chunk = await stream.receive_some(size - len(data))
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            # a reset mid-handshake (the peer died) is a failed handshake, not a crash of ours
+            raise HandshakeError(act, "read_failed", f"connection lost while reading: {exc}") from None
         if not chunk:
             raise HandshakeError(act, "read_failed", f"connection closed after {len(data)} of {size} bytes")
         data += chunk

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -36,14 +37,20 @@ class Zygote:
     def __init__(self) -> None:
         self.process = subprocess.Popen([sys.executable, "-m", "tests.node.zygote"], cwd=REPO, text=True,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.children: list[int] = []
 
     def spawn(self, argv: list[str], log: Path, env: dict[str, str] | None = None) -> int:
         assert self.process.stdin is not None and self.process.stdout is not None
         self.process.stdin.write(json.dumps({"argv": argv, "log": str(log), "env": env or {}}) + "\n")
         self.process.stdin.flush()
-        return int(self.process.stdout.readline())
+        pid = int(self.process.stdout.readline())
+        self.children.append(pid)
+        return pid
 
     def stop(self) -> None:
+        for pid in self.children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.process.kill()
         self.process.wait()
 

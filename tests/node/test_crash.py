@@ -65,6 +65,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
         wait_until(lambda: min(s.acknowledged for s in streams) > 0, what="payments flowing")
         threading.Event().wait(rng.uniform(0.0, 0.15))
         victim.kill(signal.SIGKILL)
+        assert anvil.process.poll() is None, anvil.process.stderr.read()  # type: ignore[union-attr]
         victim.start()
         _check(a, b, streams, quiesce=False)
     for stream in streams:
@@ -77,7 +78,8 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
 
 def _check(a: Daemon, b: Daemon, streams: list[Streamer], quiesce: bool) -> None:
     def settled() -> tuple[dict[str, object], dict[str, object]] | None:
-        ca, cb = a.channel(), b.channel()
+        ca = a.channel()
+        cb = b.channel()
         if ca["our_nonce"] != cb["partner_nonce"] or ca["partner_nonce"] != cb["our_nonce"]:
             return None
         if quiesce and (ca["in_flight"] or cb["in_flight"]):

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sys
+import traceback
 
 import channeld.api  # noqa: F401  (imported before forking: the point of the zygote)
 import channeld.chain
@@ -32,7 +33,10 @@ def main() -> None:
             code = 1
             try:
                 code = channeld.cli.main(request["argv"])
+            except BaseException:
+                traceback.print_exc()
             finally:
+                sys.stderr.flush()
                 os._exit(code)
         print(pid, flush=True)
 

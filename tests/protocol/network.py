@@ -111,7 +111,7 @@ class Network:
         for effect in effects:
             if not isinstance(effect, p.ChannelDo):
                 node.events.append(effect)
-            elif node.channels[effect.channel_id].status is p.ChannelStatus.OPEN:
+            elif type(effect.action) in p.TRANSITIONS[node.channels[effect.channel_id].status]:
                 self.channel_do(node, effect.channel_id, effect.action)
             else:
                 # closed on chain: proofs can no longer change; the chain settles what the locks become

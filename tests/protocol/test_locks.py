@@ -233,10 +233,10 @@ def test_lock_messages_are_illegal_once_closed() -> None:
 
 
 def test_lock_refused_while_a_cooperative_settle_is_in_progress_and_settle_needs_no_locks() -> None:
-    alice, bob = make_pair()
+    alice, _bob = make_pair()
     alice.feed(p.ActionCooperativeSettle())
     refuse(alice, p.ActionSendLockedTransfer(1, 1, EXPIRY, HASH, bytes(20), bytes(20)), p.IllegalAction)
-    alice2, bob2 = locked_pair(10)
+    alice2, _bob2 = locked_pair(10)
     refuse(alice2, p.ActionCooperativeSettle(), p.IllegalAction, "locks are pending")
 
 
@@ -265,7 +265,7 @@ def test_a_duplicate_locked_transfer_is_acknowledged_again_and_changes_nothing()
 
 
 def test_reestablish_resends_payments_and_lock_messages_in_nonce_order() -> None:
-    alice, bob = make_pair()
+    alice, _bob = make_pair()
     alice.feed(p.ActionPay(1, 5))
     send_lock(alice, 10)
     alice.feed(p.ActionPay(3, 5))
@@ -292,7 +292,8 @@ def test_held_lock_message_that_fails_is_refused_with_its_code() -> None:
     alice.feed(p.ActionPay(1, 5))
     bob.feed(bad)
     effects = bob.feed(alice.outbox[-1])
-    refusals = [e.message for e in effects if isinstance(e, p.Send) and isinstance(e.message, wire.PaymentRefused)]
+    sent = [e.message for e in effects if isinstance(e, p.Send)]
+    refusals = [m for m in sent if isinstance(m, wire.PaymentRefused)]
     assert [(r.nonce, r.code) for r in refusals] == [(2, 27)]
 
 
@@ -310,7 +311,7 @@ def test_learning_a_secret_reveals_it_to_the_payer_and_keeps_it() -> None:
 
 
 def test_secret_is_registered_once_when_the_payer_does_not_unlock_in_time() -> None:
-    alice, bob = locked_pair(10)
+    _alice, bob = locked_pair(10)
     bob.feed(p.ActionLearnSecret(SECRET))
     assert bob.feed(p.ActionTick(EXPIRY - p.DEFAULT_REVEAL_TIMEOUT - 1)) == [bob.effects[-1]]
     effects = bob.feed(p.ActionTick(EXPIRY - p.DEFAULT_REVEAL_TIMEOUT))
@@ -322,7 +323,7 @@ def test_secret_is_registered_once_when_the_payer_does_not_unlock_in_time() -> N
 
 
 def test_no_registration_once_the_lock_has_expired() -> None:
-    alice, bob = locked_pair(10)
+    _alice, bob = locked_pair(10)
     bob.feed(p.ActionTick(EXPIRY + 1))
     effects = bob.feed(p.ActionLearnSecret(SECRET))
     assert not any(isinstance(e, p.ContractSendRegisterSecret) for e in effects)
@@ -332,7 +333,8 @@ def test_a_closed_channel_registers_a_learned_secret_at_once() -> None:
     alice, bob = locked_pair(10)
     bob.feed(p.ContractReceiveClosed(alice.signer.address, NOW + 500))
     effects = bob.feed(p.ActionLearnSecret(SECRET))
-    assert [e for e in effects if not isinstance(e, p.Persist)] == [p.ContractSendRegisterSecret(SECRET, EXPIRY)]
+    claims = [e for e in effects if not isinstance(e, p.Persist)]
+    assert claims == [p.ContractSendRegisterSecret(SECRET, EXPIRY)]
 
 
 def test_chain_registration_is_noted_for_pending_locks_only() -> None:
@@ -368,7 +370,7 @@ def test_settlement_unlocks_each_sides_pending_locks_on_chain() -> None:
 
 
 def test_lock_record_round_trips() -> None:
-    alice, bob = locked_pair(10)
+    _alice, bob = locked_pair(10)
     bob.feed(p.ActionLearnSecret(SECRET))
     send_lock(bob, 3, secret(5))
     assert p.from_record(p.to_record(bob.state)) == bob.state

@@ -93,7 +93,7 @@ class Chain:
         return apply_event(None, opened[0])
 
     def events(self, receipt: Receipt) -> list[object]:
-        found = []
+        found: list[object] = []
         for log in receipt.logs:
             try:
                 found.append(decode_event({"topics": log.topics, "data": log.data}))
@@ -121,15 +121,6 @@ class Chain:
     def settle(self, party: Party, channel: OnChainChannel) -> Receipt:
         assert channel.closing is not None
         return self.transact(party, encode_settle_channel(channel.channel_id, channel.state, channel.closing))
-
-    def logs_since(self, block: int) -> list[tuple[object, Receipt | None, int]]:
-        out = []
-        for log in self.backend.get_logs(self.contract, block, self.backend.head()):
-            try:
-                out.append((decode_event({"topics": log.topics, "data": log.data}), None, log.block_number))
-            except UnknownEvent:
-                continue
-        return out
 
 
 def sign_proof(chain_id: int, contract: bytes, channel_id: bytes, signer: Signer, nonce: int,

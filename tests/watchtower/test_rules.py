@@ -18,7 +18,7 @@ from channeld.watchtower import (
     dispute_status,
 )
 from channeld.watchtower.client import authorize
-from channeld.wire import BalanceProof, PushProof
+from channeld.wire import PushProof
 from tests.watchtower.kit import Party, sign_proof
 
 CHAIN, CONTRACT, CID = 31337, bytes(range(20)), b"\x42" * 32
@@ -89,8 +89,7 @@ def test_an_exact_repush_is_accepted_without_storing() -> None:
 
 def test_a_malformed_signature_is_refused_not_raised() -> None:
     push = _push(4)
-    broken = BalanceProof(*(getattr(push.balance_proof, n) for n, _ in BalanceProof.FIELDS[:-1]),
-                          b"\xff" * 64 + b"\x1b")
+    broken = replace(push.balance_proof, signature=b"\xff" * 64 + b"\x1b")
     _refused(RefusalCode.INVALID_SIGNATURE, PushProof(broken, push.authorization))
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import coincurve
 import trio
 
-from channeld.chain import AsyncSender, EventFollower
-from channeld.chain.contract import OnChainChannel
+from channeld.chain import AsyncSender, EventFollower, TxRequest
+from channeld.chain.contract import OnChainChannel, encode_close_channel
 from channeld.store import Namespace
 from channeld.transport import Session, connect, establish_session
 from channeld.watchtower import RefusalCode, TowerDB, TowerSettings, Watchtower
@@ -36,13 +36,15 @@ class Setup:
 
 
 @asynccontextmanager
-async def running_tower(anvil: Anvil, path: Path) -> AsyncIterator[Setup]:
+async def running_tower(anvil: Anvil, path: Path, bump_after: float = 12.0) -> AsyncIterator[Setup]:
     chain = Chain(anvil.url)
     alice, bob, tower_party = Party.new(), Party.new(), Party.new()
     chain.fund(alice.address)
+    chain.fund(tower_party.address)
     channel = chain.open(alice, bob, 10**18, 600)
     db = TowerDB(path / "db", Namespace(chain.chain_id, chain.contract_bytes))
-    tower = Watchtower(db, tower_party.node_key, TowerSettings(poll_interval=0.1), chain.backend,
+    settings = TowerSettings(poll_interval=0.1, bump_after=bump_after)
+    tower = Watchtower(db, tower_party.node_key, settings, chain.backend,
                        AsyncSender(chain.sender(tower_party)), chain.deployment.block)
     follower = EventFollower(chain.backend, chain.contract, db, chain.deployment.block)
     try:
@@ -111,8 +113,7 @@ async def test_bad_pushes_are_refused_store_nothing_and_others_are_served(
         reply = await ask(bob, PushProof(newer, authorize(mallory.signer, newer)))
         assert reply.code == RefusalCode.BAD_AUTHORIZATION  # type: ignore[attr-defined]
         bad_sig = setup.proof(6, 600)
-        wrong_v = BalanceProof(*[getattr(bad_sig, n) for n, _ in BalanceProof.FIELDS[:-1]],
-                              bad_sig.signature[:64] + b"\x1d")  # v = 29
+        wrong_v = replace(bad_sig, signature=bad_sig.signature[:64] + b"\x1d")  # v = 29
         reply = await ask(bob, PushProof(wrong_v, authorize(setup.bob.signer, wrong_v)))
         assert reply.code == RefusalCode.INVALID_SIGNATURE  # type: ignore[attr-defined]
         assert setup.tower.db.get_held(cid, bob_address) == held_before
@@ -168,3 +169,31 @@ async def test_a_client_on_another_chain_is_turned_away(anvil: Anvil, tmp_path: 
                 error = await session.receive()
                 await session.wait_closed()
         assert getattr(error, "code", None) == 18
+
+
+async def test_an_unconfirmed_dispute_is_resubmitted_with_a_higher_fee(
+    fresh_anvil: Anvil, tmp_path: Path,
+) -> None:
+    async with running_tower(fresh_anvil, tmp_path, bump_after=0.5) as setup, trio.open_nursery() as nursery:
+        cid = setup.channel.channel_id
+        client = TowerClient(setup.uri, setup.bob.node_key, setup.chain.chain_id, setup.chain.contract_bytes)
+        nursery.start_soon(client.run)
+        client.push(setup.proof(3, 300))
+        with trio.fail_after(10):
+            await client.wait_synced()
+        backend = setup.chain.backend
+        backend.rpc("evm_setAutomine", [False])
+        close = encode_close_channel(cid, setup.channel.state)
+        setup.chain.sender(setup.alice).submit(TxRequest(setup.chain.contract, close))
+        backend.mine()  # the close is in; the tower's dispute now waits in the pool, unmined
+        with trio.fail_after(15):
+            while (dispute := setup.tower.db.get_dispute(cid)) is None or dispute.submissions < 2:
+                await trio.sleep(0.05)
+        replacement = dispute.tx_hash
+        backend.mine()
+        with trio.fail_after(10):
+            while setup.tower.db.get_dispute(cid) is not None:
+                await trio.sleep(0.05)
+        receipt = backend.receipt(replacement)
+        assert receipt is not None and receipt.succeeded  # the bumped version is the one mined
+        nursery.cancel_scope.cancel()

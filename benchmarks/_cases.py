@@ -1,0 +1,215 @@
+"""The payment cases: the floor, direct payments into a daemon, the control API, many channels.
+
+Each case starts what it needs (anvil is shared), runs `sizes.runs` measured runs after a warm-up, and
+returns `Result`s. The daemon under test is pinned to the first core and the load generator to the second,
+as two nodes on two machines would each have their own CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks._cluster import Chain, ClusterFailure, Daemon, cores, pin, wait_until
+from benchmarks._report import Result, Target
+from benchmarks._stats import Figure
+from benchmarks.floor import measure_floor
+from channeld.keys import read_api_token
+
+DEPOSIT = 10**20
+PIPELINE_WINDOW = 64  # the protocol's MAX_IN_FLIGHT: the most unanswered payments a channel allows
+PPS = "payments/s"
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """How much each case does; `make bench` runs FULL, the smoke test TINY."""
+
+    runs: int = 3
+    floor_payments: int = 20_000
+    warmup: int = 2_000
+    pipelined: int = 20_000
+    window8: int = 10_000
+    one_at_a_time: int = 2_000
+    api_pipelined: int = 3_000
+    api_one_at_a_time: int = 300
+    many_wallets: int = 1_000
+    many_payments: int = 20_000
+    startup_channels: int = 10_000
+    long_payments: int = 1_000_000
+
+
+FULL = Sizes()
+TINY = Sizes(runs=2, floor_payments=300, warmup=20, pipelined=200, window8=100, one_at_a_time=20,
+             api_pipelined=20, api_one_at_a_time=5, many_wallets=3, many_payments=30, startup_channels=20,
+             long_payments=200)
+
+
+def core(index: int) -> int | None:
+    available = cores()
+    return available[index % len(available)] if len(available) > 1 else None
+
+
+def run_driver(spec: dict[str, Any], on_core: int | None = 1, timeout: float = 3600.0) -> dict[str, Any]:
+    """Run the load generator as its own process (on core `on_core`, or where the OS likes); return its
+    JSON result."""
+    process = subprocess.Popen([sys.executable, "-m", "benchmarks._driver", json.dumps(spec)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pin(process.pid, None if on_core is None else core(on_core))
+    out, err = process.communicate(timeout=timeout)
+    if process.returncode != 0:
+        raise ClusterFailure(f"load generator failed:\n{err[-4000:]}")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def wallet_spec(chain: Chain, daemon: Daemon, store: Path, wallets: int,
+                phases: list[dict[str, Any]], profile: Path | None = None) -> dict[str, Any]:
+    return {"mode": "wallets", "store": str(store), "rpc_url": chain.url, "contract": chain.contract,
+            "node_uri": daemon.uri, "wallets": wallets, "deposit": DEPOSIT, "phases": phases,
+            "profile": None if profile is None else str(profile)}
+
+
+def phase(name: str, total: int, window: int, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "total": total, "window": window, **extra}
+
+
+def by_name(result: dict[str, Any], prefix: str, field: str) -> Figure:
+    return Figure.of([p[field] for p in result["phases"] if p["name"].startswith(prefix)])
+
+
+# --- 5. the floor --------------------------------------------------------------------------------------
+
+
+def floor_case(sizes: Sizes) -> list[Result]:
+    runs = [measure_floor(sizes.floor_payments) for _ in range(sizes.runs)]
+    return [
+        Result("floor_payer_pps", "floor, payer side: digest + sign", PPS,
+               Figure.of([r.payer_pps for r in runs])),
+        Result("floor_payee_pps", "floor, payee side: digest + recover-and-compare", PPS,
+               Figure.of([r.payee_pps for r in runs])),
+        Result("floor_pps", "floor: the slower side, both sides in parallel", PPS,
+               Figure.of([r.floor_pps for r in runs])),
+    ]
+
+
+def floor_ratio(pipelined: Result, floor: Result) -> Result:
+    target = Target.at_least(0.5, "≥ 0.5")
+    if pipelined.figure is None or floor.figure is None:
+        return Result.unavailable("floor_ratio", "pipelined durable / floor", "ratio",
+                                  "a figure it needs is missing", target)
+    f, p = floor.figure, pipelined.figure
+    ratio = Figure(p.median / f.median, p.low / f.high, p.high / f.low, p.runs)
+    return Result("floor_ratio", "pipelined durable / floor", "ratio", ratio, target)
+
+
+# --- 1. direct payments, wallet peer into a daemon -----------------------------------------------------
+
+
+def direct_case(chain: Chain, root: Path, sizes: Sizes, profile: Path | None = None) -> list[Result]:
+    daemon = Daemon.create(root, "direct", chain)
+    daemon.start(core(0))
+    try:
+        phases = [phase("warmup", sizes.warmup, PIPELINE_WINDOW)]
+        for run in range(sizes.runs):
+            phases += [phase(f"pipelined{run}", sizes.pipelined, PIPELINE_WINDOW),
+                       phase(f"window8-{run}", sizes.window8, 8),
+                       phase(f"single{run}", sizes.one_at_a_time, 1)]
+        result = run_driver(wallet_spec(chain, daemon, root / "direct-wallet", 1, phases))
+    finally:
+        daemon.stop()
+    return [
+        Result("direct_pipelined_pps", "direct, pipelined (window 64), durable", PPS,
+               by_name(result, "pipelined", "pps"), Target.at_least(15_000, "≥ 15,000")),
+        Result("direct_pipelined_latency_p50_ms", "direct, pipelined: latency p50", "ms",
+               by_name(result, "pipelined", "p50_ms")),
+        Result("direct_w8_pps", "direct, window of 8", PPS, by_name(result, "window8", "pps"),
+               Target.at_least(5_000, "≥ 5,000")),
+        Result("direct_w8_latency_p99_ms", "direct, window of 8: latency p99", "ms",
+               by_name(result, "window8", "p99_ms"), Target.below(3, "< 3")),
+        Result("direct_single_pps", "direct, one at a time", PPS, by_name(result, "single", "pps")),
+        Result("direct_latency_p50_ms", "direct, one at a time: latency p50", "ms",
+               by_name(result, "single", "p50_ms"), Target.below(1, "< 1")),
+        Result("direct_latency_p99_ms", "direct, one at a time: latency p99", "ms",
+               by_name(result, "single", "p99_ms"), Target.below(5, "< 5")),
+    ]
+
+
+# --- 2. the control API between two daemons ------------------------------------------------------------
+
+
+def api_case(chain: Chain, root: Path, sizes: Sizes) -> list[Result]:
+    payer, payee = Daemon.create(root, "api-payer", chain), Daemon.create(root, "api-payee", chain)
+    payer.start(core(0))
+    payee.start(core(1))
+    try:
+        payer.call("POST", "/channels", {"uri": payee.uri, "deposit": str(DEPOSIT), "challenge_period": 3600})
+        wait_until(lambda: _open_both(payer, payee), 60, "the API case's channel on both daemons")
+        phases = [phase("warmup", sizes.warmup // 10 + 1, 16)]
+        for run in range(sizes.runs):
+            phases += [phase(f"pipelined{run}", sizes.api_pipelined, PIPELINE_WINDOW),
+                       phase(f"single{run}", sizes.api_one_at_a_time, 1)]
+        spec = {"mode": "api", "api_url": f"http://127.0.0.1:{payer.api}",
+                "token": read_api_token(payer.datadir), "payee": payee.node_id, "phases": phases}
+        result = run_driver(spec, on_core=None)  # three processes, two cores: the OS places the client
+    finally:
+        payer.stop()
+        payee.stop()
+    return [
+        Result("api_pps", "control API, 64 requests outstanding", PPS, by_name(result, "pipelined", "pps")),
+        Result("api_latency_p50_ms", "control API, one at a time: latency p50", "ms",
+               by_name(result, "single", "p50_ms")),
+        Result("api_latency_p99_ms", "control API, one at a time: latency p99", "ms",
+               by_name(result, "single", "p99_ms")),
+    ]
+
+
+def _open_both(payer: Daemon, payee: Daemon) -> bool:
+    mine, theirs = payer.call("GET", "/channels"), payee.call("GET", "/channels")
+    return (len(mine) == len(theirs) == 1 and mine[0]["our_deposit"] == theirs[0]["partner_deposit"]
+            == str(DEPOSIT))
+
+
+# --- 3. multi-hop ---------------------------------------------------------------------------------------
+
+
+def hops_case() -> list[Result]:
+    reason = ("multi-hop is not built in the node yet: the protocol core has mediated transfers, but the "
+              "daemon and its API pay only over a direct channel")
+    return [
+        Result.unavailable("two_hop_pps", "two hops", PPS, reason),
+        Result.unavailable("three_hop_pps", "three hops", PPS, reason, Target.at_least(2_000, "≥ 2,000")),
+        Result.unavailable("three_hop_latency_p50_ms", "three hops: latency p50", "ms", reason,
+                           Target.below(5, "< 5")),
+    ]
+
+
+# --- 4. many channels -----------------------------------------------------------------------------------
+
+
+def many_case(chain: Chain, root: Path, sizes: Sizes, one_channel: Result) -> list[Result]:
+    extra = ["--set", f"transport.max_connections={sizes.many_wallets + 100}"]
+    daemon = Daemon.create(root, "many", chain, extra)
+    daemon.start(core(0))
+    try:
+        phases = [phase("warmup", sizes.many_wallets, 1)]
+        phases += [phase(f"spread{run}", sizes.many_payments, 1) for run in range(sizes.runs)]
+        result = run_driver(wallet_spec(chain, daemon, root / "many-wallets", sizes.many_wallets, phases))
+    finally:
+        daemon.stop()
+    bound = one_channel.figure.median if one_channel.figure else float("inf")
+    target = Target.at_least(bound, f"≥ one channel ({bound:,.0f})")
+    label = f"{sizes.many_wallets:,} channels to {sizes.many_wallets:,} wallets, one payment each at a time"
+    return [
+        Result("many_channels_pps", label, PPS, by_name(result, "spread", "pps"), target),
+        Result("many_channels_latency_p50_ms", "many channels: latency p50", "ms",
+               by_name(result, "spread", "p50_ms")),
+        Result("many_channels_latency_p99_ms", "many channels: latency p99", "ms",
+               by_name(result, "spread", "p99_ms")),
+        Result("many_channels_setup_s", f"opening {sizes.many_wallets:,} channels on anvil and connecting",
+               "s", Figure.of([result["setup_seconds"]])),
+    ]

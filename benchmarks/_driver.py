@@ -1,0 +1,111 @@
+"""The load-generator process: `python -m benchmarks._driver SPEC_JSON` prints one JSON result line.
+
+Wallet mode, SPEC: {"mode": "wallets", "store": dir, "rpc_url": url, "contract": address, "node_uri": uri,
+"wallets": n, "deposit": wei, "phases": [...], "profile": path or null}. The fleet connects, opens its
+channels on chain, waits for the node's announcements, then runs each phase in order.
+
+API mode, SPEC: {"mode": "api", "api_url": url, "token": bearer, "payee": node id, "phases": [...]}: what a
+wallet or shop server sees, `POST /api/v1/payments` with up to `window` requests outstanding.
+
+A phase is {"name": str, "total": payments, "window": unanswered payments allowed per channel (or
+requests outstanding)}; each reports payments per second and latency percentiles.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+
+from benchmarks._stats import percentile
+from benchmarks._wallet import Fleet
+from channeld.chain import connect_rpc
+
+ANNOUNCE_TIMEOUT = 600.0
+
+
+def summarise(name: str, total: int, elapsed: float, latencies: list[float]) -> dict[str, Any]:
+    return {"name": name, "payments": total, "seconds": elapsed, "pps": total / elapsed,
+            "p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000}
+
+
+async def run(spec: dict[str, Any]) -> dict[str, Any]:
+    backend = connect_rpc(spec["rpc_url"])
+    chain_id = backend.chain_id()
+    contract = bytes.fromhex(spec["contract"][2:])
+    fleet = Fleet(Path(spec["store"]), chain_id, contract, spec["node_uri"], int(spec["wallets"]))
+    result: dict[str, Any] = {"phases": []}
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(fleet.run_flusher)
+            began = time.perf_counter()
+            await fleet.connect_all(nursery)
+            opened = await trio.to_thread.run_sync(fleet.open_on_chain, backend, spec["contract"],
+                                                   int(spec["deposit"]))
+            fleet.adopt(opened)
+            await fleet.wait_announced(ANNOUNCE_TIMEOUT)
+            result["setup_seconds"] = time.perf_counter() - began
+            for phase in spec["phases"]:
+                result["phases"].append(await _phase(fleet, phase, spec.get("profile")))
+            nursery.cancel_scope.cancel()
+    finally:
+        fleet.close()
+    return result
+
+
+async def _phase(fleet: Fleet, phase: dict[str, Any], profile: str | None) -> dict[str, Any]:
+    fleet.latencies = []
+    if not (profile and phase.get("profile")):
+        elapsed = await fleet.drive(int(phase["total"]), int(phase["window"]))
+        return summarise(phase["name"], int(phase["total"]), elapsed, fleet.latencies)
+    from pyinstrument import Profiler
+    from pyinstrument.renderers import PstatsRenderer
+
+    profiler = Profiler(async_mode="disabled")
+    profiler.start()
+    elapsed = await fleet.drive(int(phase["total"]), int(phase["window"]))
+    session = profiler.stop()
+    Path(profile).write_bytes(PstatsRenderer().render(session).encode("utf-8", "surrogateescape"))
+    return summarise(phase["name"], int(phase["total"]), elapsed, fleet.latencies)
+
+
+async def run_api(spec: dict[str, Any]) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {spec['token']}"}
+    body = {"node_id": spec["payee"], "amount": "1"}
+    phases = []
+    async with httpx.AsyncClient(base_url=spec["api_url"] + "/api/v1", headers=headers, timeout=60.0,
+                                 limits=httpx.Limits(max_connections=256)) as client:
+        for phase in spec["phases"]:
+            latencies: list[float] = []
+            total, window = int(phase["total"]), int(phase["window"])
+
+            async def worker(count: int, latencies: list[float] = latencies) -> None:
+                for _ in range(count):
+                    started = time.perf_counter()
+                    response = await client.post("/payments", json=body)
+                    if response.status_code != 200 or response.json().get("status") != "accepted":
+                        raise RuntimeError(f"payment not accepted: {response.status_code} {response.text}")
+                    latencies.append(time.perf_counter() - started)
+
+            began = time.perf_counter()
+            share, extra = divmod(total, window)
+            async with trio.open_nursery() as nursery:
+                for index in range(window):
+                    nursery.start_soon(worker, share + (index < extra))
+            phases.append(summarise(phase["name"], total, time.perf_counter() - began, latencies))
+    return {"phases": phases}
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    runner = run_api if spec.get("mode") == "api" else run
+    print(json.dumps(trio.run(runner, spec)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

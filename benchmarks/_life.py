@@ -1,0 +1,134 @@
+"""Start-up with many channels in the store, and a long life: N payments, then store size and restart.
+
+Start-up: 10,000 channels on chain would take anvil and the node's follower minutes to create, so the
+daemon's store is filled directly with 10,000 channel records made by the node's own record code
+(`channeld.node._records.Envelope`, the protocol's `to_record`, the contract view the node derives from a
+ChannelOpened event) and 10,000 peer records, exactly what the node itself writes for an opened channel.
+The daemon then starts on that store as it would after a restart; the measured time runs from process
+spawn to its readiness file (imports, store open, loading every channel, chain catch-up, listeners).
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import coincurve
+import msgpack
+from eth_utils import to_checksum_address
+
+from benchmarks._cases import DEPOSIT, PIPELINE_WINDOW, PPS, Sizes, core, phase, run_driver, wallet_spec
+from benchmarks._cluster import Chain, Daemon
+from benchmarks._report import Result, Target
+from benchmarks._stats import Figure
+from channeld.chain import contract as hub
+from channeld.node._records import Envelope, encode_onchain
+from channeld.protocol import ContractReceiveDeposit, KnownKey, Signer, handle, new_channel, to_record
+from channeld.store import Batch, Namespace, Store
+
+FILL_CHUNK = 1_000
+LONG_CHUNKS = 10
+MB = 1_000_000
+
+
+def fill_channels(daemon: Daemon, count: int) -> None:
+    """Write `count` open, funded channels with distinct partners into the stopped daemon's store."""
+    chain_id = daemon.chain.backend.chain_id()
+    contract = bytes.fromhex(daemon.chain.contract[2:])
+    ours = bytes.fromhex(daemon.address[2:])
+    ns = Namespace(chain_id, contract)
+    signer = Signer(secrets.token_bytes(32))  # deposits are not signed; handle() only needs a signer
+    with Store.open(daemon.datadir / "db") as store:
+        for start in range(0, count, FILL_CHUNK):
+            batch = Batch()
+            for _ in range(min(FILL_CHUNK, count - start)):
+                _add_channel(batch, ns, ours, signer)
+            store.commit_sync(batch)
+
+
+def _add_channel(batch: Batch, ns: Namespace, ours: bytes, signer: Signer) -> None:
+    peer_id = coincurve.PrivateKey().public_key.format(compressed=True)
+    partner = KnownKey(peer_id).address
+    channel_id = secrets.token_bytes(32)
+    state = new_channel(ns.chain_id, ns.contract, channel_id, 3600, ours, peer_id)
+    state, _ = handle(state, ContractReceiveDeposit(partner, DEPOSIT), signer)
+    low, high = sorted((ours, partner))
+    deposits = (DEPOSIT, 0) if low == partner else (0, DEPOSIT)
+    opened = hub.ChannelOpened(channel_id, to_checksum_address(low), to_checksum_address(high), hub.ETHER,
+                               3600, *deposits)
+    envelope = Envelope(to_record(state), peer_id, encode_onchain(hub.apply_event(None, opened)))
+    batch.put_channel(ns, channel_id, envelope.encode())
+    batch.put_peer(peer_id, msgpack.packb([partner, ""]))
+
+
+def restarts(daemon: Daemon, runs: int) -> Figure:
+    """Stop and start the daemon `runs` times; the seconds each start took until ready."""
+    times = []
+    for _ in range(runs):
+        daemon.stop()
+        times.append(daemon.start(core(0)))
+    return Figure.of(times)
+
+
+# --- 6. start-up with many channels ---------------------------------------------------------------------
+
+
+def startup_case(chain: Chain, root: Path, sizes: Sizes) -> list[Result]:
+    daemon = Daemon.create(root, "startup", chain)
+    daemon.start(core(0))
+    try:
+        empty_start = restarts(daemon, sizes.runs)
+        daemon.stop()
+        empty_bytes = daemon.store_bytes()
+        fill_channels(daemon, sizes.startup_channels)
+        daemon.start(core(0))  # the first start after filling also lets LevelDB settle its files
+        full_start = restarts(daemon, sizes.runs)
+    finally:
+        daemon.stop()
+    per_channel = (daemon.store_bytes() - empty_bytes) / sizes.startup_channels
+    n = f"{sizes.startup_channels:,}"
+    return [
+        Result("startup_empty_s", "start-up, empty store (process spawn to ready)", "s", empty_start),
+        Result("startup_10k_channels_s", f"start-up with {n} channels in the store", "s", full_start,
+               Target.below(3, "< 3")),
+        Result("store_bytes_per_channel", f"store size per channel (over {n})", "bytes",
+               Figure.of([per_channel])),
+    ]
+
+
+# --- 7. long life ---------------------------------------------------------------------------------------
+
+
+def long_life_case(chain: Chain, root: Path, sizes: Sizes) -> list[Result]:
+    daemon = Daemon.create(root, "long", chain)
+    daemon.start(core(0))
+    try:
+        before = daemon.store_bytes()
+        chunk = sizes.long_payments // LONG_CHUNKS
+        phases = [phase(f"chunk{i}", chunk, PIPELINE_WINDOW) for i in range(LONG_CHUNKS)]
+        result = run_driver(wallet_spec(chain, daemon, root / "long-wallet", 1, phases))
+        daemon.stop()
+        after = daemon.store_bytes()
+        restart = restarts(daemon, sizes.runs)
+    finally:
+        daemon.stop()
+    total = chunk * LONG_CHUNKS
+    seconds = sum(p["seconds"] for p in result["phases"])
+    rates = [p["pps"] for p in result["phases"]]
+    n = f"{total:,}"
+    return [
+        Result("long_life_seconds", f"time to pay {n} payments through one node (window 64)", "s",
+               Figure.of([seconds])),
+        Result("long_life_pps", f"throughput over the {n} payments, per tenth (first and last in json)",
+               PPS, Figure.of(rates)),
+        Result("store_bytes_per_payment", f"store growth per payment over {n} payments", "bytes",
+               Figure.of([(after - before) / total]),
+               Target.below(1, "< 1 (grows with channels, not history)")),
+        Result("store_mb_after_1m_payments", f"store size after {n} payments", "MB", Figure.of([after / MB])),
+        Result("restart_after_1m_payments_s", f"restart after {n} payments", "s", restart,
+               Target.below(5, "< 5")),
+        Result("long_life_first_tenth_pps", "throughput, first tenth of the long run", PPS,
+               Figure.of([rates[0]])),
+        Result("long_life_last_tenth_pps", "throughput, last tenth of the long run", PPS,
+               Figure.of([rates[-1]])),
+    ]

@@ -1,0 +1,86 @@
+"""The floor: the work no design can avoid per direct payment, timed alone in a tight loop.
+
+Payer: one EIP-712 digest and one secp256k1 signature. Payee: one digest and one signature check against
+the partner's known key, done as the protocol does it (recover and compare, so that `v` is checked too).
+Both use channeld.protocol's own functions. The two sides run in two processes at once, one per core, as
+two nodes would; the floor is the slower side's rate.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from dataclasses import dataclass
+from multiprocessing.synchronize import Barrier
+
+from channeld.protocol import KnownKey, Signer, balance_proof_digest
+
+CHAIN_ID = 31337
+CONTRACT = bytes.fromhex("5fbdb2315678afecb367f032d93f642f64180aa3")
+CHANNEL_ID = bytes(range(32))
+LOCKS_ROOT = bytes(32)
+PAYER_SECRET = bytes(31) + b"\x07"
+DISTINCT_SIGNATURES = 512  # the payee cycles over these (each check costs the same)
+
+
+@dataclass(frozen=True, slots=True)
+class FloorResult:
+    payer_pps: float
+    payee_pps: float
+
+    @property
+    def floor_pps(self) -> float:
+        return min(self.payer_pps, self.payee_pps)
+
+
+def _digest(nonce: int) -> bytes:
+    return balance_proof_digest(CHAIN_ID, CONTRACT, CHANNEL_ID, nonce, nonce * 1000, 0, LOCKS_ROOT)
+
+
+def payer_rate(count: int) -> float:
+    """Payments per second one core can sign."""
+    signer = Signer(PAYER_SECRET)
+    started = time.perf_counter()
+    for nonce in range(1, count + 1):
+        signer.sign(_digest(nonce))
+    return count / (time.perf_counter() - started)
+
+
+def _signed(count: int) -> list[tuple[int, bytes]]:
+    signer = Signer(PAYER_SECRET)
+    return [(nonce, signer.sign(_digest(nonce))) for nonce in range(1, count + 1)]
+
+
+def payee_rate(count: int, signed: list[tuple[int, bytes]] | None = None) -> float:
+    """Payments per second one core can check (digest, recover, compare with the partner's key)."""
+    signed = signed or _signed(min(count, DISTINCT_SIGNATURES))
+    partner = KnownKey(Signer(PAYER_SECRET).public_key)
+    cycle = len(signed)
+    started = time.perf_counter()
+    for i in range(count):
+        nonce, signature = signed[i % cycle]
+        partner.check(_digest(nonce), signature)
+    return count / (time.perf_counter() - started)
+
+
+def _side(role: str, count: int, barrier: Barrier, results: multiprocessing.Queue[tuple[str, float]]) -> None:
+    signed = _signed(min(count, DISTINCT_SIGNATURES)) if role == "payee" else None
+    payer_rate(200)  # warm caches and the allocator before the timed loop
+    barrier.wait()
+    rate = payer_rate(count) if role == "payer" else payee_rate(count, signed)
+    results.put((role, rate))
+
+
+def measure_floor(count: int) -> FloorResult:
+    """Both sides at once in two fresh processes; each does `count` payments."""
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(2)
+    results: multiprocessing.Queue[tuple[str, float]] = context.Queue()
+    sides = [context.Process(target=_side, args=(role, count, barrier, results))
+             for role in ("payer", "payee")]
+    for process in sides:
+        process.start()
+    rates = dict(results.get(timeout=120) for _ in sides)
+    for process in sides:
+        process.join(timeout=30)
+    return FloorResult(rates["payer"], rates["payee"])
