@@ -20,7 +20,7 @@ from benchmarks._stats import Figure
 from benchmarks.floor import measure_floor
 from channeld.keys import read_api_token
 
-DEPOSIT = 10**20
+DEPOSIT = 10**19  # the default limits.max_channel_deposit (10 ETH)
 PIPELINE_WINDOW = 64  # the protocol's MAX_IN_FLIGHT: the most unanswered payments a channel allows
 PPS = "payments/s"
 
@@ -31,14 +31,14 @@ class Sizes:
 
     runs: int = 3
     floor_payments: int = 20_000
-    warmup: int = 2_000
-    pipelined: int = 20_000
-    window8: int = 10_000
-    one_at_a_time: int = 2_000
-    api_pipelined: int = 3_000
-    api_one_at_a_time: int = 300
+    warmup: int = 1_000
+    pipelined: int = 10_000
+    window8: int = 5_000
+    one_at_a_time: int = 1_000
+    api_pipelined: int = 2_000
+    api_one_at_a_time: int = 200
     many_wallets: int = 1_000
-    many_payments: int = 20_000
+    many_payments: int = 10_000
     startup_channels: int = 10_000
     long_payments: int = 1_000_000
 
@@ -69,7 +69,7 @@ def run_driver(spec: dict[str, Any], on_core: int | None = 1, timeout: float = 3
 
 def wallet_spec(chain: Chain, daemon: Daemon, store: Path, wallets: int,
                 phases: list[dict[str, Any]], profile: Path | None = None) -> dict[str, Any]:
-    return {"mode": "wallets", "store": str(store), "rpc_url": chain.url, "contract": chain.contract,
+    return {"mode": "wallets", "store": str(store), "rpc_url": chain.url, "contract": daemon.contract,
             "node_uri": daemon.uri, "wallets": wallets, "deposit": DEPOSIT, "phases": phases,
             "profile": None if profile is None else str(profile)}
 
@@ -111,6 +111,7 @@ def floor_ratio(pipelined: Result, floor: Result) -> Result:
 
 
 def direct_case(chain: Chain, root: Path, sizes: Sizes, profile: Path | None = None) -> list[Result]:
+    chain.deploy_hub()
     daemon = Daemon.create(root, "direct", chain)
     daemon.start(core(0))
     try:
@@ -143,6 +144,7 @@ def direct_case(chain: Chain, root: Path, sizes: Sizes, profile: Path | None = N
 
 
 def api_case(chain: Chain, root: Path, sizes: Sizes) -> list[Result]:
+    chain.deploy_hub()
     payer, payee = Daemon.create(root, "api-payer", chain), Daemon.create(root, "api-payee", chain)
     payer.start(core(0))
     payee.start(core(1))
@@ -193,6 +195,7 @@ def hops_case() -> list[Result]:
 
 def many_case(chain: Chain, root: Path, sizes: Sizes, one_channel: Result) -> list[Result]:
     extra = ["--set", f"transport.max_connections={sizes.many_wallets + 100}"]
+    chain.deploy_hub()
     daemon = Daemon.create(root, "many", chain, extra)
     daemon.start(core(0))
     try:

@@ -28,6 +28,10 @@ class ClusterFailure(RuntimeError):
     """A process of the benchmark did not start or answer as it should."""
 
 
+class ArtifactChanged(ClusterFailure):
+    """The daemon found the contract's code differing from the artifact it ships (rebuilt meanwhile)."""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -54,11 +58,17 @@ class Chain:
         self.process = subprocess.Popen([str(ANVIL), "--port", str(self.port), "--host", "127.0.0.1",
                                          "--silent"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.backend = self._wait_ready()
+        self.contract = self.deploy_hub()
+
+    def deploy_hub(self) -> str:
+        """A fresh ChannelHub from the artifact as it is now (each case takes its own: the daemon refuses
+        a contract whose code is not the one it ships)."""
         payer = Account.create()
         self.backend.rpc("anvil_setBalance", [payer.address, hex(10**24)])
         artifact = load_artifact("ChannelHub")
         self.contract = deploy(TransactionSender(self.backend, payer, artifact.abi), artifact,
                                [1, 10**7]).address
+        return self.contract
 
     @property
     def url(self) -> str:
@@ -90,6 +100,7 @@ class Daemon:
     address: str
     node_id: str
     chain: Chain
+    contract: str
     extra: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
     listen: int = field(default_factory=free_port)
@@ -101,7 +112,7 @@ class Daemon:
         key = create_datadir(datadir, PASSWORD, scrypt_n=2)
         (root / f"{name}.password").write_text(PASSWORD)
         chain.backend.rpc("anvil_setBalance", [key.address, hex(10**24)])
-        return cls(datadir, key.address, key.node_id, chain, list(extra or []))
+        return cls(datadir, key.address, key.node_id, chain, chain.contract, list(extra or []))
 
     @property
     def uri(self) -> str:
@@ -115,26 +126,41 @@ class Daemon:
         password = self.datadir.parent / f"{self.datadir.name}.password"
         return [sys.executable, "-m", "channeld.cli", "--datadir", str(self.datadir), "node",
                 "--password-file", str(password), "--rpc-url", self.chain.url,
-                "--contract", self.chain.contract, "--listen", f"127.0.0.1:{self.listen}",
+                "--contract", self.contract, "--listen", f"127.0.0.1:{self.listen}",
                 "--api", f"127.0.0.1:{self.api}", "--set", "chain.confirmations=0",
                 "--set", "chain.poll_interval=100ms", "--set", "node.log_level=warning", *self.extra]
 
     def start(self, core: int | None = None, timeout: float = 120.0) -> float:
         """Start the daemon; return the seconds until it reported itself ready."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self._start_once(core, deadline)
+            except ArtifactChanged:
+                # another checkout user is rebuilding channeld/contracts/compiled.json; the daemon
+                # refuses a contract whose code differs from the artifact it loaded. Wait for it to settle.
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
+
+    def _start_once(self, core: int | None, deadline: float) -> float:
         runtime = self.datadir / "node.json"
         runtime.unlink(missing_ok=True)
+        log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         started = time.perf_counter()
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.argv(), stdout=log, stderr=log, cwd=REPO)
         pin(self.process.pid, core)
-        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise ClusterFailure(f"node exited at start; log:\n{self.log_tail()}")
+                text = self.log_path.read_bytes()[log_start:].decode(errors="replace")
+                if "is not the ChannelHub contract" in text:
+                    raise ArtifactChanged(text)
+                raise ClusterFailure(f"node exited at start; log:\n{text[-3000:]}")
             if _runtime_pid(runtime) == self.process.pid:
                 return time.perf_counter() - started
             time.sleep(0.005)
-        raise ClusterFailure(f"node not ready in {timeout}s; log:\n{self.log_tail()}")
+        raise ClusterFailure(f"node not ready in time; log:\n{self.log_tail()}")
 
     def log_tail(self) -> str:
         return self.log_path.read_text()[-3000:] if self.log_path.exists() else ""

@@ -34,7 +34,7 @@ MB = 1_000_000
 def fill_channels(daemon: Daemon, count: int) -> None:
     """Write `count` open, funded channels with distinct partners into the stopped daemon's store."""
     chain_id = daemon.chain.backend.chain_id()
-    contract = bytes.fromhex(daemon.chain.contract[2:])
+    contract = bytes.fromhex(daemon.contract[2:])
     ours = bytes.fromhex(daemon.address[2:])
     ns = Namespace(chain_id, contract)
     signer = Signer(secrets.token_bytes(32))  # deposits are not signed; handle() only needs a signer
@@ -74,6 +74,7 @@ def restarts(daemon: Daemon, runs: int) -> Figure:
 
 
 def startup_case(chain: Chain, root: Path, sizes: Sizes) -> list[Result]:
+    chain.deploy_hub()
     daemon = Daemon.create(root, "startup", chain)
     daemon.start(core(0))
     try:
@@ -100,6 +101,7 @@ def startup_case(chain: Chain, root: Path, sizes: Sizes) -> list[Result]:
 
 
 def long_life_case(chain: Chain, root: Path, sizes: Sizes) -> list[Result]:
+    chain.deploy_hub()
     daemon = Daemon.create(root, "long", chain)
     daemon.start(core(0))
     try:

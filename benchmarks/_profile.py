@@ -40,8 +40,9 @@ class ProfiledDaemon(Daemon):
 
 
 def profile_case(chain: Chain, root: Path, sizes: Sizes) -> Profile:
+    chain.deploy_hub()
     base = Daemon.create(root, "profiled", chain)
-    daemon = ProfiledDaemon(base.datadir, base.address, base.node_id, chain)
+    daemon = ProfiledDaemon(base.datadir, base.address, base.node_id, chain, base.contract)
     daemon.profile_path = root / "payee.pstats"
     payer_path = root / "payer.pstats"
     daemon.start(core(0))

@@ -62,7 +62,8 @@ class DemoChain:
             raise LocalFault("the embedded chain never reorganises, yet logs were retracted")
         for log in update.applied:
             event = hub.decode_event({"topics": log.topics, "data": log.data})
-            if isinstance(event, hub.PayoutDeferred | hub.PayoutClaimed):
+            if isinstance(event, hub.PayoutDeferred | hub.PayoutClaimed | hub.SecretRevealed
+                          | hub.ChannelUnlocked):
                 continue
             self.channels[event.channel_id] = hub.apply_event(self.channels.get(event.channel_id), event)
 

@@ -28,6 +28,12 @@ from channeld.contracts.eip712 import balance_proof_typed_data as balance_proof_
 from channeld.contracts.eip712 import cooperative_settle_typed_data as cooperative_settle_typed_data
 from channeld.contracts.eip712 import typed_data as typed_data
 from channeld.contracts.eip712 import withdraw_typed_data as withdraw_typed_data
+from channeld.contracts.locks import MAX_LOCKS as MAX_LOCKS
+from channeld.contracts.locks import InvalidLock as InvalidLock
+from channeld.contracts.locks import Lock as Lock
+from channeld.contracts.locks import locks_root as locks_root
+from channeld.contracts.locks import pack_locks as pack_locks
+from channeld.contracts.locks import secret_hash as secret_hash
 from channeld.errors import ChainError, LocalFault
 
 ETHER = "0x0000000000000000000000000000000000000000"
@@ -284,48 +290,6 @@ def settled_commitment(state: ChannelState, closing: Closing) -> bytes:
     return settled_locks(state, closing).commitment()
 
 
-# ---------------------------------------------------------------------------------------------- locks
-
-MAX_LOCKS = 32
-"""At most this many pending locks per direction (proto/locks.md), so one unlock fits in a block."""
-
-
-@dataclass(frozen=True, slots=True)
-class Lock:
-    """A hash time lock (proto/locks.md): `secrethash` = sha256(secret), `expiration` a unix time."""
-
-    amount: int
-    expiration: int
-    secrethash: bytes
-
-    def __post_init__(self) -> None:
-        _uint(self.amount, "amount")
-        _uint(self.expiration, "expiration")
-        _bytes32(self.secrethash, "secrethash")
-
-    def packed(self) -> bytes:
-        return self.amount.to_bytes(32, "big") + self.expiration.to_bytes(32, "big") + self.secrethash
-
-
-def pack_locks(locks: Sequence[Lock]) -> bytes:
-    """The locks in the order they were added, 96 bytes each, as unlock takes them."""
-    if len(locks) > MAX_LOCKS:
-        raise InvalidCallArgument(f"at most {MAX_LOCKS} locks per direction, got {len(locks)}")
-    return b"".join(lock.packed() for lock in locks)
-
-
-def locks_root(locks: Sequence[Lock]) -> bytes:
-    """keccak256 of the packed locks; the zero root when there are none."""
-    return keccak(pack_locks(locks)) if locks else ZERO_ROOT
-
-
-def secret_hash(secret: bytes) -> bytes:
-    """sha256(secret) of a 32-byte secret, as the SecretRegistry computes it."""
-    import hashlib
-
-    return hashlib.sha256(_bytes32(secret, "secret")).digest()
-
-
 # ---------------------------------------------------------------------------------------------- calls
 
 
@@ -476,6 +440,11 @@ def encode_secret_registry() -> bytes:
     return _call("secretRegistry()", [], [])
 
 
+def encode_attach_extension(extension: str) -> bytes:
+    """Calldata of attachExtension: the deployed ChannelBatch (`bytecode("ChannelBatch")`), once per hub."""
+    return _call("attachExtension(address)", ["address"], [_address(extension, "extension")])
+
+
 def encode_claim(token: str, to: str) -> bytes:
     """Calldata of claim: pay the sender's deferred payouts in `token` to `to`."""
     return _call("claim(address,address)", ["address", "address"],
@@ -603,11 +572,11 @@ class SecretRevealed:
 
 ChannelEvent = (
     ChannelOpened | ChannelDeposit | ChannelWithdraw | ChannelClosed | BalanceProofUpdated | ChannelSettled
-    | ChannelCooperativelySettled | PayoutDeferred | PayoutClaimed | ChannelUnlocked | SecretRevealed
+    | ChannelCooperativelySettled | PayoutDeferred | PayoutClaimed | ChannelUnlocked
 )
 EVENT_CLASSES: tuple[type[ChannelEvent], ...] = (
     ChannelOpened, ChannelDeposit, ChannelWithdraw, ChannelClosed, BalanceProofUpdated, ChannelSettled,
-    ChannelCooperativelySettled, PayoutDeferred, PayoutClaimed, ChannelUnlocked, SecretRevealed,
+    ChannelCooperativelySettled, PayoutDeferred, PayoutClaimed, ChannelUnlocked,
 )
 
 
@@ -619,10 +588,25 @@ def _signature_of(entry: Mapping[str, Any]) -> str:
 def _event_table() -> dict[bytes, tuple[type[ChannelEvent], list[dict[str, Any]]]]:
     classes = {cls.__name__: cls for cls in EVENT_CLASSES}
     table = {}
-    for entry in abi() + abi("SecretRegistry"):
+    for entry in abi():
         if entry["type"] == "event":
             table[keccak(text=_signature_of(entry))] = (classes[entry["name"]], entry["inputs"])
     return table
+
+
+SECRET_REVEALED_TOPIC = keccak(text="SecretRevealed(bytes32,bytes32)")
+
+
+def decode_registry_event(log: Mapping[str, Any]) -> SecretRevealed:
+    """A SecretRegistry log (its address is the hub's `secretRegistry()`); UnknownEvent otherwise."""
+    try:
+        topics = [_as_bytes(topic) for topic in log["topics"]]
+        data = _as_bytes(log["data"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise UnknownEvent(f"malformed log: {error}") from error
+    if len(topics) != 2 or topics[0] != SECRET_REVEALED_TOPIC or len(topics[1]) != 32 or len(data) != 32:
+        raise UnknownEvent("log is not a SecretRevealed event")
+    return SecretRevealed(topics[1], data)
 
 
 def event_topic(event: type[ChannelEvent]) -> bytes:
@@ -704,7 +688,7 @@ def apply_event(channel: OnChainChannel | None, event: ChannelEvent) -> OnChainC
         state = ChannelState(event.participant1, event.participant2, event.token, event.challenge_period,
                              event.deposit1, event.deposit2)
         return OnChainChannel(event.channel_id, state)
-    if channel is None or isinstance(event, PayoutDeferred | PayoutClaimed | SecretRevealed):
+    if channel is None or isinstance(event, PayoutDeferred | PayoutClaimed):
         raise UnknownEvent(f"{type(event).__name__} does not apply to a channel's state")
     if event.channel_id != channel.channel_id:
         raise UnknownEvent(f"{type(event).__name__} does not apply to this channel")
@@ -769,7 +753,7 @@ def _apply_while_closed(channel: OnChainChannel, closing: Closing, event: Channe
 @cache
 def _error_table() -> dict[bytes, tuple[str, list[str]]]:
     table = {}
-    for entry in abi() + abi("SecretRegistry"):
+    for entry in abi() + abi("SecretRegistry") + abi("ChannelBatch"):
         if entry["type"] == "error":
             selector = keccak(text=_signature_of(entry))[:4]
             table[selector] = (entry["name"], [item["type"] for item in entry["inputs"]])

@@ -116,9 +116,9 @@ def run_node_command(args: argparse.Namespace) -> int:
     from channeld.node._node import Node, run_node
 
     config = load_config(args.datadir, flags=node_flags(args))
-    setup_logging(config.node.log_format, config.node.log_level)
     key = load_key(args.datadir, resolve_password(args.password_file))
     _check_writable(args.datadir)
+    setup_logging(config.node.log_format, config.node.log_level)
     try:
         trio.run(run_node, Node(args.datadir, config, key))
     except BaseExceptionGroup as group:

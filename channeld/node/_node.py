@@ -128,6 +128,7 @@ class Node(NodeOperations):
         self._cancel.cancel()
 
     async def run(self, task_status: trio.TaskStatus[Node] = trio.TASK_STATUS_IGNORED) -> None:
+        log.info("opening the store in %s", self.datadir / STORE_DIR)
         self.store = await trio.to_thread.run_sync(Store.open, self.datadir / STORE_DIR)
         try:
             with self._cancel:
@@ -139,6 +140,7 @@ class Node(NodeOperations):
         setup = self.chain_setup
         if setup is None:
             setup = await trio.to_thread.run_sync(_connect_chain, self.config, self.key)
+        log.info("store open; chain contract %s", setup.contract)
         self.chain = ChainAccess(setup.backend, setup.limiter)
         self.chain_id = await self.chain.run(setup.backend.chain_id)
         self.contract = setup.contract

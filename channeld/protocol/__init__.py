@@ -18,6 +18,22 @@ The flow, for the node that drives it:
 6. On restart load `from_record(bytes)`; feed `ActionTick(now)` with each new block's timestamp so that
    withdraws expire and settlement is submitted after the challenge period.
 
+Multi-hop payments (hash time locks, proto/state-machine.md#hash-time-locks):
+
+7. The channel machine takes `ActionSendLockedTransfer`, `ActionUnlock`, `ActionExpireLock`,
+   `ActionLearnSecret`, the partner's `LockedTransfer` / `Unlock` / `LockExpired` (acknowledged like
+   payments) and the chain's `ContractReceiveSecretRegistered` (feed it to every channel); it reports
+   `EventLockReceived` / `EventLockUnlocked` / `EventLockExpired`, and emits `ContractSendRegisterSecret`
+   (+ `ContractSendClose`) when a partner lock must be claimed on chain and `ContractSendUnlock` after
+   settlement.
+8. One payment machine per secrethash drives the channels: `start_payment` / `handle_initiator` (we pay;
+   routes from `channeld.routing.plan_routes`), `start_mediation` / `handle_mediator` (an
+   `EventLockReceived` not for a request of ours), `issue_request` / `handle_target` (our payment
+   requests). Feed them `SecretReveal` messages (matched by `sha256(secret)`), the lock events above,
+   registrations and `ActionTick`; carry out each `ChannelDo(channel_id, action)` through `handle()` on
+   that channel (skip one whose action its status no longer allows: a closed channel settles on chain).
+   Store each payment state with `transfer_to_record` (read back with `transfer_from_record`).
+
 Signing: `Signer` (our key), EIP-712 digests (`balance_proof_digest`, `balance_proof_update_digest` for
 watchtower delegation, `withdraw_digest`, `cooperative_settle_digest`) per proto/eip712.md,
 `recover_address`.
@@ -124,6 +140,12 @@ from channeld.protocol._transfer import (
     decode_route,
     encode_route,
 )
+from channeld.protocol._transfer_record import (
+    TRANSFER_RECORD_VERSION,
+    TransferState,
+    transfer_from_record,
+    transfer_to_record,
+)
 
 __all__ = [
     "DEFAULT_REVEAL_TIMEOUT",
@@ -132,6 +154,7 @@ __all__ = [
     "MAX_LOCKS",
     "MAX_LOCK_LIFETIME",
     "SCHEMA_VERSION",
+    "TRANSFER_RECORD_VERSION",
     "TRANSITIONS",
     "ActionClose",
     "ActionCooperativeSettle",
@@ -205,6 +228,7 @@ __all__ = [
     "TargetState",
     "TooManyInFlight",
     "TransferEffect",
+    "TransferState",
     "UnknownLock",
     "WithdrawTerms",
     "WrongChannel",
@@ -235,5 +259,7 @@ __all__ = [
     "start_mediation",
     "start_payment",
     "to_record",
+    "transfer_from_record",
+    "transfer_to_record",
     "withdraw_digest",
 ]

@@ -93,6 +93,8 @@ def _outgoing(received: EventLockReceived, payer: ChannelState, channels: Mappin
         raise BadRoute(f"the route names 0x{route[0].hex()} where we (0x{payer.our.address.hex()}) belong")
     if len(route) < 2:
         raise BadRoute("we are the route's last hop but not the transfer's target")
+    if len(set(route)) != len(route) or route[1] == payer.partner.address:
+        raise BadRoute("the route visits a node twice or turns back to the payer")
     payee = channels.get(route[1])
     if payee is None or payee.status is not ChannelStatus.OPEN:
         raise BadRoute(f"no open channel with the next hop 0x{route[1].hex()}")

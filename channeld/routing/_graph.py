@@ -37,7 +37,8 @@ class ChannelGraph:
         self.contract = contract
         self._lookup = lookup
         self._edges: dict[tuple[bytes, bytes], Edge] = {}
-        self._into: dict[bytes, set[tuple[bytes, bytes]]] = {}
+        # target -> keys of the edges into it, in insertion order (deterministic ties without sorting)
+        self._into: dict[bytes, dict[tuple[bytes, bytes], None]] = {}
 
     # --- learning channels ----------------------------------------------------------------------------
 
@@ -65,17 +66,17 @@ class ChannelGraph:
     def remove_channel(self, channel_id: bytes) -> None:
         for key in [k for k in self._edges if k[0] == channel_id]:
             edge = self._edges.pop(key)
-            self._into[edge.target].discard(key)
+            self._into[edge.target].pop(key, None)
 
     def _put(self, edge: Edge) -> None:
         key = (edge.channel_id, edge.source)
         self._edges[key] = edge
-        self._into.setdefault(edge.target, set()).add(key)
+        self._into.setdefault(edge.target, {})[key] = None
 
     # --- reading --------------------------------------------------------------------------------------
 
     def edges_into(self, node: bytes) -> Iterable[Edge]:
-        return [self._edges[key] for key in sorted(self._into.get(node, ()))]
+        return [self._edges[key] for key in self._into.get(node, ())]
 
     def edge(self, channel_id: bytes, source: bytes) -> Edge | None:
         return self._edges.get((channel_id, source))

@@ -57,7 +57,8 @@ def base_world(contracts_anvil: Anvil) -> World:
 def world(base_world: World) -> Iterator[World]:
     """The deployed world, reverted to its pristine state after the test (and its channel views)."""
     snapshot = base_world.chain.snapshot()
-    channels, events = dict(base_world.hub.channels), list(base_world.hub.events)
+    hub = base_world.hub
+    channels, events, secrets = dict(hub.channels), list(hub.events), list(hub.secrets)
     yield base_world
     base_world.chain.revert(snapshot)
-    base_world.hub.channels, base_world.hub.events = channels, events
+    hub.channels, hub.events, hub.secrets = channels, events, secrets

@@ -161,6 +161,7 @@ class Hub:
     address: str
     channels: dict[bytes, OnChainChannel] = field(default_factory=dict)
     events: list[ChannelEvent] = field(default_factory=list)
+    secrets: list[hub_abi.SecretRevealed] = field(default_factory=list)
     _registry: str = ""
 
     @classmethod
@@ -170,7 +171,9 @@ class Hub:
     def transact(self, sender: str, data: bytes, value: int = 0, to: str | None = None) -> dict[str, Any]:
         receipt = self.chain.send(sender, to or self.address, data, value)
         for log in receipt["logs"]:
-            if to_checksum_address(log["address"]) not in (self.address, self.registry):
+            if to_checksum_address(log["address"]) == self.registry:
+                self.secrets.append(hub_abi.decode_registry_event(log))
+            if to_checksum_address(log["address"]) != self.address:
                 continue
             event = decode_event(log)
             self.events.append(event)

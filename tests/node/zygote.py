@@ -12,10 +12,10 @@ import signal
 import sys
 import traceback
 
-import channeld.api  # noqa: F401  (imported before forking: the point of the zygote)
+import channeld.api  # imported before forking: the point of the zygote
 import channeld.chain
 import channeld.cli
-import channeld.node  # noqa: F401
+import channeld.node
 
 
 def main() -> None:

@@ -25,7 +25,8 @@ def lock_vectors() -> dict[str, Any]:
                    "secrethash": "0x" + x.secrethash.hex(), "packed": "0x" + p.pack_lock(x).hex()}
                   for x, s in zip(locks, SECRETS, strict=True)],
         "roots": [{"locks": list(idx), "locked_amount": str(sum(locks[i].amount for i in idx)),
-                   "locks_root": "0x" + p.locks_root(tuple(locks[i] for i in idx)).hex()} for idx in ROOT_SETS],
+                   "locks_root": "0x" + p.locks_root(tuple(locks[i] for i in idx)).hex()}
+                  for idx in ROOT_SETS],
         "fees": [{"base": b, "ppm": ppm, "amount_out": out, "fee": p.FeePolicy(b, ppm).fee(out),
                   "amount_in": str(p.FeePolicy(b, ppm).amount_in(out))} for b, ppm, out in FEES],
     }

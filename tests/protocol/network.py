@@ -107,6 +107,7 @@ class Network:
 
     def payment_effects(self, node: Node, state: Payment, effects: list[p.TransferEffect]) -> None:
         key = state.request.secrethash if isinstance(state, p.TargetState) else state.secrethash
+        assert p.transfer_from_record(p.transfer_to_record(state)) == state  # every state can be stored
         node.payments[key] = state
         for effect in effects:
             if not isinstance(effect, p.ChannelDo):

@@ -176,3 +176,13 @@ def test_mediator_registers_the_secret_when_its_payer_stops_answering() -> None:
     unlocks = [e for e in effects if isinstance(e, p.ContractSendUnlock)]
     assert unlocks == [p.ContractSendUnlock(b_ab.channel_id, net.nodes["A"].address, net.nodes["B"].address,
                                             p.pack_locks(b_ab.partner.locks))]
+
+
+def test_transfer_records_refuse_garbage() -> None:
+    import msgpack
+    import pytest
+
+    for record in (b"", b"\xc1", msgpack.packb([2, 1]), msgpack.packb([1, 9]), msgpack.packb([1, 2, b"x"]),
+                   msgpack.packb({"a": 1})):
+        with pytest.raises(p.CorruptRecord):
+            p.transfer_from_record(record)

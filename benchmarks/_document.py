@@ -1,0 +1,93 @@
+"""docs/benchmarks.md: method, figures against their targets, the field's reference points, the profile."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from benchmarks._profile import Hotspot, Profile
+from benchmarks._report import Result, table
+
+METHOD = """\
+## How it is measured
+
+Everything runs on this machine over loopback, as separate processes: a private **anvil** with the
+ChannelHub contract, real **`channeld node`** daemons (`python -m channeld.cli node`, LevelDB store, BOLT 8
+transport, control API), and a **load generator** process.
+
+- **The load generator is a channel peer.** The node has no in-daemon bench endpoint, so load comes from
+  `benchmarks/_wallet.py`: wallets built from the project's own pieces, as a third-party wallet would be
+  (a secp256k1 key, a BOLT 8 session from `channeld.transport`, the pure machine from `channeld.protocol`,
+  a LevelDB store from `channeld.store`). Each wallet opens its channel on chain itself (`openChannel`
+  with its deposit); the daemon learns of it from the contract's events and announces it. Both sides
+  are durable: the wallet commits (fsync) every new state before it sends the payment that depends on
+  it, the daemon commits the received proof before it acknowledges. A payment counts when its
+  `PaymentAccepted` is back at the payer.
+- **Cores.** The machine has two cores. The daemon under test is pinned to one and the load generator
+  to the other, as two nodes on two machines each have their own CPU (and as the floor is measured).
+  In the API case three processes share the two cores: the two daemons are pinned one per core and the
+  HTTP client is left to the scheduler.
+- **Direct, pipelined**: up to 64 unanswered payments on the channel (the protocol's `MAX_IN_FLIGHT`).
+  **Window of 8**: up to 8. **One at a time**: the next payment is sent when the previous one is
+  accepted; latency is from `ActionPay` (before signing) to the acceptance arriving.
+- **Control API**: daemon A pays daemon B over their channel through `POST /api/v1/payments`
+  (bearer token, JSON), the call returning once B accepted: what a wallet or shop server sees end to end.
+  64 requests outstanding for throughput, one at a time for latency.
+- **Many channels**: one daemon, 1,000 wallets, each with its own key, session and channel; each wallet
+  pays one payment at a time, all wallets at once, so about 1,000 payments are in flight.
+- **The floor**: `benchmarks/floor.py`, the protocol's own `balance_proof_digest`, `Signer.sign` (payer)
+  and `KnownKey.check` (payee: recover and compare, the check the protocol really does), in a tight loop,
+  the two sides in two processes at once. `floor_pps` is the slower side; `floor_ratio` is direct
+  pipelined throughput over it (min/max of the ratio pair the extremes of both figures).
+- **Start-up**: process spawn to the daemon's readiness file, with the store filled with 10,000 channel
+  records and 10,000 peer records written by the node's own record code (creating 10,000 channels
+  through anvil would take many minutes); the chain holds none of them, so no events are replayed.
+- **Long life**: one wallet pays the daemon N payments (window 64) in ten chunks; then the store's size
+  on disk, and restarts (process spawn to ready).
+- Each figure is the median of several runs (the count is in `docs/benchmarks.json`), with min and max.
+  The machine is shared with other work, so figures are noisy; the min-max spread shows how much.
+"""
+
+FIELD = """\
+## Reference points from the field
+
+- **Raiden** reported direct payments taking 1 to 7 s each (about 2.1 s on average in its light client's
+  test of 50 transfers), and called 17 payments per second hard to reach.
+- The published **Lightning** load test (two nodes, 10 channels, 100 workers, 8 vCPUs) measured
+  **Eclair 89**, **Core Lightning 61** and **LND 33** payments per second, at 1.1 to 3.0 s average latency.
+- A re-run found **LND's database at 5.5 GB after about 1M payments** and a **14-minute restart**.
+"""
+
+
+def render(results: Sequence[Result], profile: Profile | None, run_info: dict[str, Any]) -> str:
+    lines = ["# Benchmarks", "",
+             "Written by `make bench` (`python -m benchmarks`); the same figures are in",
+             "[benchmarks.json](benchmarks.json). Targets are the project's; a miss is reported, never "
+             "hidden.", "",
+             f"Run: {run_info['date']}, {run_info['cores']} cores, sizes `{run_info['sizes']}`, whole run "
+             f"{run_info['seconds']:.0f} s.", "",
+             "![benchmark figures](benchmarks.png)", "", "## Figures", "", *table(results), ""]
+    lines += [_case_times(run_info), "", METHOD, FIELD]
+    if profile is not None:
+        lines += _profile_section(profile)
+    return "\n".join(lines) + "\n"
+
+
+def _case_times(run_info: dict[str, Any]) -> str:
+    parts = [f"{name} {seconds:.0f} s" for name, seconds in run_info["case_seconds"].items()]
+    return "Time per case: " + ", ".join(parts) + "."
+
+
+def _profile_section(profile: Profile) -> list[str]:
+    return ["## What holds throughput back (profile of the direct pipelined case)", "",
+            f"Profiled run: {profile.pps:,.0f} payments/s (profiling slows it). pyinstrument samples the "
+            "main thread of each process; `[idle]`-like entries (epoll wait) are time the trio loop had "
+            "nothing to do, for instance while waiting for an fsync in the store's writer thread.", "",
+            "Payee daemon, functions by self time:", "", *_hotspot_rows(profile.payee), "",
+            "Paying wallet (load generator), functions by self time:", "", *_hotspot_rows(profile.payer), ""]
+
+
+def _hotspot_rows(spots: Sequence[Hotspot]) -> list[str]:
+    rows = ["| share | function |", "|---|---|"]
+    rows += [f"| {spot.share:.1%} | `{spot.function}` |" for spot in spots]
+    return rows
