@@ -39,12 +39,15 @@ InitiatorTransition = tuple["InitiatorState", list[TransferEffect]]
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """A path to the target: our channel to the first hop, the hops' addresses (target last), and the
-    total fee the mediators take."""
+    """A path to the target: our channel to the first hop, the hops' addresses (target last), the total
+    fee the mediators take, and `lock_time`: the seconds the hops need below our lock's expiration (each
+    mediator's reveal timeout, plus the target's); 0 when unknown, then each hop is assumed to need our own
+    reveal timeout."""
 
     channel_id: bytes
     hops: tuple[bytes, ...]
     fees: int
+    lock_time: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +93,9 @@ def start_payment(payment_id: int, initiator: bytes, amount: int, secrethash: by
 
 def _lock_for(state: InitiatorState, route: Route, channel: ChannelState) -> Lock:
     """The lock that lets each hop keep a reveal timeout between its incoming and outgoing expiries."""
-    expiration = state.now + (len(route.hops) + 1) * channel.reveal_timeout
+    # our own reveal timeout on top: time for the transfer to travel, and for us to register if need be
+    hops_need = route.lock_time or len(route.hops) * channel.reveal_timeout
+    expiration = state.now + hops_need + channel.reveal_timeout
     return Lock(state.amount + route.fees, min(expiration, state.now + MAX_LOCK_LIFETIME), state.secrethash)
 
 

@@ -3,7 +3,7 @@
 The node stores it, keyed by secrethash, in the same write as the channel records its effects touch, so
 that a restart resumes every payment where it stood. Layout (version 1): `[1, kind, fields...]` with kind
 1 initiator, 2 mediator, 3 target; uint256 amounts as 32 big-endian bytes, a lock as `[amount,
-expiration, secrethash]`, a route as `[channel_id, [hop, ...], fees]`, enums as integers, absent values
+expiration, secrethash]`, a route as `[channel_id, [hop, ...], fees, lock_time]`, enums as integers, absent values
 as nil. A new layout gets a new version and a migration here; old records stay readable.
 """
 
@@ -44,11 +44,11 @@ def _lock_of(f: Any) -> Lock | None:
 
 
 def _route(route: Route) -> list[Any]:
-    return [route.channel_id, list(route.hops), _u(route.fees)]
+    return [route.channel_id, list(route.hops), _u(route.fees), route.lock_time]
 
 
 def _route_of(f: Any) -> Route:
-    return Route(f[0], tuple(f[1]), _int(f[2]))
+    return Route(f[0], tuple(f[1]), _int(f[2]), f[3])
 
 
 def transfer_to_record(state: TransferState) -> bytes:

@@ -2,12 +2,13 @@
 
 An announcement says: on (chain id, contract) channel `channel_id` joins `participant1 < participant2`
 with `capacity` (the sum of both deposits), and `announcer` (one of the two) forwards payments out through
-it for `fee_base + fee_ppm` per million; `serial` orders one announcer's announcements of one channel (a
+it for `fee_base + fee_ppm` per million, needing `reveal_timeout` seconds between the expiries of the
+locks it receives and forwards; `serial` orders one announcer's announcements of one channel (a
 higher one replaces a lower one). The announcer signs the keccak256 digest of the packed fields behind a
 fixed tag, so the signature cannot be taken for a balance proof's or any EIP-712 message's.
 
 Wire form (for gossip): msgpack array `[1, chain_id, contract, channel_id, participant1, participant2,
-capacity (32 bytes big-endian), announcer, fee_base, fee_ppm, serial, signature]`.
+capacity (32 bytes big-endian), announcer, fee_base, fee_ppm, reveal_timeout, serial, signature]`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ from typing import Any
 import msgpack
 
 from channeld.errors import PeerFault
-from channeld.protocol import FeePolicy, InvalidSignature, Signer, keccak256, recover_address
+from channeld.protocol import (
+    DEFAULT_REVEAL_TIMEOUT,
+    MAX_LOCK_LIFETIME,
+    FeePolicy,
+    InvalidSignature,
+    Signer,
+    keccak256,
+    recover_address,
+)
 
 ANNOUNCEMENT_VERSION = 1
 _TAG = b"channeld channel announcement v1"
@@ -55,6 +64,7 @@ class ChannelAnnouncement:
     announcer: bytes
     fee_base: int
     fee_ppm: int
+    reveal_timeout: int
     serial: int
     signature: bytes
 
@@ -78,7 +88,8 @@ def _shape_problem(a: ChannelAnnouncement) -> str | None:
              (a.announcer, 20), (a.signature, 65))
     if any(type(value) is not bytes or len(value) != size for value, size in sizes):
         return "an address is 20 bytes, a channel id 32, a signature 65"
-    ints = ((a.chain_id, _U64), (a.capacity, _U256), (a.fee_base, _U256), (a.serial, _U64))
+    ints = ((a.chain_id, _U64), (a.capacity, _U256), (a.fee_base, _U256), (a.serial, _U64),
+            (a.reveal_timeout, MAX_LOCK_LIFETIME))
     if any(type(value) is not int or not 0 <= value < limit for value, limit in ints):
         return "integer field out of range"
     if type(a.fee_ppm) is not int or not 0 <= a.fee_ppm <= 1_000_000:
@@ -92,21 +103,22 @@ def _shape_problem(a: ChannelAnnouncement) -> str | None:
 
 def announcement_digest(chain_id: int, contract: bytes, channel_id: bytes, participant1: bytes,
                         participant2: bytes, capacity: int, announcer: bytes, fee_base: int, fee_ppm: int,
-                        serial: int) -> bytes:
+                        reveal_timeout: int, serial: int) -> bytes:
     return keccak256(
         _TAG + chain_id.to_bytes(32, "big") + contract + channel_id + participant1 + participant2
         + capacity.to_bytes(32, "big") + announcer + fee_base.to_bytes(32, "big")
-        + fee_ppm.to_bytes(32, "big") + serial.to_bytes(32, "big"))
+        + fee_ppm.to_bytes(32, "big") + reveal_timeout.to_bytes(32, "big") + serial.to_bytes(32, "big"))
 
 
 def sign_announcement(signer: Signer, chain_id: int, contract: bytes, channel_id: bytes, partner: bytes,
-                      capacity: int, fees: FeePolicy, serial: int) -> ChannelAnnouncement:
+                      capacity: int, fees: FeePolicy, serial: int,
+                      reveal_timeout: int = DEFAULT_REVEAL_TIMEOUT) -> ChannelAnnouncement:
     """Our announcement of our channel with `partner`."""
     p1, p2 = sorted((signer.address, partner))
     digest = announcement_digest(chain_id, contract, channel_id, p1, p2, capacity, signer.address, fees.base,
-                                 fees.ppm, serial)
+                                 fees.ppm, reveal_timeout, serial)
     return ChannelAnnouncement(chain_id, contract, channel_id, p1, p2, capacity, signer.address, fees.base,
-                               fees.ppm, serial, signer.sign(digest))
+                               fees.ppm, reveal_timeout, serial, signer.sign(digest))
 
 
 def verify_announcement(a: ChannelAnnouncement, chain_id: int, contract: bytes, lookup: ChainLookup) -> None:
@@ -115,7 +127,7 @@ def verify_announcement(a: ChannelAnnouncement, chain_id: int, contract: bytes, 
         raise BadAnnouncement(f"announcement for chain {a.chain_id} / contract 0x{a.contract.hex()} "
                               "is not ours")
     digest = announcement_digest(a.chain_id, a.contract, a.channel_id, a.participant1, a.participant2,
-                                 a.capacity, a.announcer, a.fee_base, a.fee_ppm, a.serial)
+                                 a.capacity, a.announcer, a.fee_base, a.fee_ppm, a.reveal_timeout, a.serial)
     try:
         signer = recover_address(digest, a.signature)
     except InvalidSignature as exc:
@@ -134,7 +146,7 @@ def verify_announcement(a: ChannelAnnouncement, chain_id: int, contract: bytes, 
 def encode_announcement(a: ChannelAnnouncement) -> bytes:
     return msgpack.packb([ANNOUNCEMENT_VERSION, a.chain_id, a.contract, a.channel_id, a.participant1,
                           a.participant2, a.capacity.to_bytes(32, "big"), a.announcer, a.fee_base, a.fee_ppm,
-                          a.serial, a.signature], use_bin_type=True)
+                          a.reveal_timeout, a.serial, a.signature], use_bin_type=True)
 
 
 def decode_announcement(data: bytes) -> ChannelAnnouncement:
@@ -143,8 +155,8 @@ def decode_announcement(data: bytes) -> ChannelAnnouncement:
         fields: Any = msgpack.unpackb(data, raw=False, strict_map_key=True)
     except (ValueError, msgpack.ExtraData) as exc:
         raise BadAnnouncement(f"announcement is not one msgpack value: {exc}") from None
-    if type(fields) is not list or len(fields) != 12 or fields[0] != ANNOUNCEMENT_VERSION:
-        raise BadAnnouncement("an announcement is a 12-element array of version 1")
+    if type(fields) is not list or len(fields) != 13 or fields[0] != ANNOUNCEMENT_VERSION:
+        raise BadAnnouncement("an announcement is a 13-element array of version 1")
     if type(fields[0]) is not int or type(fields[6]) is not bytes or len(fields[6]) != 32:
         raise BadAnnouncement("capacity is 32 bytes")
     fields[6] = int.from_bytes(fields[6], "big")

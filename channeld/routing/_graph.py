@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from channeld.protocol import ChannelState, ChannelStatus, FeePolicy, Route
+from channeld.protocol import DEFAULT_REVEAL_TIMEOUT, ChannelState, ChannelStatus, FeePolicy, Route
 from channeld.routing._announce import ChainLookup, ChannelAnnouncement, verify_announcement
 
 
@@ -27,6 +27,7 @@ class Edge:
     fees: FeePolicy
     serial: int = 0
     failures: int = 0
+    reveal_timeout: int = DEFAULT_REVEAL_TIMEOUT
 
 
 class ChannelGraph:
@@ -50,7 +51,8 @@ class ChannelGraph:
         verify_announcement(a, self.chain_id, self.contract, self._lookup)
         hint = a.capacity if known is None else min(known.capacity, a.capacity)
         failures = 0 if known is None else known.failures
-        self._put(Edge(a.channel_id, a.announcer, a.partner, hint, a.fees, a.serial, failures))
+        self._put(Edge(a.channel_id, a.announcer, a.partner, hint, a.fees, a.serial, failures,
+                       a.reveal_timeout))
         return True
 
     def add_own_channel(self, state: ChannelState) -> None:
@@ -61,7 +63,7 @@ class ChannelGraph:
         known = self._edges.get((state.channel_id, state.our.address))
         failures = 0 if known is None else known.failures
         self._put(Edge(state.channel_id, state.our.address, state.partner.address, state.our_balance(),
-                       FeePolicy(), failures=failures))
+                       FeePolicy(), failures=failures, reveal_timeout=state.reveal_timeout))
 
     def remove_channel(self, channel_id: bytes) -> None:
         for key in [k for k in self._edges if k[0] == channel_id]:
@@ -80,6 +82,11 @@ class ChannelGraph:
 
     def edge(self, channel_id: bytes, source: bytes) -> Edge | None:
         return self._edges.get((channel_id, source))
+
+    def reveal_timeout_of(self, node: bytes) -> int:
+        """The longest reveal timeout `node` announced (the default if it announced none)."""
+        announced = [e.reveal_timeout for e in self._edges.values() if e.source == node]
+        return max(announced, default=DEFAULT_REVEAL_TIMEOUT)
 
     def knows(self, node: bytes) -> bool:
         return bool(self._into.get(node)) or any(e.source == node for e in self._edges.values())

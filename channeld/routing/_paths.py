@@ -14,7 +14,7 @@ import heapq
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from channeld.protocol import Route
+from channeld.protocol import DEFAULT_REVEAL_TIMEOUT, Route
 from channeld.routing._graph import ChannelGraph, Edge
 
 Online = Callable[[bytes], bool]
@@ -47,8 +47,13 @@ class Path:
     amount_sent: int
     cost: int
 
-    def route(self, amount: int) -> Route:
-        return Route(self.edges[0].channel_id, tuple(e.target for e in self.edges), self.amount_sent - amount)
+    def route(self, amount: int, target_reveal_timeout: int = DEFAULT_REVEAL_TIMEOUT) -> Route:
+        """The route for the initiator; each mediator needs its reveal timeout between its incoming and
+        outgoing expiries, and the last lock must outlive now by the target's and the last hop's."""
+        mediators = sum(e.reveal_timeout for e in self.edges[1:])
+        last = max(target_reveal_timeout, self.edges[-1].reveal_timeout if len(self.edges) > 1 else 0)
+        return Route(self.edges[0].channel_id, tuple(e.target for e in self.edges), self.amount_sent - amount,
+                     mediators + last)
 
 
 @dataclass(frozen=True, slots=True)

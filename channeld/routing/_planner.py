@@ -53,7 +53,8 @@ def plan_routes(graph: ChannelGraph, source: bytes, target: bytes, amount: int, 
     if not online(target):
         raise RouteOffline(f"target 0x{target.hex()} is offline")
     paths = k_shortest_paths(graph, source, target, amount, k, weights, Constraints(online))
-    routes = tuple(path.route(amount) for path in paths)
+    target_timeout = graph.reveal_timeout_of(target)
+    routes = tuple(path.route(amount, target_timeout) for path in paths)
     affordable = tuple(r for r in routes if r.fees <= fee_cap)
     if affordable:
         return affordable

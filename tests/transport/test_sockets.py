@@ -210,9 +210,9 @@ async def test_undecodable_payload_mid_session_gets_an_error_then_a_drop(
 ) -> None:
     caplog.set_level(logging.INFO, "channeld.transport")
     client = await good_client(node)
-    await client.send_message(b"\x92\x63\x01")  # msgpack [99, 1]: unknown message tag 99
+    await client.send_message(b"\x92\xcc\xf0\x01")  # msgpack [240, 1]: unknown message tag 240
     error = error_of(await client.receive_message())
-    assert error.code == ErrorCode.MALFORMED_MESSAGE and "99" in error.text
+    assert error.code == ErrorCode.MALFORMED_MESSAGE and "240" in error.text
     with pytest.raises(EOFError):
         await client.receive_message()
     assert "unknown" in (await logged_drop(caplog)).lower()
