@@ -19,13 +19,13 @@ from benchmarks._cases import (
     TINY,
     Sizes,
     api_case,
-    direct_case,
     floor_case,
     floor_ratio,
     hops_case,
     many_case,
 )
 from benchmarks._cluster import Chain
+from benchmarks._direct import direct_case
 from benchmarks._document import render
 from benchmarks._life import long_life_case, startup_case
 from benchmarks._profile import Profile, profile_case
@@ -72,7 +72,7 @@ class Run:
 def run_cases(run: Run) -> None:
     chain = Chain() if set(run.only) - {"floor", "hops"} else None
     try:
-        run.timed("floor", lambda: floor_case(run.sizes))
+        run.timed("floor", lambda: floor_case(run.sizes, run.root))
         if chain is not None:
             run.timed("direct", lambda: direct_case(chain, run.root, run.sizes))
         _add_ratio(run)

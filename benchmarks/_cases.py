@@ -16,13 +16,14 @@ from typing import Any
 
 from benchmarks._cluster import Chain, ClusterFailure, Daemon, cores, pin, wait_until
 from benchmarks._report import Result, Target
-from benchmarks._stats import Figure
-from benchmarks.floor import measure_floor
+from benchmarks._stats import Figure, percentile
+from benchmarks.floor import commit_times, measure_floor
 from channeld.keys import read_api_token
 
 DEPOSIT = 10**19  # the default limits.max_channel_deposit (10 ETH)
 PIPELINE_WINDOW = 64  # the protocol's MAX_IN_FLIGHT: the most unanswered payments a channel allows
 PPS = "payments/s"
+CPU = "% of a core"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,7 @@ class Sizes:
 
     runs: int = 3
     floor_payments: int = 20_000
+    commits: int = 300
     warmup: int = 1_000
     pipelined: int = 10_000
     window8: int = 5_000
@@ -41,12 +43,14 @@ class Sizes:
     many_payments: int = 10_000
     startup_channels: int = 10_000
     long_payments: int = 1_000_000
+    long_wallets: int = 16
+    long_window: int = 8
 
 
 FULL = Sizes()
-TINY = Sizes(runs=2, floor_payments=300, warmup=20, pipelined=200, window8=100, one_at_a_time=20,
+TINY = Sizes(runs=2, floor_payments=300, commits=20, warmup=20, pipelined=200, window8=100, one_at_a_time=20,
              api_pipelined=20, api_one_at_a_time=5, many_wallets=3, many_payments=30, startup_channels=20,
-             long_payments=200)
+             long_payments=200, long_wallets=2)
 
 
 def core(index: int) -> int | None:
@@ -71,7 +75,7 @@ def wallet_spec(chain: Chain, daemon: Daemon, store: Path, wallets: int,
                 phases: list[dict[str, Any]], profile: Path | None = None) -> dict[str, Any]:
     return {"mode": "wallets", "store": str(store), "rpc_url": chain.url, "contract": daemon.contract,
             "node_uri": daemon.uri, "wallets": wallets, "deposit": DEPOSIT, "phases": phases,
-            "profile": None if profile is None else str(profile)}
+            "profile": None if profile is None else str(profile), "watch_pids": [daemon.pid]}
 
 
 def phase(name: str, total: int, window: int, **extra: Any) -> dict[str, Any]:
@@ -82,12 +86,24 @@ def by_name(result: dict[str, Any], prefix: str, field: str) -> Figure:
     return Figure.of([p[field] for p in result["phases"] if p["name"].startswith(prefix)])
 
 
+def busy(result: dict[str, Any], prefix: str, key: str, label: str, daemon: int = 0) -> Result:
+    """How busy the daemon (or the load generator) was during the named phases, in % of one core."""
+    phases = [p for p in result["phases"] if p["name"].startswith(prefix)]
+    shares = [p["driver_cpu"] if daemon < 0 else p["daemon_cpu"][daemon] for p in phases]
+    return Result(key, label, CPU, Figure.of([100 * share for share in shares]))
+
+
 # --- 5. the floor --------------------------------------------------------------------------------------
 
 
-def floor_case(sizes: Sizes) -> list[Result]:
+def floor_case(sizes: Sizes, root: Path) -> list[Result]:
     runs = [measure_floor(sizes.floor_payments) for _ in range(sizes.runs)]
+    commits = [commit_times(root / f"commit-floor-{run}", sizes.commits) for run in range(sizes.runs)]
     return [
+        Result("durable_commit_p50_ms", "one fsynced store commit (LevelDB, one record): p50", "ms",
+               Figure.of([percentile(c, 50) * 1000 for c in commits])),
+        Result("durable_commit_p99_ms", "one fsynced store commit: p99", "ms",
+               Figure.of([percentile(c, 99) * 1000 for c in commits])),
         Result("floor_payer_pps", "floor, payer side: digest + sign", PPS,
                Figure.of([r.payer_pps for r in runs])),
         Result("floor_payee_pps", "floor, payee side: digest + recover-and-compare", PPS,
@@ -107,39 +123,6 @@ def floor_ratio(pipelined: Result, floor: Result) -> Result:
     return Result("floor_ratio", "pipelined durable / floor", "ratio", ratio, target)
 
 
-# --- 1. direct payments, wallet peer into a daemon -----------------------------------------------------
-
-
-def direct_case(chain: Chain, root: Path, sizes: Sizes, profile: Path | None = None) -> list[Result]:
-    chain.deploy_hub()
-    daemon = Daemon.create(root, "direct", chain)
-    daemon.start(core(0))
-    try:
-        phases = [phase("warmup", sizes.warmup, PIPELINE_WINDOW)]
-        for run in range(sizes.runs):
-            phases += [phase(f"pipelined{run}", sizes.pipelined, PIPELINE_WINDOW),
-                       phase(f"window8-{run}", sizes.window8, 8),
-                       phase(f"single{run}", sizes.one_at_a_time, 1)]
-        result = run_driver(wallet_spec(chain, daemon, root / "direct-wallet", 1, phases))
-    finally:
-        daemon.stop()
-    return [
-        Result("direct_pipelined_pps", "direct, pipelined (window 64), durable", PPS,
-               by_name(result, "pipelined", "pps"), Target.at_least(15_000, "≥ 15,000")),
-        Result("direct_pipelined_latency_p50_ms", "direct, pipelined: latency p50", "ms",
-               by_name(result, "pipelined", "p50_ms")),
-        Result("direct_w8_pps", "direct, window of 8", PPS, by_name(result, "window8", "pps"),
-               Target.at_least(5_000, "≥ 5,000")),
-        Result("direct_w8_latency_p99_ms", "direct, window of 8: latency p99", "ms",
-               by_name(result, "window8", "p99_ms"), Target.below(3, "< 3")),
-        Result("direct_single_pps", "direct, one at a time", PPS, by_name(result, "single", "pps")),
-        Result("direct_latency_p50_ms", "direct, one at a time: latency p50", "ms",
-               by_name(result, "single", "p50_ms"), Target.below(1, "< 1")),
-        Result("direct_latency_p99_ms", "direct, one at a time: latency p99", "ms",
-               by_name(result, "single", "p99_ms"), Target.below(5, "< 5")),
-    ]
-
-
 # --- 2. the control API between two daemons ------------------------------------------------------------
 
 
@@ -156,13 +139,17 @@ def api_case(chain: Chain, root: Path, sizes: Sizes) -> list[Result]:
             phases += [phase(f"pipelined{run}", sizes.api_pipelined, PIPELINE_WINDOW),
                        phase(f"single{run}", sizes.api_one_at_a_time, 1)]
         spec = {"mode": "api", "api_url": f"http://127.0.0.1:{payer.api}",
-                "token": read_api_token(payer.datadir), "payee": payee.node_id, "phases": phases}
+                "token": read_api_token(payer.datadir), "payee": payee.node_id, "phases": phases,
+                "watch_pids": [payer.pid, payee.pid]}
         result = run_driver(spec, on_core=None)  # three processes, two cores: the OS places the client
     finally:
         payer.stop()
         payee.stop()
     return [
         Result("api_pps", "control API, 64 requests outstanding", PPS, by_name(result, "pipelined", "pps")),
+        busy(result, "pipelined", "api_payer_daemon_cpu", "control API: paying daemon busy"),
+        busy(result, "pipelined", "api_payee_daemon_cpu", "control API: payee daemon busy", daemon=1),
+        busy(result, "pipelined", "api_client_cpu", "control API: HTTP client busy", daemon=-1),
         Result("api_latency_p50_ms", "control API, one at a time: latency p50", "ms",
                by_name(result, "single", "p50_ms")),
         Result("api_latency_p99_ms", "control API, one at a time: latency p99", "ms",
@@ -211,6 +198,9 @@ def many_case(chain: Chain, root: Path, sizes: Sizes, one_channel: Result) -> li
         Result("many_channels_pps", label, PPS, by_name(result, "spread", "pps"), target),
         Result("many_channels_latency_p50_ms", "many channels: latency p50", "ms",
                by_name(result, "spread", "p50_ms")),
+        busy(result, "spread", "many_channels_daemon_cpu", "many channels: daemon busy"),
+        busy(result, "spread", "many_channels_wallets_cpu", "many channels: the wallets' process busy",
+             daemon=-1),
         Result("many_channels_latency_p99_ms", "many channels: latency p99", "ms",
                by_name(result, "spread", "p99_ms")),
         Result("many_channels_setup_s", f"opening {sizes.many_wallets:,} channels on anvil and connecting",

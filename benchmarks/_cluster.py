@@ -119,6 +119,12 @@ class Daemon:
         return f"{self.node_id}@127.0.0.1:{self.listen}"
 
     @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise ClusterFailure("the daemon is not running")
+        return self.process.pid
+
+    @property
     def log_path(self) -> Path:
         return self.datadir.parent / f"{self.datadir.name}.log"
 

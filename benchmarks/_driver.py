@@ -8,12 +8,14 @@ API mode, SPEC: {"mode": "api", "api_url": url, "token": bearer, "payee": node i
 wallet or shop server sees, `POST /api/v1/payments` with up to `window` requests outstanding.
 
 A phase is {"name": str, "total": payments, "window": unanswered payments allowed per channel (or
-requests outstanding)}; each reports payments per second and latency percentiles.
+requests outstanding)}; each reports payments per second, latency percentiles, and how busy this process
+and the daemons named in the optional "watch_pids" were (share of one core).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -34,6 +36,29 @@ def summarise(name: str, total: int, elapsed: float, latencies: list[float]) -> 
             "p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000}
 
 
+class CpuWatch:
+    """How busy this process and the watched daemons were over a phase, as a share of one core: it
+    tells whether the daemon or the load generator was the bottleneck."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+        self.wall = time.perf_counter()
+        self.own = time.process_time()
+        self.others = [cpu_seconds(pid) for pid in pids]
+
+    def shares(self) -> dict[str, Any]:
+        wall = time.perf_counter() - self.wall
+        return {"driver_cpu": (time.process_time() - self.own) / wall,
+                "daemon_cpu": [(cpu_seconds(pid) - before) / wall
+                               for pid, before in zip(self.pids, self.others, strict=True)]}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process, all its threads, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def run(spec: dict[str, Any]) -> dict[str, Any]:
     backend = connect_rpc(spec["rpc_url"])
     chain_id = backend.chain_id()
@@ -45,24 +70,27 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
             await nursery.start(fleet.run_flusher)
             began = time.perf_counter()
             await fleet.connect_all(nursery)
-            opened = await trio.to_thread.run_sync(fleet.open_on_chain, backend, spec["contract"],
+            opened = await trio.to_thread.run_sync(fleet.open_on_chain, spec["rpc_url"], spec["contract"],
                                                    int(spec["deposit"]))
             fleet.adopt(opened)
             await fleet.wait_announced(ANNOUNCE_TIMEOUT)
             result["setup_seconds"] = time.perf_counter() - began
             for phase in spec["phases"]:
-                result["phases"].append(await _phase(fleet, phase, spec.get("profile")))
+                result["phases"].append(await _phase(fleet, phase, spec.get("profile"),
+                                                     list(spec.get("watch_pids", []))))
             nursery.cancel_scope.cancel()
     finally:
         fleet.close()
     return result
 
 
-async def _phase(fleet: Fleet, phase: dict[str, Any], profile: str | None) -> dict[str, Any]:
+async def _phase(fleet: Fleet, phase: dict[str, Any], profile: str | None,
+                 watch: list[int]) -> dict[str, Any]:
     fleet.latencies = []
     if not (profile and phase.get("profile")):
+        cpu = CpuWatch(watch)
         elapsed = await fleet.drive(int(phase["total"]), int(phase["window"]))
-        return summarise(phase["name"], int(phase["total"]), elapsed, fleet.latencies)
+        return {**summarise(phase["name"], int(phase["total"]), elapsed, fleet.latencies), **cpu.shares()}
     from pyinstrument import Profiler
     from pyinstrument.renderers import PstatsRenderer
 
@@ -75,30 +103,37 @@ async def _phase(fleet: Fleet, phase: dict[str, Any], profile: str | None) -> di
 
 
 async def run_api(spec: dict[str, Any]) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {spec['token']}"}
-    body = {"node_id": spec["payee"], "amount": "1"}
+    # a fresh client per phase: the server closes keep-alive connections left idle between phases
     phases = []
-    async with httpx.AsyncClient(base_url=spec["api_url"] + "/api/v1", headers=headers, timeout=60.0,
-                                 limits=httpx.Limits(max_connections=256)) as client:
-        for phase in spec["phases"]:
-            latencies: list[float] = []
-            total, window = int(phase["total"]), int(phase["window"])
-
-            async def worker(count: int, latencies: list[float] = latencies) -> None:
-                for _ in range(count):
-                    started = time.perf_counter()
-                    response = await client.post("/payments", json=body)
-                    if response.status_code != 200 or response.json().get("status") != "accepted":
-                        raise RuntimeError(f"payment not accepted: {response.status_code} {response.text}")
-                    latencies.append(time.perf_counter() - started)
-
-            began = time.perf_counter()
-            share, extra = divmod(total, window)
-            async with trio.open_nursery() as nursery:
-                for index in range(window):
-                    nursery.start_soon(worker, share + (index < extra))
-            phases.append(summarise(phase["name"], total, time.perf_counter() - began, latencies))
+    for phase in spec["phases"]:
+        async with httpx.AsyncClient(base_url=spec["api_url"] + "/api/v1", timeout=60.0,
+                                     headers={"Authorization": f"Bearer {spec['token']}"},
+                                     limits=httpx.Limits(max_connections=256)) as client:
+            phases.append(await _api_phase(client, phase, spec["payee"], list(spec.get("watch_pids", []))))
     return {"phases": phases}
+
+
+async def _api_phase(client: httpx.AsyncClient, phase: dict[str, Any], payee: str,
+                     watch: list[int]) -> dict[str, Any]:
+    latencies: list[float] = []
+    total, window = int(phase["total"]), int(phase["window"])
+    body = {"node_id": payee, "amount": "1"}
+
+    async def worker(count: int) -> None:
+        for _ in range(count):
+            started = time.perf_counter()
+            response = await client.post("/payments", json=body)
+            if response.status_code != 200 or response.json().get("status") != "accepted":
+                raise RuntimeError(f"payment not accepted: {response.status_code} {response.text}")
+            latencies.append(time.perf_counter() - started)
+
+    began = time.perf_counter()
+    cpu = CpuWatch(watch)
+    share, extra = divmod(total, window)
+    async with trio.open_nursery() as nursery:
+        for index in range(window):
+            nursery.start_soon(worker, share + (index < extra))
+    return {**summarise(phase["name"], total, time.perf_counter() - began, latencies), **cpu.shares()}
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import coincurve
 import msgpack
 from eth_utils import to_checksum_address
 
-from benchmarks._cases import DEPOSIT, PIPELINE_WINDOW, PPS, Sizes, core, phase, run_driver, wallet_spec
+from benchmarks._cases import DEPOSIT, PPS, Sizes, busy, core, phase, run_driver, wallet_spec
 from benchmarks._cluster import Chain, Daemon
 from benchmarks._report import Result, Target
 from benchmarks._stats import Figure
@@ -107,8 +107,8 @@ def long_life_case(chain: Chain, root: Path, sizes: Sizes) -> list[Result]:
     try:
         before = daemon.store_bytes()
         chunk = sizes.long_payments // LONG_CHUNKS
-        phases = [phase(f"chunk{i}", chunk, PIPELINE_WINDOW) for i in range(LONG_CHUNKS)]
-        result = run_driver(wallet_spec(chain, daemon, root / "long-wallet", 1, phases))
+        phases = [phase(f"chunk{i}", chunk, sizes.long_window) for i in range(LONG_CHUNKS)]
+        result = run_driver(wallet_spec(chain, daemon, root / "long-wallets", sizes.long_wallets, phases))
         daemon.stop()
         after = daemon.store_bytes()
         restart = restarts(daemon, sizes.runs)
@@ -119,10 +119,12 @@ def long_life_case(chain: Chain, root: Path, sizes: Sizes) -> list[Result]:
     rates = [p["pps"] for p in result["phases"]]
     n = f"{total:,}"
     return [
-        Result("long_life_seconds", f"time to pay {n} payments through one node (window 64)", "s",
+        Result("long_life_seconds", f"time to pay {n} payments through one node ({sizes.long_wallets} "
+               f"channels, window {sizes.long_window} each)", "s",
                Figure.of([seconds])),
         Result("long_life_pps", f"throughput over the {n} payments, per tenth (first and last in json)",
                PPS, Figure.of(rates)),
+        busy(result, "chunk", "long_life_daemon_cpu", "long life: daemon busy"),
         Result("store_bytes_per_payment", f"store growth per payment over {n} payments", "bytes",
                Figure.of([(after - before) / total]),
                Target.below(1, "< 1 (grows with channels, not history)")),

@@ -1,5 +1,6 @@
-"""Profile of the direct pipelined case: the payee daemon runs under pyinstrument, the paying wallet
-profiles its own pipelined phase; both are summarised as the functions with the most self time."""
+"""Profile of the direct pipelined case: both daemons run under pyinstrument while the payer's bench
+endpoint pays over their channel (or, for a daemon build without it, the payee daemon while a wallet
+pays it, the wallet profiling itself); each side is summarised as the functions with the most self time."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import marshal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from benchmarks import direct as two_daemons
 from benchmarks._cases import PIPELINE_WINDOW, Sizes, core, phase, run_driver, wallet_spec
 from benchmarks._cluster import Chain, Daemon
+from channeld.api._client import ApiError
 
 TOP = 15
 
@@ -23,8 +27,8 @@ class Hotspot:
 @dataclass(frozen=True, slots=True)
 class Profile:
     pps: float
-    payee: list[Hotspot]
-    payer: list[Hotspot]
+    method: str
+    sides: list[tuple[str, list[Hotspot]]]
 
 
 class ProfiledDaemon(Daemon):
@@ -39,11 +43,50 @@ class ProfiledDaemon(Daemon):
                 "-m", *plain[2:]]
 
 
-def profile_case(chain: Chain, root: Path, sizes: Sizes) -> Profile:
-    chain.deploy_hub()
-    base = Daemon.create(root, "profiled", chain)
+def _profiled(root: Path, name: str, chain: Chain) -> ProfiledDaemon:
+    base = Daemon.create(root, name, chain)
     daemon = ProfiledDaemon(base.datadir, base.address, base.node_id, chain, base.contract)
-    daemon.profile_path = root / "payee.pstats"
+    daemon.profile_path = root / f"{name}.pstats"
+    return daemon
+
+
+def profile_case(chain: Chain, root: Path, sizes: Sizes) -> Profile:
+    """Both daemons profiled through the node's load path; a wallet into a daemon if it has none."""
+    chain.deploy_hub()
+    payer, payee = _profiled(root, "profiled-payer", chain), _profiled(root, "profiled-payee", chain)
+    payer.start(core(0))
+    payee.start(core(1))
+    try:
+        channel = two_daemons._open_channel(payer, payee)
+        result = _bench_pay(payer, channel, sizes)
+    finally:
+        payer.stop()
+        payee.stop()
+    if result is None:
+        return _wallet_profile(chain, root, sizes)
+    assert payer.profile_path is not None and payee.profile_path is not None
+    return Profile(float(result["pps"]), "two daemons, the payer driven by its bench endpoint",
+                   [("Payer daemon", hotspots(payer.profile_path)),
+                    ("Payee daemon", hotspots(payee.profile_path))])
+
+
+def _bench_pay(payer: Daemon, channel: str, sizes: Sizes) -> dict[str, Any] | None:
+    """Warm up, then the profiled pipelined run; None if the daemon has no bench endpoint."""
+    try:
+        payer.call("POST", "/bench/pay",
+                   {"channel": channel, "count": sizes.warmup, "window": PIPELINE_WINDOW})
+    except ApiError as error:
+        if "Not Found" in str(error):
+            return None
+        raise
+    found: dict[str, Any] = payer.call("POST", "/bench/pay", {"channel": channel, "count": sizes.pipelined,
+                                                              "window": PIPELINE_WINDOW})
+    return found
+
+
+def _wallet_profile(chain: Chain, root: Path, sizes: Sizes) -> Profile:
+    chain.deploy_hub()
+    daemon = _profiled(root, "profiled", chain)
     payer_path = root / "payer.pstats"
     daemon.start(core(0))
     try:
@@ -52,7 +95,9 @@ def profile_case(chain: Chain, root: Path, sizes: Sizes) -> Profile:
         result = run_driver(wallet_spec(chain, daemon, root / "profiled-wallet", 1, phases, payer_path))
     finally:
         daemon.stop()
-    return Profile(result["phases"][-1]["pps"], hotspots(daemon.profile_path), hotspots(payer_path))
+    assert daemon.profile_path is not None
+    return Profile(result["phases"][-1]["pps"], "a wallet (load generator) paying a daemon",
+                   [("Payee daemon", hotspots(daemon.profile_path)), ("Paying wallet", hotspots(payer_path))])
 
 
 def hotspots(path: Path, top: int = TOP) -> list[Hotspot]:

@@ -13,8 +13,10 @@ them from the contract's events, as it would in production.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +25,7 @@ import trio
 from eth_account import Account
 from eth_utils import to_checksum_address
 
-from channeld.chain import ChainBackend, TransactionSender, TxRequest
+from channeld.chain import ChainBackend, TransactionSender, TxRequest, connect_rpc
 from channeld.chain import contract as hub
 from channeld.protocol import (
     ActionPay,
@@ -46,6 +48,7 @@ from channeld.wire import PROTOCOL_VERSION, ChannelOpened, Error, Init, Message,
 
 CHALLENGE_PERIOD = 3600
 FUNDING = 10**21
+OPENING_THREADS = 8
 
 # The fleet sends as fast as it is answered; the node's per-peer rate limit is what it is configured to.
 LIMITS = TransportLimits(max_messages_per_second=1e9, send_queue_size=4096, receive_queue_size=4096,
@@ -82,7 +85,8 @@ class Wallet:
 
 @dataclass(slots=True)
 class _Round:
-    records: dict[bytes, bytes] = field(default_factory=dict)
+    # the latest Persist per channel: its record is encoded once, when the round is written
+    records: dict[bytes, Persist] = field(default_factory=dict)
     sends: list[tuple[Wallet, Message]] = field(default_factory=list)
 
 
@@ -119,23 +123,19 @@ class Fleet:
             for wallet in self.wallets:
                 connecting.start_soon(one, wallet)
 
-    def open_on_chain(self, backend: ChainBackend, contract: str, deposit: int) -> list[hub.ChannelOpened]:
-        """Blocking (run it in a thread): fund each wallet's account and open its channel on chain."""
+    def open_on_chain(self, rpc_url: str, contract: str, deposit: int) -> list[hub.ChannelOpened]:
+        """Blocking (run it in a thread): fund each wallet's account and open its channel on chain, a few
+        wallets at a time, each worker thread with its own RPC connection."""
         partner = node_address(self.node.node_id)
-        opened: list[hub.ChannelOpened] = []
-        for wallet in self.wallets:
-            account = Account.from_key(wallet.secret)
-            backend.rpc("anvil_setBalance", [account.address, hex(FUNDING)])
-            sender = TransactionSender(backend, account, hub.abi())
-            salt = secrets.randbits(64)
-            data = hub.encode_open_channel(partner, hub.ETHER, CHALLENGE_PERIOD, salt, deposit)
-            receipt = sender.transact(TxRequest(to=contract, data=data, value=deposit, gas=400_000))
-            events = [e for e in (hub.decode_event(_log_dict(raw)) for raw in receipt.logs)
-                      if isinstance(e, hub.ChannelOpened)]
-            if len(events) != 1:
-                raise WalletFailure(f"openChannel left {len(events)} ChannelOpened events")
-            opened.append(events[0])
-        return opened
+        local = threading.local()
+
+        def open_one(wallet: Wallet) -> hub.ChannelOpened:
+            if not hasattr(local, "backend"):
+                local.backend = connect_rpc(rpc_url, timeout=60.0)
+            return _open_channel(local.backend, wallet, contract, partner, deposit)
+
+        with ThreadPoolExecutor(max_workers=OPENING_THREADS) as pool:
+            return list(pool.map(open_one, self.wallets))
 
     def adopt(self, opened: list[hub.ChannelOpened]) -> None:
         """Each wallet takes up its channel, and checks any announcement that came before the receipt."""
@@ -194,7 +194,7 @@ class Fleet:
     def _record(self, wallet: Wallet, effects: list[Effect]) -> None:
         for effect in effects:
             if isinstance(effect, Persist):
-                self._round.records[effect.channel_id] = effect.record
+                self._round.records[effect.channel_id] = effect
             elif isinstance(effect, Send):
                 self._round.sends.append((wallet, effect.message))
             elif isinstance(effect, EventPaymentSent):
@@ -223,8 +223,8 @@ class Fleet:
             self._dirty = trio.Event()
             if current.records:
                 batch = Batch()
-                for cid, record in current.records.items():
-                    batch.put_channel(self.ns, cid, record)
+                for cid, persist in current.records.items():
+                    batch.put_channel(self.ns, cid, persist.record)
                 await self.store.commit(batch)
             for wallet, message in current.sends:
                 assert wallet.session is not None
@@ -262,6 +262,20 @@ class Fleet:
 def node_address(node_id: bytes) -> str:
     """The checksummed Ethereum address of a node id (its compressed public key)."""
     return str(to_checksum_address(KnownKey(node_id).address))
+
+
+def _open_channel(backend: ChainBackend, wallet: Wallet, contract: str, partner: str,
+                  deposit: int) -> hub.ChannelOpened:
+    account = Account.from_key(wallet.secret)
+    backend.rpc("anvil_setBalance", [account.address, hex(FUNDING)])
+    sender = TransactionSender(backend, account, hub.abi())
+    data = hub.encode_open_channel(partner, hub.ETHER, CHALLENGE_PERIOD, secrets.randbits(64), deposit)
+    receipt = sender.transact(TxRequest(to=contract, data=data, value=deposit, gas=400_000))
+    events = [e for e in (hub.decode_event(_log_dict(raw)) for raw in receipt.logs)
+              if isinstance(e, hub.ChannelOpened)]
+    if len(events) != 1:
+        raise WalletFailure(f"openChannel left {len(events)} ChannelOpened events")
+    return events[0]
 
 
 def _log_dict(raw: object) -> dict[str, object]:

@@ -3,7 +3,8 @@
 Payer: one EIP-712 digest and one secp256k1 signature. Payee: one digest and one signature check against
 the partner's known key, done as the protocol does it (recover and compare, so that `v` is checked too).
 Both use channeld.protocol's own functions. The two sides run in two processes at once, one per core, as
-two nodes would; the floor is the slower side's rate.
+two nodes would; the floor is the slower side's rate. Beside it, the durability floor: one fsynced store
+commit of one channel record, which each side needs once per payment (or per group of them).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import multiprocessing
 import time
 from dataclasses import dataclass
 from multiprocessing.synchronize import Barrier
+from pathlib import Path
 
 from channeld.protocol import KnownKey, Signer, balance_proof_digest
+from channeld.store import Batch, Namespace, Store
 
 CHAIN_ID = 31337
 CONTRACT = bytes.fromhex("5fbdb2315678afecb367f032d93f642f64180aa3")
@@ -69,6 +72,19 @@ def _side(role: str, count: int, barrier: Barrier, results: multiprocessing.Queu
     barrier.wait()
     rate = payer_rate(count) if role == "payer" else payee_rate(count, signed)
     results.put((role, rate))
+
+
+def commit_times(path: Path, count: int) -> list[float]:
+    """Seconds per durable store commit (one small record, fsynced), as every payment needs on each side."""
+    ns = Namespace(CHAIN_ID, CONTRACT)
+    times = []
+    with Store.open(path) as store:
+        for nonce in range(count):
+            batch = Batch().put_channel(ns, CHANNEL_ID, nonce.to_bytes(8, "big") * 40)
+            started = time.perf_counter()
+            store.commit_sync(batch)
+            times.append(time.perf_counter() - started)
+    return times
 
 
 def measure_floor(count: int) -> FloorResult:

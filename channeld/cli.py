@@ -24,7 +24,13 @@ from channeld.chain.backend import connect_rpc
 from channeld.chain.deploy import Deployment, deploy
 from channeld.chain.sender import TransactionSender
 from channeld.errors import ChanneldError, ConfigError
-from channeld.node._cli import register_client_commands, register_devnet, register_init, register_node
+from channeld.node._cli import (
+    register_client_commands,
+    register_devnet,
+    register_init,
+    register_node,
+    register_token,
+)
 
 DEPLOY_KEY_ENV = "CHANNELD_DEPLOY_KEY"
 DEFAULT_MIN_CHALLENGE = 60  # seconds: long enough for a watcher to react on a dev chain
@@ -155,8 +161,47 @@ def run_demo(args: argparse.Namespace) -> int:
     return run(json_output=args.json)
 
 
+# ------------------------------------------------------------------ watchtower
+
+
+def register_watchtower_commands(commands: Subparsers) -> None:
+    """`watchtower run` serves a standalone tower; `watchtower add|list` set up the running node's towers."""
+    from channeld.watchtower.cli import register_watchtower
+
+    actions = register_watchtower(commands)
+    add = actions.add_parser("add", help="delegate this node's channels to a tower (kept across restarts)")
+    add.add_argument("uri", help="the tower's <node id>@host:port (printed by `watchtower run`)")
+    add.add_argument("--json", action="store_true", help="print JSON")
+    add.set_defaults(run=run_tower_add)
+    listing = actions.add_parser("list", help="the towers this node pushes proofs to, and how they are doing")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(run=run_tower_list)
+
+
+def _api(args: argparse.Namespace) -> Any:
+    from channeld.api._client import ApiClient
+
+    return ApiClient(args.datadir)
+
+
+def run_tower_add(args: argparse.Namespace) -> int:
+    tower = _api(args).call("POST", "/watchtowers", {"uri": args.uri})
+    emit(args, tower, [f"watchtower {tower['uri']} added; the node pushes its partners' newest proofs to it"])
+    return 0
+
+
+def run_tower_list(args: argparse.Namespace) -> int:
+    towers = _api(args).call("GET", "/watchtowers")
+    lines = [f"{t['uri']}  {'connected' if t['connected'] else 'not connected'}, {t['channels']} channels, "
+             f"{t['accepted']} pushes accepted, {t['pending']} pending" for t in towers]
+    empty = ["no watchtowers: add one with `channeld watchtower add URI`"]
+    emit(args, {"watchtowers": towers}, lines or empty)
+    return 0
+
+
 COMMANDS: list[Callable[[Subparsers], None]] = [
     register_init, register_node, register_client_commands, register_devnet, register_deploy, register_demo,
+    register_watchtower_commands, register_token,
 ]
 
 

@@ -68,9 +68,24 @@ class NodeConfig:
     log_format: str = setting("text", "choice", "Log line format.", choices=("text", "json"))
     log_level: str = setting("info", "choice", "Lowest level logged.",
                              choices=("debug", "info", "warning", "error"))
+    api_tls_cert: str | None = setting(None, "path", "TLS certificate (PEM) for the control API; "
+                                       "required to bind it to a non-loopback address.", optional=True)
+    api_tls_key: str | None = setting(None, "path", "TLS private key (PEM) matching node.api_tls_cert.",
+                                      optional=True)
+    api_rate: int = setting(50, "int", "Control API requests per second allowed to one token.",
+                            min=1, max=100_000)
+    api_burst: int = setting(200, "int", "Control API requests one token may make in a burst.",
+                             min=1, max=1_000_000)
 
     def __post_init__(self) -> None:
         _validate_fields(self, "node")
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        if (self.api_tls_cert is None) != (self.api_tls_key is None):
+            yield "api_tls_key", "node.api_tls_cert and node.api_tls_key go together"
+        if self.api_tls_cert is None and not is_loopback(self.api.host):
+            yield "api", (f"{self.api} is not a loopback address: set node.api_tls_cert and "
+                          "node.api_tls_key to serve the control API over TLS")
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +311,22 @@ def _parse_rpc_url(raw: object, rules: Mapping[str, Any]) -> str:
     return text
 
 
+def _parse_path(raw: object, rules: Mapping[str, Any]) -> str:
+    if not isinstance(raw, str) or not raw.strip() or len(raw) > 4096 or "\0" in raw:
+        raise _Bad(f"expected a file path as text, got {raw!r}")
+    return raw.strip()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` names this machine only (127.0.0.0/8, ::1 or localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _render_text(value: Any) -> str:
     return f'"{value}"'
 
@@ -315,6 +346,7 @@ _KINDS: dict[str, _Kind] = {
     "hostport": _Kind("host:port", _parse_hostport, _render_text),
     "address": _Kind("address", _parse_address, _render_text),
     "rpc_url": _Kind("URL", _parse_rpc_url, _render_text),
+    "path": _Kind("path", _parse_path, _render_text),
 }
 
 
@@ -472,6 +504,8 @@ def _cross_checks(sections: Mapping[str, Any], problems: list[ConfigProblem]) ->
     for key, reason in sections["transport"].problems():
         problems.append(ConfigProblem(f"transport.{key}", reason, "combined settings"))
     node: NodeConfig = sections["node"]
+    for key, reason in node.problems():
+        problems.append(ConfigProblem(f"node.{key}", reason, "combined settings"))
     if _endpoints_clash(node.listen, node.api):
         problems.append(ConfigProblem("node.api", f"{node.api} clashes with node.listen ({node.listen})",
                                       "combined settings"))

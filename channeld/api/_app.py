@@ -1,204 +1,93 @@
-"""The control API (minimal): FastAPI under /api/v1 with a bearer token, plus /metrics.
+"""The control API application: FastAPI under /api/v1 (its OpenAPI at /api/v1/openapi.json), /metrics.
 
-Bodies are validated by pydantic: amounts are decimal strings below 2**256 (a float would round), ids
-are 0x-hex of the right length; a bad field is answered 422 naming it, a refused request 400 (404 for an
-unknown channel or operation), a missing or wrong token 401. Long on-chain operations answer 202 with an
-operation id and, once sent, a transaction hash, pollable at /api/v1/operations/{id}.
+Every route declares the scope it needs; `Guard` checks the bearer token (401 when missing, unknown,
+expired or revoked; 403 when its scope does not cover the call) and the token's rate limit (429 with
+Retry-After) before the body is even validated. A refused request is answered 400 (404 for an unknown
+channel, operation, payment or request) with `{"error", "kind"}`; a bad field 422 naming it.
 """
 
 from __future__ import annotations
 
-import hmac
-import re
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request, Security
 from fastapi.responses import JSONResponse, Response
-from pydantic import AfterValidator, BaseModel, Field
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from channeld.api._tokens import AuthError, RateLimiter, Scope, TokenBook, TokenRecord, retry_after
 from channeld.errors import ChanneldError
 from channeld.node._channels import UnknownChannel
-from channeld.node._onchain import OperationStatus
-from channeld.node._ops import OperationRefused
-from channeld.transport import BadPeerUri
 
 if TYPE_CHECKING:
     from channeld.node import Node
 
-_DIGITS = re.compile(r"[0-9]{1,78}")
-_HEX32 = re.compile(r"0x[0-9a-fA-F]{64}")
-_HEX20 = re.compile(r"0x[0-9a-fA-F]{40}")
-_NODE_ID = re.compile(r"(0x)?[0-9a-fA-F]{66}")
+_bearer = HTTPBearer(auto_error=False, description="a token from `channeld init` or `channeld token create`")
 
 
-def _amount(text: str) -> str:
-    if not _DIGITS.fullmatch(text) or int(text) >= 2**256:
-        raise ValueError("must be a decimal string of base units below 2**256")
-    if int(text) == 0:
-        raise ValueError("must be positive")
-    return text
+class NotFound(ChanneldError):
+    """The named payment, request or webhook does not exist."""
 
 
-def _address(text: str) -> str:
-    if not _HEX20.fullmatch(text):
-        raise ValueError("must be a 0x-prefixed 20-byte hex address")
-    return text
+class Guard:
+    def __init__(self, book: TokenBook, limiter: RateLimiter) -> None:
+        self.book = book
+        self.limiter = limiter
+
+    def admit(self, authorization: str | None, needed: Scope) -> TokenRecord:
+        """The caller's token record; raises the HTTP error to answer instead."""
+        try:
+            record = self.book.check(authorization, needed)
+        except AuthError as exc:
+            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+            raise HTTPException(exc.status, detail=str(exc), headers=headers) from None
+        wait = self.limiter.take(record.id, time.monotonic())
+        if wait > 0:
+            raise HTTPException(429, detail="rate limit exceeded", headers={"Retry-After": retry_after(wait)})
+        return record
+
+    def need(self, scope: Scope) -> Callable[..., Any]:
+        def dependency(request: Request,
+                       _: HTTPAuthorizationCredentials | None = Security(_bearer)) -> TokenRecord:  # noqa: B008
+            return self.admit(request.headers.get("authorization"), scope)
+
+        return dependency
 
 
-def _node_id(text: str) -> str:
-    if not _NODE_ID.fullmatch(text):
-        raise ValueError("must be a 33-byte compressed public key in hex")
-    return text.removeprefix("0x")
+def status_of(exc: ChanneldError) -> int:
+    unknown = str(exc).startswith(("no operation", "no payment request"))
+    if isinstance(exc, UnknownChannel | NotFound) or unknown:
+        return 404
+    return 400
 
 
-Amount = Annotated[str, AfterValidator(_amount)]
-Address = Annotated[str, AfterValidator(_address)]
-NodeId = Annotated[str, AfterValidator(_node_id)]
+async def _refused(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ChanneldError)
+    return JSONResponse({"error": str(exc), "kind": type(exc).__name__}, status_code=status_of(exc))
 
 
-class ConnectBody(BaseModel):
-    uri: str = Field(max_length=300)
+def create_app(node: Node, book: TokenBook | None = None, limiter: RateLimiter | None = None) -> FastAPI:
+    from channeld.api._routes import register_routes
+    from channeld.api._stream import register_stream
+    from channeld.api._webhooks import WebhookService, register_webhooks
 
+    book = book or TokenBook(node.datadir)
+    limiter = limiter or RateLimiter(node.config.node.api_rate, node.config.node.api_burst)
+    guard = Guard(book, limiter)
+    app = FastAPI(title="channeld control API", version="1", docs_url=None, redoc_url=None, openapi_url=None)
 
-class OpenBody(BaseModel):
-    uri: str = Field(max_length=300)
-    deposit: Amount
-    token: Address | None = None
-    challenge_period: int = Field(default=3600, ge=1, lt=2**64)
-
-
-class AmountBody(BaseModel):
-    amount: Amount
-
-
-class WithdrawBody(BaseModel):
-    amount: Amount
-    to: Address | None = None
-
-
-class PayBody(BaseModel):
-    node_id: NodeId
-    amount: Amount
-
-
-class CloseBody(BaseModel):
-    force: bool = False
-
-
-class PathBody(BaseModel):
-    path: str = Field(min_length=1, max_length=4096)
-
-
-def _channel_id(text: str) -> bytes:
-    if not _HEX32.fullmatch(text):
-        detail = [{"loc": ["path", "channel_id"], "msg": "must be 0x-hex of 32 bytes"}]
-        raise HTTPException(422, detail=detail)
-    return bytes.fromhex(text[2:])
-
-
-def _accepted(status: OperationStatus | None, waiting: str) -> JSONResponse:
-    if status is None:
-        return JSONResponse({"status": waiting, "operation_id": None, "tx_hash": None}, status_code=202)
-    return JSONResponse(status.as_json(), status_code=202)
-
-
-def create_app(node: Node, token: str) -> FastAPI:
-    app = FastAPI(title="channeld control API", version="1", docs_url=None, redoc_url=None)
-    expected = f"Bearer {token}".encode()
-
-    def authorised(request: Request) -> None:
-        given = request.headers.get("authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
-            raise HTTPException(401, detail="missing or wrong bearer token",
-                                headers={"WWW-Authenticate": "Bearer"})
-
-    @app.exception_handler(ChanneldError)
-    async def refused(request: Request, exc: ChanneldError) -> JSONResponse:
-        code = 404 if isinstance(exc, UnknownChannel) or "no operation" in str(exc) else 400
-        return JSONResponse({"error": str(exc), "kind": type(exc).__name__}, status_code=code)
-
-    @app.get("/metrics")
+    @app.get("/metrics", dependencies=[Depends(guard.need(Scope.READ))])
     async def metrics() -> Response:
         return Response(node.metrics.render(), media_type="text/plain; version=0.0.4")
 
-    v1 = FastAPI()  # mounted below so that every /api/v1 route shares the token check
-    _routes(v1, node)
-    v1.add_exception_handler(ChanneldError, refused)  # type: ignore[arg-type]
+    v1 = FastAPI(title="channeld control API", version="1", docs_url=None, redoc_url=None,
+                 description="Local control API of a channeld node. See docs/api.md.")
+    v1.add_exception_handler(ChanneldError, _refused)
+    register_routes(v1, node, guard)
+    register_stream(v1, node, guard)
+    webhooks = WebhookService(node)
+    register_webhooks(v1, webhooks, guard)
+    app.state.webhooks = webhooks
     app.mount("/api/v1", v1)
-    v1.router.dependencies.append(Depends(authorised))
     return app
-
-
-def _routes(api: FastAPI, node: Node) -> None:
-    @api.get("/info")
-    async def info() -> dict[str, Any]:
-        return node.info()
-
-    @api.post("/peers")
-    async def connect(body: ConnectBody) -> dict[str, Any]:
-        try:
-            node_id = await node.connect(body.uri)
-        except BadPeerUri as exc:
-            raise HTTPException(422, detail=[{"loc": ["body", "uri"], "msg": str(exc)}]) from None
-        return {"node_id": node_id.hex(), "connected": True}
-
-    @api.get("/channels")
-    async def channels() -> list[dict[str, Any]]:
-        return node.list_channels()
-
-    @api.get("/channels/{channel_id}")
-    async def channel(channel_id: str) -> dict[str, Any]:
-        return node.channel(_channel_id(channel_id))
-
-    @api.post("/channels")
-    async def open_channel(body: OpenBody) -> JSONResponse:
-        try:
-            status = await node.open_channel(body.uri, int(body.deposit), body.token, body.challenge_period)
-        except BadPeerUri as exc:
-            raise HTTPException(422, detail=[{"loc": ["body", "uri"], "msg": str(exc)}]) from None
-        return _accepted(status, "queued")
-
-    @api.post("/channels/{channel_id}/deposit")
-    async def deposit(channel_id: str, body: AmountBody) -> JSONResponse:
-        return _accepted(await node.deposit(_channel_id(channel_id), int(body.amount)), "queued")
-
-    @api.post("/channels/{channel_id}/withdraw")
-    async def withdraw(channel_id: str, body: WithdrawBody) -> JSONResponse:
-        status = await node.withdraw(_channel_id(channel_id), int(body.amount), body.to)
-        return _accepted(status, "awaiting_partner")
-
-    @api.post("/channels/{channel_id}/close")
-    async def close(channel_id: str, body: CloseBody) -> JSONResponse:
-        return _accepted(await node.close(_channel_id(channel_id), body.force), "awaiting_partner")
-
-    @api.post("/channels/{channel_id}/settle")
-    async def settle(channel_id: str) -> JSONResponse:
-        return _accepted(await node.settle(_channel_id(channel_id)), "queued")
-
-    @api.post("/payments")
-    async def pay(body: PayBody) -> dict[str, Any]:
-        return await node.pay(bytes.fromhex(body.node_id), int(body.amount))
-
-    @api.get("/payments")
-    async def payments(limit: int = 100) -> list[dict[str, Any]]:
-        return node.list_payments(max(1, min(limit, 10_000)))
-
-    @api.get("/operations/{operation_id}")
-    async def operation(operation_id: int) -> dict[str, Any]:
-        return node.operation(operation_id).as_json()
-
-    @api.post("/backup")
-    async def backup(body: PathBody) -> dict[str, Any]:
-        return {"path": body.path, "records": await node.backup(Path(body.path))}
-
-    @api.get("/audit/verify")
-    async def audit_verify() -> dict[str, Any]:
-        return node.audit_verify()
-
-    @api.post("/audit/export")
-    async def audit_export(body: PathBody) -> dict[str, Any]:
-        return {"path": body.path, "entries": await node.audit_export(Path(body.path))}
-
-
-__all__ = ["OperationRefused", "create_app"]

@@ -22,18 +22,26 @@ class NodeNotRunning(LocalFault):
     """No node answers for this data directory."""
 
 
-def api_url(datadir: Path) -> str:
+def _runtime(datadir: Path) -> dict[str, Any]:
     path = Path(datadir) / RUNTIME_FILE
     try:
         document = json.loads(path.read_text())
-        return str(document["api"])
-    except (OSError, ValueError, KeyError):
+        str(document["api"])
+    except (OSError, ValueError, KeyError, TypeError):
         raise NodeNotRunning(f"no running node for {datadir}: start one with `channeld node`") from None
+    return dict(document)
+
+
+def api_url(datadir: Path) -> str:
+    return str(_runtime(datadir)["api"])
 
 
 class ApiClient:
     def __init__(self, datadir: Path, timeout: float = 60.0) -> None:
-        self.base = api_url(datadir) + "/api/v1"
+        runtime = _runtime(datadir)
+        self.base = str(runtime["api"]) + "/api/v1"
+        # A node serving TLS with its own certificate: trust exactly that certificate.
+        self.verify: str | bool = str(runtime["tls_cert"]) if runtime.get("tls_cert") else True
         self.token = read_api_token(Path(datadir))
         self.timeout = timeout
 
@@ -41,7 +49,7 @@ class ApiClient:
         headers = {"Authorization": f"Bearer {self.token}"}
         try:
             response = httpx.request(method, self.base + path, json=body, headers=headers,
-                                     timeout=self.timeout)
+                                     timeout=self.timeout, verify=self.verify)
         except httpx.HTTPError as exc:
             raise NodeNotRunning(f"the node's API at {self.base} does not answer: {exc}") from None
         if response.status_code >= 400:

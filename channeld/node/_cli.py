@@ -171,11 +171,17 @@ def register_client_commands(commands: Subparsers) -> None:
             p.add_argument("--to", help="receiver address (default: ours)")
         _json_flag(p)
         p.set_defaults(run=run_deposit if name == "deposit" else run_withdraw)
-    p = commands.add_parser("pay", help="pay a peer directly over our channel with it")
-    p.add_argument("node_id")
-    p.add_argument("amount", help="wei, or with a unit")
+    p = commands.add_parser("pay", help="pay a peer directly (NODE_ID AMOUNT) or pay a request (chpr1...)")
+    p.add_argument("node_id", help="the payee's node id, or a payment request string")
+    p.add_argument("amount", nargs="?", help="wei, or with a unit (not with a payment request)")
     _json_flag(p)
     p.set_defaults(run=run_pay)
+    p = commands.add_parser("request", help="create a payment request for AMOUNT (prints the string)")
+    p.add_argument("amount", help="wei, or with a unit")
+    p.add_argument("--description", default="", help="what it is for (up to 256 bytes)")
+    p.add_argument("--expires", default="1h", help="how long it can be paid: 30m, 1h, 7d (default 1h)")
+    _json_flag(p)
+    p.set_defaults(run=run_request)
     _register_reads(commands)
     _register_closing(commands)
 
@@ -260,11 +266,90 @@ def run_close(args: argparse.Namespace) -> int:
 
 
 def run_pay(args: argparse.Namespace) -> int:
-    body = {"node_id": args.node_id, "amount": str(parse_amount(args.amount))}
+    if args.node_id.lower().startswith("chpr1"):
+        if args.amount is not None:
+            raise ConfigError("a payment request carries its amount: give no AMOUNT")
+        body: dict[str, Any] = {"request": args.node_id}
+    elif args.amount is None:
+        raise ConfigError("pay NODE_ID needs an AMOUNT")
+    else:
+        body = {"node_id": args.node_id, "amount": str(parse_amount(args.amount))}
     result = _client(args).call("POST", "/payments", body)
-    _print(args, result, [f"payment {result['payment_id']} of {format_amount(int(result['amount']))}: "
-                          f"{result['status']}"])
+    lines = [f"payment {result['payment_id']} of {format_amount(int(result['amount']))}: {result['status']}"]
+    if result.get("preimage"):
+        lines.append(f"receipt (preimage) {result['preimage']}")
+    _print(args, result, lines)
     return 0 if result["status"] == "accepted" else 1
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in `30s`, `15m`, `2h`, `7d` (or a bare number of seconds)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    body, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
+    if not body.isdigit() or not 0 < int(body) * units[unit] < 10**9:
+        raise ConfigError(f"{text!r} is not a duration such as 30m, 2h or 7d")
+    return int(body) * units[unit]
+
+
+def run_request(args: argparse.Namespace) -> int:
+    body = {"amount": str(parse_amount(args.amount)), "description": args.description,
+            "expires_in": parse_duration(args.expires)}
+    result = _client(args).call("POST", "/requests", body)
+    _print(args, result, [result["request"], f"amount {format_amount(int(result['amount']))}, "
+                          f"payment hash {result['payment_hash']}, expires at {result['expiry']}"])
+    return 0
+
+
+# --- tokens ----------------------------------------------------------------------------------------
+
+
+def register_token(commands: Subparsers) -> None:
+    p = commands.add_parser("token", help="make, list or revoke scoped control-API tokens")
+    actions = p.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="make a token (printed once; only its hash is kept)")
+    create.add_argument("--scope", required=True, choices=("read", "invoice", "pay", "admin"))
+    create.add_argument("--expires", help="lifetime: 30m, 12h, 90d (default: never)")
+    create.add_argument("--label", default="", help="a note, e.g. who uses it")
+    _json_flag(create)
+    create.set_defaults(run=run_token_create)
+    listing = actions.add_parser("list", help="list tokens (ids, scopes, expiry; never the secret)")
+    _json_flag(listing)
+    listing.set_defaults(run=run_token_list)
+    revoke = actions.add_parser("revoke", help="revoke a token by id (takes effect at once)")
+    revoke.add_argument("token_id")
+    _json_flag(revoke)
+    revoke.set_defaults(run=run_token_revoke)
+
+
+def run_token_create(args: argparse.Namespace) -> int:
+    from channeld.api._tokens import Scope, TokenBook
+
+    expires = None if args.expires is None else parse_duration(args.expires)
+    token, record = TokenBook(args.datadir).create(Scope.parse(args.scope), args.label, expires)
+    _print(args, {"token": token, **record.as_json()},
+           [token, f"id {record.id}, scope {args.scope}"
+            + ("" if expires is None else f", expires in {expires}s"),
+            "store it now: only its hash is kept"])
+    return 0
+
+
+def run_token_list(args: argparse.Namespace) -> int:
+    from channeld.api._tokens import TokenBook
+
+    records = [r.as_json() for r in TokenBook(args.datadir).list()]
+    table = Table("id", "scope", "label", "expires", "revoked")
+    for r in records:
+        table.add_row(r["id"], r["scope"], r["label"], str(r["expires"] or "never"), str(r["revoked"]))
+    _print(args, records, table)
+    return 0
+
+
+def run_token_revoke(args: argparse.Namespace) -> int:
+    from channeld.api._tokens import TokenBook
+
+    record = TokenBook(args.datadir).revoke(args.token_id)
+    _print(args, record.as_json(), [f"token {record.id} revoked"])
+    return 0
 
 
 def run_channels(args: argparse.Namespace) -> int:

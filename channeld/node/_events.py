@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +39,19 @@ class EventBus:
         self._subscribers: list[trio.MemorySendChannel[NodeEvent]] = []
         self.recent: deque[NodeEvent] = deque(maxlen=RECENT_EVENTS)
         self._changed = trio.Event()
+        # Called with every event after subscribers got it (the journal, payment requests, towers); an
+        # event a sink publishes is therefore numbered and delivered after the one that caused it.
+        self.sinks: list[Callable[[NodeEvent], None]] = []
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    def resume_after(self, seq: int) -> None:
+        """Continue numbering after `seq` (the last event a previous run journaled)."""
+        if seq < self._seq:
+            raise ValueError(f"cannot number events from {seq}: {self._seq} were already published")
+        self._seq = seq
 
     def publish(self, kind: str, channel_id: bytes | None = None, **data: Any) -> NodeEvent:
         self._seq += 1
@@ -53,6 +66,8 @@ class EventBus:
                 self._subscribers.remove(channel)
         self._changed.set()
         self._changed = trio.Event()
+        for sink in self.sinks:
+            sink(event)
         return event
 
     @contextmanager

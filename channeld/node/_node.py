@@ -37,11 +37,14 @@ from channeld.errors import ConfigError
 from channeld.keys import NodeKey
 from channeld.node._channels import ChannelService
 from channeld.node._events import EventBus
+from channeld.node._invoices import PaymentRequestBook
+from channeld.node._journal import Journal
 from channeld.node._metrics import NodeMetrics
 from channeld.node._onchain import ChainAccess, ChainWatcher, TransactionWorker
 from channeld.node._ops import NodeOperations
 from channeld.node._peers import PeerService
 from channeld.node._records import Operation, addr_bytes
+from channeld.node._towers import TowerSet
 from channeld.protocol import Signer
 from channeld.store import Namespace, Store
 from channeld.transport import TransportLimits
@@ -131,10 +134,17 @@ class Node(NodeOperations):
         log.info("opening the store in %s", self.datadir / STORE_DIR)
         self.store = await trio.to_thread.run_sync(Store.open, self.datadir / STORE_DIR)
         try:
+            self.journal = Journal.open(self.datadir)
+        except BaseException:
+            self.store.close()
+            raise
+        self.journal.attach(self.bus)
+        try:
             with self._cancel:
                 await self._run_open(task_status)
         finally:
             self.store.close()
+            self.journal.close()
 
     async def _run_open(self, task_status: trio.TaskStatus[Node]) -> None:
         setup = self.chain_setup
@@ -152,6 +162,7 @@ class Node(NodeOperations):
                                                    self.config.node.listen.port)
             await nursery.start(self.watcher.run)
             nursery.start_soon(self.worker.run)
+            await nursery.start(self.towers.run)
             nursery.start_soon(self._refresh_metrics)
             if self.api_enabled:
                 from channeld.api import serve_api  # FastAPI loads only for nodes that serve it
@@ -176,7 +187,8 @@ class Node(NodeOperations):
         self.watcher = ChainWatcher(
             self.chain, self.channels, self.ns, setup.contract, setup.deploy_block, signer.address,
             self.peers.addresses.get, self._on_new_channel, self.bus,
-            confirmations=0 if self.chain_setup is not None else self.config.chain.confirmations,
+            # the embedded chain mines a block per transaction only: a confirmation might never come
+            confirmations=0 if setup.backend.is_embedded else self.config.chain.confirmations,
             poll_interval=self.config.chain.poll_interval)
         artifact = load_artifact("ChannelHub")
         sender = TransactionSender(setup.backend, Account.from_key(self.key.private_key.secret), artifact.abi)
@@ -184,6 +196,10 @@ class Node(NodeOperations):
                                         safety_margin=self.config.watchtower.safety_margin)
         self.worker.chain_time = lambda: self.watcher.chain_time
         self.channels.on_queued = self._on_queued
+        self.requests = PaymentRequestBook(self)
+        self.towers = TowerSet(self)
+        self.bus.sinks += [self.requests.on_event, self.towers.on_event]
+        self.peers.on_secret = self.requests.on_secret
 
     def _on_queued(self, seq: int, raw: bytes) -> None:
         from channeld.node._onchain import OperationStatus
@@ -205,8 +221,10 @@ class Node(NodeOperations):
 
     def _write_runtime_file(self) -> None:
         """Where this run listens, for the CLI (ports may have been chosen by the OS)."""
+        scheme = "http" if self.config.node.api_tls_cert is None else "https"
         document = {"pid": os.getpid(), "node_id": self.key.node_id, "address": self.key.address,
-                    "uri": self.uri, "api": f"http://{self.config.node.api.host}:{self.api_port}",
+                    "uri": self.uri, "api": f"{scheme}://{self.config.node.api.host}:{self.api_port}",
+                    "tls_cert": self.config.node.api_tls_cert,
                     "chain_id": self.chain_id, "contract": self.contract, "started": time.time()}
         path = self.datadir / RUNTIME_FILE
         tmp = path.with_suffix(".tmp")

@@ -38,6 +38,7 @@ from channeld.chain import contract as hub
 from channeld.errors import ChainError, ChanneldError
 from channeld.node._channels import ChannelService
 from channeld.node._events import EventBus
+from channeld.node._opens import find_opened
 from channeld.node._records import Operation, addr_bytes
 from channeld.protocol import (
     ActionTick,
@@ -284,7 +285,7 @@ class TransactionWorker:
 
     async def _execute(self, status: OperationStatus, op: Operation) -> None:
         try:
-            request = self.request_for(op)
+            request = None if await self._opened_already(op) else self.request_for(op)
             if request is None:
                 status.status = "skipped"
             else:
@@ -301,6 +302,15 @@ class TransactionWorker:
         details = {k: v for k, v in status.as_json().items() if k not in ("kind", "channel_id")}
         self.bus.publish("operation_" + status.status, status.channel_id, operation=op.kind, **details)
         await self.service.wait_round(self.service.remove_operation(status.seq))
+
+    async def _opened_already(self, op: Operation) -> bool:
+        """An open re-sent after a crash must not open a second channel (see `_opens`)."""
+        if op.kind != "open":
+            return False
+        found = await self.chain.run(find_opened, self.chain.backend, self.contract, self.our, op)
+        if found is not None:
+            log.info("open of outbox row was already mined as channel 0x%s; not sent again", found.hex())
+        return found is not None
 
     async def _send(self, status: OperationStatus, op: Operation, request: TxRequest) -> None:
         if op.kind == "update":

@@ -18,6 +18,7 @@ from channeld.errors import LocalFault
 from channeld.limits import RiskLedger, check_channel_open, check_payment, record_payment
 from channeld.node._channels import ChannelEntry
 from channeld.node._onchain import OperationStatus
+from channeld.node._opens import open_salt
 from channeld.node._records import Operation, addr_bytes
 from channeld.protocol import (
     MAX_IN_FLIGHT,
@@ -109,14 +110,14 @@ class NodeOperations:
         return best[1]
 
     async def _pay_in_slot(self, node: Node, cid: bytes, peer_id: bytes, amount: int, now: float,
-                           timeout: float) -> tuple[object, float, int]:
+                           timeout: float, metadata: bytes = b"") -> tuple[object, float, int]:
         payment_id = secrets.randbits(63)
         done = trio.Event()
         node.channels.payment_results[payment_id] = done
         started = time.perf_counter()
         while True:
             try:
-                round_no = node.channels.apply(cid, ActionPay(payment_id, amount))
+                round_no = node.channels.apply(cid, ActionPay(payment_id, amount, metadata))
                 break
             except TooManyInFlight:
                 await node.channels.wait_next_round()  # refused payments stay in flight until re-sent
@@ -127,7 +128,8 @@ class NodeOperations:
         node.channels.payment_results.pop(payment_id, None)
         return node.channels.payment_outcomes.pop(payment_id, None), started, payment_id
 
-    async def pay(self, peer_id: bytes, amount: int, timeout: float = PARTNER_TIMEOUT) -> dict[str, Any]:
+    async def pay(self, peer_id: bytes, amount: int, timeout: float = PARTNER_TIMEOUT,
+                  metadata: bytes = b"") -> dict[str, Any]:
         """Pay `amount` to `peer_id` over our channel with it; return once the partner accepted it."""
         node = self._self()
         cid = self._payable(peer_id, amount)
@@ -135,7 +137,8 @@ class NodeOperations:
         check_payment(node.config.limits, self.ledger, peer_id.hex(), amount, now)
         slots = self._slots.setdefault(cid, trio.Semaphore(MAX_IN_FLIGHT))
         async with slots:  # FIFO back-pressure: at most MAX_IN_FLIGHT of our payments wait for acceptance
-            outcome, started, payment_id = await self._pay_in_slot(node, cid, peer_id, amount, now, timeout)
+            outcome, started, payment_id = await self._pay_in_slot(node, cid, peer_id, amount, now, timeout,
+                                                                   metadata)
         result = {"payment_id": payment_id, "channel_id": "0x" + cid.hex(), "amount": str(amount)}
         if isinstance(outcome, EventPaymentSent):
             node.metrics.latency.observe(time.perf_counter() - started)
@@ -171,8 +174,23 @@ class NodeOperations:
         if token is not None and not is_address(token):
             raise OperationRefused(f"token {token[:60]!r} is not an address")
         token_bytes = bytes(20) if token is None else addr_bytes(token)
-        op = Operation("open", (partner, token_bytes, challenge_period, secrets.randbits(64), deposit))
-        return await self._queue(op)
+        pending = self._pending_open(partner, token_bytes, challenge_period, deposit)
+        if pending is not None:
+            return pending  # the same open retried (a client that lost our answer): never a second channel
+        salt = open_salt(node.watcher.head)
+        return await self._queue(Operation("open", (partner, token_bytes, challenge_period, salt, deposit)))
+
+    def _pending_open(self, partner: bytes, token: bytes, period: int,
+                      deposit: int) -> OperationStatus | None:
+        """The status of an identical open still waiting in the outbox, if there is one."""
+        node = self._self()
+        for seq, raw in node.store.iter_outbox(node.ns):
+            op = Operation.decode(raw)
+            if op.kind == "open" and op.args[:3] == (partner, token, period) and op.args[4] == deposit:
+                status = node.worker.operations.get(seq)
+                if status is not None and status.status in ("queued", "sent"):
+                    return status
+        return None
 
     def _open_entry(self, cid: bytes) -> ChannelEntry:
         entry = self._self().channels.entry(cid)

@@ -1,15 +1,19 @@
 """Peers: sessions to partner nodes, the channels they carry, and re-establishment on every (re)connect.
 
-Each partner has one ordered outgoing queue, filled by the channel service after a round is durable and
-drained by a pump into whichever session is current. A message that finds no session is dropped: the
-partner learns it again through `Reestablish` when the session comes back (the protocol resends what was
-not acknowledged), so the queue never has to survive a disconnect.
+Messages to a partner, queued by the channel service after a round is durable, go straight into the
+current session's send queue (whose writer sends a burst with one socket write); only when that queue is
+full do they wait, in order, in the partner's backlog, which a pump drains with back-pressure. A message
+that finds no session is dropped: the partner learns it again through `Reestablish` when the session
+comes back (the protocol resends what was not acknowledged), so nothing has to survive a disconnect.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import msgpack
 import trio
@@ -30,6 +34,7 @@ from channeld.store import Store
 from channeld.transport import (
     ConnectionClosed,
     PeerUri,
+    SendQueueFull,
     Session,
     SessionManager,
     TransportLimits,
@@ -44,6 +49,7 @@ from channeld.wire import (
     PaymentAccepted,
     PaymentRefused,
     Reestablish,
+    SecretReveal,
     SettleRequest,
     SettleSignature,
     WithdrawRequest,
@@ -66,6 +72,14 @@ def channel_of(message: Message) -> bytes | None:
     return None
 
 
+@dataclass(slots=True)
+class _Backlog:
+    """A partner's messages that found its session's queue full, oldest first."""
+
+    messages: deque[Message] = field(default_factory=deque)
+    wake: trio.Event = field(default_factory=trio.Event)
+
+
 class PeerService:
     """Sessions with partners, their outgoing queues, and the dispatch of their messages to channels."""
 
@@ -78,8 +92,10 @@ class PeerService:
         self.manager = SessionManager(manager_key, local_init, self._on_session, limits)  # type: ignore[arg-type]
         self.addresses: dict[bytes, bytes] = {}  # address -> node id, for channels opened on chain
         self.uris: dict[bytes, str] = {}
-        self._queues: dict[bytes, trio.MemorySendChannel[Message]] = {}
+        self._backlogs: dict[bytes, _Backlog] = {}
         self._nursery: trio.Nursery | None = None
+        # A preimage a partner sent us outside a channel's locks (the answer to a paid payment request).
+        self.on_secret: Callable[[bytes, bytes], None] = lambda peer_id, secret: None
 
     def load(self) -> None:
         for pubkey, raw in self.store.iter_peers():
@@ -101,30 +117,49 @@ class PeerService:
     # --- outgoing ------------------------------------------------------------------------------------
 
     def send(self, peer_id: bytes, message: Message) -> None:
-        queue = self._queue(peer_id)
-        try:
-            queue.send_nowait(message)
-        except trio.WouldBlock:
-            session = self.manager.session_for(peer_id)
-            if session is not None:  # a partner that reads nothing is dropped; re-establish catches up
-                session.close(ConnectionClosed("outgoing queue overflowed"))
+        """Queue `message` to the partner's current session at once; never blocks, keeps the order.
 
-    def _queue(self, peer_id: bytes) -> trio.MemorySendChannel[Message]:
-        queue = self._queues.get(peer_id)
-        if queue is None:
-            queue, receive = trio.open_memory_channel[Message](OUTGOING_QUEUE)
-            self._queues[peer_id] = queue
+        While the session's queue has room the message goes straight into it (no task hop per message);
+        once it is full, messages wait in the partner's backlog, which a pump feeds in with back-pressure.
+        """
+        session = self.manager.session_for(peer_id)
+        if session is None:
+            return  # the partner learns it again through `Reestablish` when the session comes back
+        backlog = self._backlog(peer_id)
+        if not backlog.messages:
+            try:
+                session.send_nowait(message)
+                return
+            except SendQueueFull:
+                pass
+            except ConnectionClosed:
+                return
+        if len(backlog.messages) >= OUTGOING_QUEUE:  # a partner that reads nothing is dropped
+            session.close(ConnectionClosed("outgoing queue overflowed"))
+            return
+        backlog.messages.append(message)
+        backlog.wake.set()
+
+    def _backlog(self, peer_id: bytes) -> _Backlog:
+        backlog = self._backlogs.get(peer_id)
+        if backlog is None:
+            backlog = self._backlogs[peer_id] = _Backlog()
             assert self._nursery is not None
-            self._nursery.start_soon(self._pump, peer_id, receive)
-        return queue
+            self._nursery.start_soon(self._pump, peer_id, backlog)
+        return backlog
 
-    async def _pump(self, peer_id: bytes, receive: trio.MemoryReceiveChannel[Message]) -> None:
-        async for message in receive:
-            session = self.manager.session_for(peer_id)
-            if session is None:
-                continue
-            with contextlib.suppress(ConnectionClosed):
-                await session.send(message)
+    async def _pump(self, peer_id: bytes, backlog: _Backlog) -> None:
+        while True:
+            await backlog.wake.wait()
+            backlog.wake = trio.Event()
+            while backlog.messages:
+                session = self.manager.session_for(peer_id)
+                if session is None:
+                    backlog.messages.clear()
+                    break
+                with contextlib.suppress(ConnectionClosed):
+                    await session.send(backlog.messages[0])  # stays first while waiting: order holds
+                backlog.messages.popleft()
 
     # --- connecting ----------------------------------------------------------------------------------
 
@@ -157,7 +192,7 @@ class PeerService:
             raise ConnectionClosed(f"{session!r} serves chain {remote.chain_id}, not ours")
         if KnownKey(session.node_id).address not in self.addresses:
             await self.channels.wait_round(self._remember(session.node_id))
-        self._queue(session.node_id)
+        self._backlog(session.node_id)
         self.bus.publish("peer_connected", None, node_id=session.node_id.hex())
         self.reestablish(session.node_id)
         try:
@@ -176,6 +211,8 @@ class PeerService:
                 self.channels.apply(cid, ActionReconnected())
 
     def _dispatch(self, session: Session, message: Message) -> None:
+        if isinstance(message, SecretReveal):
+            self.on_secret(session.node_id, message.secret)
         cid = channel_of(message)
         if cid is None:
             if isinstance(message, Error):

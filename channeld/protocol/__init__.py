@@ -33,6 +33,8 @@ Multi-hop payments (hash time locks, proto/state-machine.md#hash-time-locks):
    registrations and `ActionTick`; carry out each `ChannelDo(channel_id, action)` through `handle()` on
    that channel (skip one whose action its status no longer allows: a closed channel settles on chain).
    Store each payment state with `transfer_to_record` (read back with `transfer_from_record`).
+   Order per block: its chain events first (to channels, then payments), then its `ActionTick` (to every
+   channel, then every payment): a payment must hear of a registration before it acts on expiries.
 
 Signing: `Signer` (our key), EIP-712 digests (`balance_proof_digest`, `balance_proof_update_digest` for
 watchtower delegation, `withdraw_digest`, `cooperative_settle_digest`) per proto/eip712.md,

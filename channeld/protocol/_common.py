@@ -7,7 +7,6 @@ from functools import lru_cache
 
 from channeld.protocol._errors import WrongChannel
 from channeld.protocol._events import Effect, Persist
-from channeld.protocol._record import to_record
 from channeld.protocol._signing import KnownKey, Signer, balance_proof_digest
 from channeld.protocol._state import ChannelState
 from channeld.wire import ZERO32, BalanceProof
@@ -19,7 +18,7 @@ def transition(old: ChannelState, new: ChannelState, effects: Sequence[Effect]) 
     """(new, effects), with `Persist(new)` first whenever the state changed: store before acting."""
     if new is old:
         return old, list(effects)
-    return new, [Persist(new.channel_id, to_record(new)), *effects]
+    return new, [Persist(new.channel_id, new), *effects]
 
 
 @lru_cache(maxsize=1024)

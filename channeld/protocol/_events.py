@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from channeld.protocol._record import to_record
+from channeld.protocol._state import ChannelState
 from channeld.wire import BalanceProof, Lock, Message
 
 # --- inputs from our user ------------------------------------------------------------------------------
@@ -147,10 +149,19 @@ class ContractReceiveSecretRegistered:
 
 @dataclass(frozen=True, slots=True)
 class Persist:
-    """Store `record` (ChannelState.to_record) as this channel's latest state, fsynced, before the rest."""
+    """Store `state` (its `record`, `to_record(state)`) as this channel's latest state, fsynced, first.
+
+    The record is encoded when asked for, not when the transition runs: a node that applies many inputs
+    to one channel between two commits encodes only the state it finally writes (encoding a state with
+    64 payments in flight costs far more than the payment that changed it).
+    """
 
     channel_id: bytes
-    record: bytes
+    state: ChannelState
+
+    @property
+    def record(self) -> bytes:
+        return to_record(self.state)
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,9 +40,9 @@ InitiatorTransition = tuple["InitiatorState", list[TransferEffect]]
 @dataclass(frozen=True, slots=True)
 class Route:
     """A path to the target: our channel to the first hop, the hops' addresses (target last), the total
-    fee the mediators take, and `lock_time`: the seconds the hops need below our lock's expiration (each
-    mediator's reveal timeout, plus the target's); 0 when unknown, then each hop is assumed to need our own
-    reveal timeout."""
+    fee the mediators take, and `lock_time`: how long after now the lock we send must expire for every
+    hop to keep its reveal timeout (`channeld.routing` computes it from the announced reveal timeouts);
+    0 when unknown, then each hop is assumed to need our own reveal timeout."""
 
     channel_id: bytes
     hops: tuple[bytes, ...]
@@ -159,6 +159,16 @@ def _on_reveal(state: InitiatorState, msg: SecretReveal, channels: Mapping[bytes
 
 def _on_registered(state: InitiatorState, event: ContractReceiveSecretRegistered,
                    channels: Mapping[bytes, ChannelState]) -> InitiatorTransition:
+    """A registration in time makes our lock claimable on chain even if we already expired it off-chain
+    (the partner refuses that `LockExpired`): the payment went through."""
+    attempt = state.attempt
+    if secrethash_of(event.secret) != state.secrethash or attempt is None or state.finished:
+        return _on_secret(state, event.secret)
+    if attempt.outcome is LockOutcome.EXPIRED and event.registered_at <= attempt.lock.expiration:
+        done = replace(state, secret=event.secret, attempt=replace(attempt, outcome=LockOutcome.UNLOCKED),
+                       finished=True)
+        return done, [EventTransferSucceeded(state.payment_id, state.secrethash, state.amount,
+                                             attempt.route.fees)]
     return _on_secret(state, event.secret)
 
 
@@ -186,6 +196,11 @@ def _route_failed(state: InitiatorState, attempt: Attempt, channels: Mapping[byt
               f"at {attempt.lock.expiration}")
     failed = EventRouteFailed(state.payment_id, state.secrethash, attempt.route.channel_id, reason)
     state = replace(state, attempt=None, failures=(*state.failures, reason))
+    if state.secret is not None:
+        # a secret known beyond the target lets any hop of a new route claim our lock without paying on
+        why = "the secret became known only after our lock expired: locking under it again is unsafe"
+        done = replace(state, failures=(*state.failures, why), finished=True)
+        return done, [failed, EventTransferFailed(state.payment_id, state.secrethash, done.failures)]
     new, effects = _next_route(state, channels, 1)
     return new, [failed, *effects]
 

@@ -96,8 +96,15 @@ def _locked(locks: tuple[Lock, ...]) -> int:
     return sum(lock.amount for lock in locks)
 
 
+# everyone knows the zero secret, and the registry refuses it: a lock on its hash could never be claimed
+# on chain, so a mediator that paid downstream could be left unable to claim upstream
+ZERO_SECRETHASH = secrethash_of(bytes(32))
+
+
 def lock_problem(state: ChannelState, side: Side, lock: Lock) -> str | None:
     """Why `side` may not add `lock` now, or None (the same rules for sender and receiver)."""
+    if lock.secrethash == ZERO_SECRETHASH:
+        return "the secrethash is sha256 of 32 zero bytes: that secret is known to all"
     if len(side.locks) >= MAX_LOCKS:
         return f"{len(side.locks)} locks are already pending (at most {MAX_LOCKS})"
     if find_lock(side.locks, lock.secrethash) is not None:

@@ -66,7 +66,7 @@ def handle_action_pay(state: ChannelState, action: ActionPay, signer: Signer) ->
     if state.settle is not None:
         raise IllegalAction("cannot pay: a cooperative settle is in progress")
     if len(state.in_flight) + len(state.locks_in_flight) >= MAX_IN_FLIGHT:
-        raise TooManyInFlight(f"{len(state.in_flight)} payments already wait for acceptance")
+        raise TooManyInFlight(f"{MAX_IN_FLIGHT} proofs already wait for acceptance")
     if type(action.amount) is not int or action.amount <= 0:
         raise IllegalAction(f"payment amount must be a positive integer, got {action.amount!r}")
     our = state.our

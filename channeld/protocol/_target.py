@@ -61,8 +61,8 @@ def issue_request(secret: bytes, amount: int, expires_at: int, now: int,
     A lock counts toward the amount only while it outlives `now` by `reveal_timeout` (our own time to
     get the secret registered on chain should the payer not unlock).
     """
-    if type(secret) is not bytes or len(secret) != 32:
-        raise LocalFault("a secret is 32 bytes")
+    if type(secret) is not bytes or len(secret) != 32 or secret == bytes(32):
+        raise LocalFault("a secret is 32 bytes, not all zero (the registry refuses that one)")
     if type(amount) is not int or amount <= 0 or type(expires_at) is not int or expires_at <= now:
         raise LocalFault("a request needs a positive amount and an expiry in the future")
     return TargetState(PaymentRequest(secrethash_of(secret), amount, expires_at), secret, now,

@@ -3,8 +3,8 @@
 The node stores it, keyed by secrethash, in the same write as the channel records its effects touch, so
 that a restart resumes every payment where it stood. Layout (version 1): `[1, kind, fields...]` with kind
 1 initiator, 2 mediator, 3 target; uint256 amounts as 32 big-endian bytes, a lock as `[amount,
-expiration, secrethash]`, a route as `[channel_id, [hop, ...], fees, lock_time]`, enums as integers, absent values
-as nil. A new layout gets a new version and a migration here; old records stay readable.
+expiration, secrethash]`, a route as `[channel_id, [hop, ...], fees, lock_time]`, enums as integers,
+absent values as nil. A new layout gets a new version and a migration here; old records stay readable.
 """
 
 from __future__ import annotations

@@ -88,7 +88,7 @@ def _shape_problem(a: ChannelAnnouncement) -> str | None:
              (a.announcer, 20), (a.signature, 65))
     if any(type(value) is not bytes or len(value) != size for value, size in sizes):
         return "an address is 20 bytes, a channel id 32, a signature 65"
-    ints = ((a.chain_id, _U64), (a.capacity, _U256), (a.fee_base, _U256), (a.serial, _U64),
+    ints = ((a.chain_id, _U64), (a.capacity, _U256), (a.fee_base, _U64), (a.serial, _U64),
             (a.reveal_timeout, MAX_LOCK_LIFETIME))
     if any(type(value) is not int or not 0 <= value < limit for value, limit in ints):
         return "integer field out of range"

@@ -48,12 +48,17 @@ class Path:
     cost: int
 
     def route(self, amount: int, target_reveal_timeout: int = DEFAULT_REVEAL_TIMEOUT) -> Route:
-        """The route for the initiator; each mediator needs its reveal timeout between its incoming and
-        outgoing expiries, and the last lock must outlive now by the target's and the last hop's."""
-        mediators = sum(e.reveal_timeout for e in self.edges[1:])
-        last = max(target_reveal_timeout, self.edges[-1].reveal_timeout if len(self.edges) > 1 else 0)
+        """The route for the initiator, with the lock time its hops need.
+
+        Going back from the target (whose incoming lock must outlive now by its reveal timeout), a
+        mediator's outgoing lock must satisfy both itself and the next hop, and its incoming lock must
+        expire its own reveal timeout later: `need = max(rt, need_next) + rt`.
+        """
+        need = target_reveal_timeout
+        for edge in reversed(self.edges[1:]):
+            need = max(edge.reveal_timeout, need) + edge.reveal_timeout
         return Route(self.edges[0].channel_id, tuple(e.target for e in self.edges), self.amount_sent - amount,
-                     mediators + last)
+                     need)
 
 
 @dataclass(frozen=True, slots=True)

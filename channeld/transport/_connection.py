@@ -7,6 +7,7 @@ bytes, watches the clock, and enforces the per-connection limits.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -139,7 +140,12 @@ class PeerConnection:
 
     async def send(self, message: bytes) -> None:
         """Encrypt and write one message; a peer that takes nothing for `send_timeout` is dropped."""
-        frame = self._codec.encrypt(message)
+        await self.send_many((message,))
+
+    async def send_many(self, messages: Sequence[bytes]) -> None:
+        """Encrypt several messages and write them with one socket write (one syscall, fewer segments)."""
+        encrypt = self._codec.encrypt
+        frame = b"".join([encrypt(message) for message in messages])
         async with self._send_lock:
             self._check_open()
             with trio.move_on_after(self.limits.send_timeout) as scope:
@@ -149,7 +155,7 @@ class PeerConnection:
                     await self._fail(ConnectionClosed(f"{self!r} is closed"))
             if scope.cancelled_caught:
                 await self._fail(PeerTimeout(f"{self!r} did not read for {self.limits.send_timeout}s"))
-        self._sent += 1
+        self._sent += len(messages)
         self._bytes_sent += len(frame)
 
     async def receive(self) -> bytes:

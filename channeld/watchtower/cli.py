@@ -30,7 +30,8 @@ from channeld.watchtower._service import TowerSettings, Watchtower
 log = logging.getLogger("channeld.watchtower")
 
 
-def register_watchtower(commands: Any) -> None:
+def register_watchtower(commands: Any) -> Any:
+    """Add `watchtower run`; returns the `watchtower` actions so a node's CLI can add its own to them."""
     tower = commands.add_parser("watchtower", help="run a standalone watchtower that disputes stale closes")
     actions = tower.add_subparsers(dest="tower_command", metavar="ACTION", required=True)
     run = actions.add_parser("run", help="serve clients and watch the chain until interrupted")
@@ -49,6 +50,7 @@ def register_watchtower(commands: Any) -> None:
     run.add_argument("--import-key", type=Path,
                      help="on first run, use this key (keystore JSON or hex) instead of a new one")
     run.set_defaults(run=run_tower)
+    return actions
 
 
 def host_port(text: str) -> tuple[str, int]:

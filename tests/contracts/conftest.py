@@ -46,6 +46,7 @@ def base_world(contracts_anvil: Anvil) -> World:
     for address in (alice.address, bob.address, carol.address, deployer):
         chain.fund(address, FUNDS)
     hub = Hub.deploy(chain, deployer, min_period=10, max_period=10**6)
+    hub.attach_batch(deployer)
     token = Token.plain(chain, deployer)
     for party in (alice, bob, carol):
         token.mint(party.address, FUNDS)

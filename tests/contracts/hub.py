@@ -182,6 +182,12 @@ class Hub:
                 self.channels[cid] = apply_event(self.channels.get(cid), event)
         return receipt
 
+    def attach_batch(self, sender: str) -> str:
+        """Deploy the batch extension (ChannelBatch) and attach it; returns its address."""
+        extension = self.chain.deploy(sender, hub_abi.bytecode("ChannelBatch"))
+        self.transact(sender, hub_abi.encode_attach_extension(extension))
+        return extension
+
     @property
     def registry(self) -> str:
         """The SecretRegistry this hub created."""

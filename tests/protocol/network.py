@@ -29,6 +29,7 @@ class Node:
     payments: dict[bytes, Payment] = field(default_factory=dict)
     events: list[object] = field(default_factory=list)
     refusals: list[PeerFault] = field(default_factory=list)
+    reveal_timeout: int = REVEAL
     silent: bool = False  # neither sends nor receives
     deaf: bool = False  # sends, but receives nothing
 
@@ -61,7 +62,8 @@ class Network:
         na, nb = self.nodes[a], self.nodes[b]
         cid = channel_id_of(a, b)
         for me, other in ((na, nb), (nb, na)):
-            state = p.new_channel(CHAIN_ID, CONTRACT, cid, 500, me.address, other.signer.public_key, REVEAL)
+            state = p.new_channel(CHAIN_ID, CONTRACT, cid, 500, me.address, other.signer.public_key,
+                                  me.reveal_timeout)
             for event in (p.ActionTick(self.now), p.ContractReceiveDeposit(na.address, deposit_a),
                           p.ContractReceiveDeposit(nb.address, deposit_b)):
                 state, _ = p.handle(state, event, me.signer)

@@ -19,7 +19,7 @@ EXPIRY = NOW + 3600
 
 
 def secret(i: int) -> bytes:
-    return i.to_bytes(32, "big")
+    return (i + 1).to_bytes(32, "big")  # never the zero secret
 
 
 def send_lock(peer: Peer, amount: int = 10, secret_: bytes = SECRET, expiration: int = EXPIRY,
@@ -148,6 +148,14 @@ def test_refuses_an_expiry_too_soon_or_too_far(expiration: int, match: str) -> N
     refuse(bob, forged_transfer(alice, Lock(10, expiration, HASH)), p.BadLock, match)
     refuse(alice, p.ActionSendLockedTransfer(1, 10, expiration, HASH, bytes(20), bytes(20)), p.IllegalAction,
            match)
+
+
+def test_refuses_a_lock_on_the_hash_of_the_zero_secret() -> None:
+    alice, bob = make_pair()
+    zero = secrethash_of(bytes(32))
+    refuse(bob, forged_transfer(alice, Lock(10, EXPIRY, zero)), p.BadLock, "known to all")
+    refuse(alice, p.ActionSendLockedTransfer(1, 10, EXPIRY, zero, bytes(20), bytes(20)), p.IllegalAction,
+           "known to all")
 
 
 def test_accepts_the_expiry_bounds_themselves() -> None:

@@ -59,7 +59,8 @@ def test_target_claims_a_late_lock_once_the_secret_is_out() -> None:
 
 
 def test_target_refuses_bad_requests_and_foreign_inputs() -> None:
-    for secret, amount, expires in ((b"x", 1, NOW + 1), (SECRET, 0, NOW + 1), (SECRET, 1, NOW)):
+    for secret, amount, expires in ((b"x", 1, NOW + 1), (bytes(32), 1, NOW + 1), (SECRET, 0, NOW + 1),
+                                    (SECRET, 1, NOW)):
         with pytest.raises(LocalFault):
             p.issue_request(secret, amount, expires, NOW)
     state = p.issue_request(SECRET, 50, NOW + 3600, NOW)
@@ -178,3 +179,44 @@ def test_fee_policy_and_route_validation() -> None:
     for hops in ((), (b"\x00" * 19,), (b"\x00" * 20,) * 52):
         with pytest.raises(LocalFault):
             p.encode_route(hops)
+
+
+def expired_attempt() -> tuple[Network, p.InitiatorState]:
+    """A pays C through B on one of two routes; C never answers; A's lock has just been expired."""
+    net = Network("ABCD")
+    for a, b in ("AB", "BC", "AD", "DC"):
+        net.open(a, b)
+    net.nodes["C"].silent = True
+    net.pay("A", [["B", "C"], ["D", "C"]], 10, HASH)
+    net.pump()
+    state = net.nodes["A"].payments[HASH]
+    assert isinstance(state, p.InitiatorState) and state.attempt is not None
+    expired, effects = p.handle_initiator(state, p.ActionTick(state.attempt.lock.expiration + 1), {})
+    assert effects == [p.ChannelDo(state.attempt.route.channel_id, p.ActionExpireLock(HASH))]
+    return net, expired
+
+
+def test_initiator_counts_a_registration_in_time_as_success_even_after_expiring() -> None:
+    net, state = expired_attempt()
+    assert state.attempt is not None
+    in_time = p.ContractReceiveSecretRegistered(SECRET, state.attempt.lock.expiration)
+    done, effects = p.handle_initiator(state, in_time, net.nodes["A"].channels)
+    assert done.finished and effects == [p.EventTransferSucceeded(1, HASH, 10, 0)]
+
+
+def test_initiator_never_locks_again_under_a_secret_that_became_known() -> None:
+    net, state = expired_attempt()
+    assert state.attempt is not None
+    late = p.ContractReceiveSecretRegistered(SECRET, state.attempt.lock.expiration + 1)
+    state, effects = p.handle_initiator(state, late, net.nodes["A"].channels)
+    assert effects == [] and state.secret == SECRET
+    done, effects = p.handle_initiator(state, p.ActionTick(state.now + 1), net.nodes["A"].channels)
+    assert [type(e) for e in effects] == [p.EventRouteFailed, p.EventTransferFailed]
+    assert not any(isinstance(e, p.ChannelDo) for e in effects) and done.finished
+
+
+def test_initiator_retries_the_next_route_when_no_secret_is_known() -> None:
+    net, state = expired_attempt()
+    _, effects = p.handle_initiator(state, p.ActionTick(state.now + 1), net.nodes["A"].channels)
+    assert isinstance(effects[0], p.EventRouteFailed) and isinstance(effects[1], p.ChannelDo)
+    assert effects[1].channel_id == channel_id_of("A", "D")

@@ -38,11 +38,11 @@ class World:
             self.announce(me, other, cid, capacity, fees)
         return cid
 
-    def announce(self, me: str, other: str, cid: bytes, capacity: int,
-                 fees: p.FeePolicy) -> r.ChannelAnnouncement:
+    def announce(self, me: str, other: str, cid: bytes, capacity: int, fees: p.FeePolicy,
+                 reveal_timeout: int = p.DEFAULT_REVEAL_TIMEOUT) -> r.ChannelAnnouncement:
         self.serial += 1
         a = r.sign_announcement(self.signers[me], CHAIN_ID, CONTRACT, cid, self.node(other), capacity, fees,
-                                self.serial)
+                                self.serial, reveal_timeout)
         assert self.graph.add_announcement(r.decode_announcement(r.encode_announcement(a)))
         return a
 

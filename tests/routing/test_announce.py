@@ -50,6 +50,7 @@ def signed(world: World, cid: bytes, **changes: object) -> r.ChannelAnnouncement
 
 @pytest.mark.parametrize(("change", "match"), [
     ({"fee_base": 0}, "not signed by its announcer"),
+    ({"reveal_timeout": 1}, "not signed by its announcer"),
     ({"capacity": 600}, "not signed by its announcer"),
     ({"signature": bytes(65)}, "signature"),
 ])
@@ -64,7 +65,7 @@ def test_refuses_an_announcement_signed_by_a_third_party() -> None:
     mallory = p.Signer(p.keccak256(b"mallory"))
     a = signed(world, cid)
     digest = r.announcement_digest(a.chain_id, a.contract, a.channel_id, a.participant1, a.participant2,
-                                   a.capacity, a.announcer, a.fee_base, a.fee_ppm, a.serial)
+                                   a.capacity, a.announcer, a.fee_base, a.fee_ppm, a.reveal_timeout, a.serial)
     with pytest.raises(r.BadAnnouncement, match="not signed by its announcer"):
         world.graph.add_announcement(replace(a, signature=mallory.sign(digest)))
 
@@ -100,7 +101,8 @@ def test_an_announcer_must_be_a_participant() -> None:
 
 @pytest.mark.parametrize("data", [
     b"", b"\xc1", msgpack.packb([1, 2, 3]), msgpack.packb({"a": 1}),
-    msgpack.packb([2] + [0] * 11), msgpack.packb([1] * 12), msgpack.packb([1, 2]) + b"\x00",
+    msgpack.packb([2] + [0] * 12), msgpack.packb([1] * 13), msgpack.packb([1] * 12),
+    msgpack.packb([1, 2]) + b"\x00",
 ])
 def test_decoding_refuses_malformed_bytes(data: bytes) -> None:
     with pytest.raises(r.BadAnnouncement):
@@ -110,7 +112,7 @@ def test_decoding_refuses_malformed_bytes(data: bytes) -> None:
 def test_decoding_refuses_wrong_field_types() -> None:
     world, cid = world_with_channel()
     fields = msgpack.unpackb(r.encode_announcement(signed(world, cid)))
-    for index, bad in ((1, "x"), (2, b"short"), (8, -1), (9, 2_000_000), (10, True and 1.5), (11, b"\x00")):
+    for index, bad in ((1, "x"), (2, b"short"), (8, -1), (9, 2_000_000), (10, -5), (11, 1.5), (12, b"\x00")):
         broken = list(fields)
         broken[index] = bad
         with pytest.raises(r.BadAnnouncement):
@@ -132,3 +134,9 @@ def test_own_channels_use_the_exact_balance_and_leave_when_closed() -> None:
     alice.feed(p.ContractReceiveClosed(alice.signer.address, 10**10))
     graph.add_own_channel(alice.state)
     assert len(graph) == 0
+
+
+def test_a_fee_base_beyond_uint64_cannot_be_announced() -> None:
+    world, cid = world_with_channel()
+    with pytest.raises(r.BadAnnouncement, match="out of range"):
+        replace(signed(world, cid), fee_base=1 << 64)

@@ -112,3 +112,34 @@ def test_planned_routes_pay_end_to_end_with_a_retry() -> None:
     kinds = [type(e) for e in net.nodes["A"].events]
     assert kinds == [p.EventRouteFailed, p.EventTransferSucceeded]
     assert p.EventTransferReceived(secrethash_of(secret), 70) in net.nodes["D"].events
+
+
+def test_lock_time_keeps_every_hops_reveal_timeout_when_they_differ() -> None:
+    """B needs 200 s, the others 60: a route planned from the announcements gets through; the same route
+    assuming the payer's 60 s per hop is refused by B (its outgoing lock would expire too soon)."""
+    net = Network("ABCD")
+    net.nodes["B"].reveal_timeout = 200
+    for a, b in ("AB", "BC", "CD"):
+        net.open(a, b)
+    world = World()
+    for name, node in net.nodes.items():
+        world.signers[name] = node.signer
+    for a, b in ("AB", "BC", "CD"):
+        cid = world.channel(a, b, 2000)
+        for me, other in ((a, b), (b, a)):
+            world.announce(me, other, cid, 2000, p.FeePolicy(), net.nodes[me].reveal_timeout)
+    planned = r.plan_routes(world.graph, world.node("A"), world.node("D"), 10, 0)[0]
+    # D needs 60; C: max(60, 60) + 60 = 120; B: max(200, 120) + 200 = 400
+    assert planned.lock_time == 400
+    for lock_time, succeeds in ((planned.lock_time, True), (0, False)):
+        secret = bytes([lock_time % 256 + 1]) * 32
+        net.request("D", secret, 10)
+        route = p.Route(planned.channel_id, planned.hops, 0, lock_time)
+        state, effects = p.start_payment(1, net.nodes["A"].address, 10, secrethash_of(secret), 0, (route,),
+                                         net.nodes["A"].channels, net.now)
+        net.payment_effects(net.nodes["A"], state, effects)
+        net.pump()
+        mediator = net.nodes["B"].payments[secrethash_of(secret)]
+        assert isinstance(mediator, p.MediatorState)
+        assert (mediator.refusal is None) is succeeds
+        assert (p.EventTransferReceived(secrethash_of(secret), 10) in net.nodes["D"].events) is succeeds

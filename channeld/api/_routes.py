@@ -1,0 +1,273 @@
+"""The REST routes under /api/v1: node, peers, channels, operations, payments, requests, towers, audit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path as FilePath
+from typing import TYPE_CHECKING, Any
+
+import trio
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from channeld.api._app import Guard, NotFound
+from channeld.api._models import (
+    IDEMPOTENCY_KEY,
+    U63,
+    Address,
+    AmountBody,
+    ChannelStatusName,
+    CloseBody,
+    ConnectBody,
+    DecodeBody,
+    NodeId,
+    OpenBody,
+    PathBody,
+    PayBody,
+    RequestBody,
+    TowerBody,
+    WithdrawBody,
+    channel_id_param,
+    field_error,
+    hash_param,
+)
+from channeld.api._tokens import Scope
+from channeld.client._payreq import PaymentRequest
+from channeld.node._onchain import OperationStatus
+from channeld.transport import BadPeerUri
+
+if TYPE_CHECKING:
+    from channeld.node import Node
+
+IDEMPOTENCY_TABLE = "idempotency"
+
+
+def _accepted(status: OperationStatus | None, waiting: str) -> JSONResponse:
+    if status is None:
+        return JSONResponse({"status": waiting, "operation_id": None, "tx_hash": None}, status_code=202)
+    return JSONResponse(status.as_json(), status_code=202)
+
+
+def _uri_error(exc: BadPeerUri) -> HTTPException:
+    return field_error("body", "uri", str(exc))
+
+
+def register_routes(api: FastAPI, node: Node, guard: Guard) -> None:
+    _node_routes(api, node, guard)
+    _channel_routes(api, node, guard)
+    _payment_routes(api, node, guard, Idempotency(node))
+    _request_routes(api, node, guard)
+    _admin_routes(api, node, guard)
+
+
+def _node_routes(api: FastAPI, node: Node, guard: Guard) -> None:
+    read = [Depends(guard.need(Scope.READ))]
+
+    @api.get("/info", dependencies=read)
+    async def info() -> dict[str, Any]:
+        return node.info()
+
+    @api.get("/health", dependencies=read)
+    async def health() -> dict[str, Any]:
+        lag = node.watcher.head - node.watcher.follower.cursor.position.number
+        failed = node.channels.failure is not None
+        return {"status": "failing" if failed else ("lagging" if lag > 10 else "ok"), "chain_lag_blocks": lag,
+                "pending_transactions": node.worker.pending_count(),
+                "peers": len(node.peers.manager.sessions),
+                "store_failed": failed}
+
+    @api.get("/peers", dependencies=read)
+    async def peers() -> list[dict[str, Any]]:
+        known = set(node.peers.uris) | set(node.peers.manager.sessions)
+        return [{"node_id": p.hex(), "uri": node.peers.uris.get(p), "connected": node.peers.is_connected(p)}
+                for p in sorted(known)]
+
+    @api.post("/peers", dependencies=[Depends(guard.need(Scope.ADMIN))])
+    async def connect(body: ConnectBody) -> dict[str, Any]:
+        try:
+            node_id = await node.connect(body.uri)
+        except BadPeerUri as exc:
+            raise _uri_error(exc) from None
+        return {"node_id": node_id.hex(), "connected": True}
+
+    @api.get("/operations/{operation_id}", dependencies=read)
+    async def operation(operation_id: int = Path(ge=0, lt=U63)) -> dict[str, Any]:
+        return node.operation(operation_id).as_json()
+
+
+def _channel_routes(api: FastAPI, node: Node, guard: Guard) -> None:
+    read = [Depends(guard.need(Scope.READ))]
+    admin = [Depends(guard.need(Scope.ADMIN))]
+
+    @api.get("/channels", dependencies=read)
+    async def channels(status: ChannelStatusName | None = None, peer: NodeId | None = None,
+                       token: Address | None = None) -> list[dict[str, Any]]:
+        return [c for c in node.list_channels()
+                if (status is None or c["status"] == status) and (peer is None or c["peer"] == peer)
+                and (token is None or c["token"] == token)]
+
+    @api.get("/channels/{channel_id}", dependencies=read)
+    async def channel(channel_id: str) -> dict[str, Any]:
+        return node.channel(channel_id_param(channel_id))
+
+    @api.post("/channels", dependencies=admin, status_code=202)
+    async def open_channel(body: OpenBody) -> JSONResponse:
+        try:
+            status = await node.open_channel(body.uri, int(body.deposit), body.token, body.challenge_period)
+        except BadPeerUri as exc:
+            raise _uri_error(exc) from None
+        return _accepted(status, "queued")
+
+    @api.post("/channels/{channel_id}/deposit", dependencies=admin, status_code=202)
+    async def deposit(channel_id: str, body: AmountBody) -> JSONResponse:
+        return _accepted(await node.deposit(channel_id_param(channel_id), int(body.amount)), "queued")
+
+    @api.post("/channels/{channel_id}/withdraw", dependencies=admin, status_code=202)
+    async def withdraw(channel_id: str, body: WithdrawBody) -> JSONResponse:
+        status = await node.withdraw(channel_id_param(channel_id), int(body.amount), body.to)
+        return _accepted(status, "awaiting_partner")
+
+    @api.post("/channels/{channel_id}/close", dependencies=admin, status_code=202)
+    async def close(channel_id: str, body: CloseBody) -> JSONResponse:
+        return _accepted(await node.close(channel_id_param(channel_id), body.force), "awaiting_partner")
+
+    @api.post("/channels/{channel_id}/settle", dependencies=admin, status_code=202)
+    async def settle(channel_id: str) -> JSONResponse:
+        return _accepted(await node.settle(channel_id_param(channel_id)), "queued")
+
+
+class Idempotency:
+    """Payments by idempotency key: a retried request (even a concurrent one) returns the first result.
+
+    The key is journaled (synced) before the payment is made, so even across a crash a key is never
+    paid twice; a key whose payment was cut short by a crash answers `unknown` (look it up in /payments).
+    """
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._running: dict[str, trio.Event] = {}
+
+    async def run(self, key: str | None, body: PayBody) -> dict[str, Any]:
+        if key is None:
+            return await _pay(self.node, body)
+        if not IDEMPOTENCY_KEY.fullmatch(key):
+            raise field_error("header", "idempotency-key", "must be 1-64 characters of A-Z a-z 0-9 _ . : -")
+        fingerprint = hashlib.sha256(json.dumps(body.model_dump(), sort_keys=True).encode()).hexdigest()
+        while key in self._running:
+            await self._running[key].wait()
+        stored = self.node.journal.get(IDEMPOTENCY_TABLE, key)
+        if stored is not None:
+            if stored["fingerprint"] != fingerprint:
+                raise HTTPException(409, detail="this idempotency key was used for a different payment")
+            return stored["result"] or {"status": "unknown", "idempotency_key": key}
+        self.node.journal.put(IDEMPOTENCY_TABLE, key, {"fingerprint": fingerprint, "result": None}, sync=True)
+        self._running[key] = done = trio.Event()
+        try:
+            result = await _pay(self.node, body)
+            self.node.journal.put(IDEMPOTENCY_TABLE, key, {"fingerprint": fingerprint, "result": result},
+                                  sync=True)
+        except BaseException:
+            self.node.journal.delete(IDEMPOTENCY_TABLE, key)  # refused before paying: the key may be reused
+            raise
+        finally:
+            del self._running[key]
+            done.set()
+        return result
+
+
+async def _pay(node: Node, body: PayBody) -> dict[str, Any]:
+    if body.request is not None:
+        return await node.requests.pay(body.request)
+    assert body.node_id is not None and body.amount is not None  # the model checks one form is given
+    return await node.pay(bytes.fromhex(body.node_id), int(body.amount))
+
+
+def _payment_routes(api: FastAPI, node: Node, guard: Guard, idempotency: Idempotency) -> None:
+    read = [Depends(guard.need(Scope.READ))]
+
+    @api.post("/payments", dependencies=[Depends(guard.need(Scope.PAY))])
+    async def pay(body: PayBody,
+                  idempotency_key: str | None = Header(default=None, max_length=64)) -> dict[str, Any]:
+        return await idempotency.run(idempotency_key, body)
+
+    @api.get("/payments", dependencies=read)
+    async def payments(limit: int = Query(default=100, ge=1, le=10_000),
+                       after: int | None = Query(default=None, ge=0, lt=U63)) -> list[dict[str, Any]]:
+        found = node.list_payments(10**9) if after is not None else node.list_payments(limit)
+        if after is None:
+            return found
+        return [p for p in found if p["seq"] > after][:limit]
+
+    @api.get("/payments/{payment_id}", dependencies=read)
+    async def payment(payment_id: int = Path(ge=0, lt=U63)) -> list[dict[str, Any]]:
+        found = [p for p in node.list_payments(10**9) if p["payment_id"] == payment_id]
+        if not found:
+            raise NotFound(f"no payment {payment_id}")
+        return found
+
+
+def _request_routes(api: FastAPI, node: Node, guard: Guard) -> None:
+    read = [Depends(guard.need(Scope.READ))]
+
+    @api.post("/requests", dependencies=[Depends(guard.need(Scope.INVOICE))], status_code=201)
+    async def create(body: RequestBody) -> dict[str, Any]:
+        return node.requests.create(int(body.amount), body.description, body.expires_in)
+
+    @api.get("/requests/{payment_hash}", dependencies=read)
+    async def get(payment_hash: str) -> dict[str, Any]:
+        return node.requests.get(hash_param(payment_hash))
+
+    @api.get("/requests/{payment_hash}/qr", dependencies=read, response_class=Response,
+             responses={200: {"content": {"image/svg+xml": {}, "image/png": {}}}})
+    async def qr(payment_hash: str, format: str = Query(default="svg", pattern="^(svg|png)$")) -> Response:
+        record = node.requests.get(hash_param(payment_hash))
+        image = PaymentRequest.decode(record["request"]).qr(format)
+        return Response(image, media_type="image/svg+xml" if format == "svg" else "image/png")
+
+    @api.post("/requests/decode", dependencies=read)
+    async def decode(body: DecodeBody) -> dict[str, Any]:
+        request = PaymentRequest.decode(body.request)
+        return {**request.as_json(), "expired": request.is_expired(time.time())}
+
+
+def _admin_routes(api: FastAPI, node: Node, guard: Guard) -> None:
+    admin = [Depends(guard.need(Scope.ADMIN))]
+
+    @api.get("/watchtowers", dependencies=[Depends(guard.need(Scope.READ))])
+    async def towers() -> list[dict[str, Any]]:
+        return node.towers.list()
+
+    @api.post("/watchtowers", dependencies=admin, status_code=201)
+    async def add_tower(body: TowerBody) -> dict[str, Any]:
+        try:
+            return node.towers.add(body.uri)
+        except BadPeerUri as exc:
+            raise _uri_error(exc) from None
+
+    @api.post("/backup", dependencies=admin)
+    async def backup(body: PathBody) -> dict[str, Any]:
+        return {"path": body.path, "records": await node.backup(FilePath(body.path))}
+
+    @api.get("/audit/verify", dependencies=admin)
+    async def audit_verify() -> dict[str, Any]:
+        return node.audit_verify()
+
+    @api.post("/audit/export", dependencies=admin)
+    async def audit_export(body: PathBody) -> dict[str, Any]:
+        return {"path": body.path, "entries": await node.audit_export(FilePath(body.path))}
+
+    @api.get("/audit/export", dependencies=admin, response_class=StreamingResponse,
+             responses={200: {"content": {"application/x-ndjson": {}}}})
+    async def audit_download() -> StreamingResponse:
+        lines = [json.dumps(_audit_json(e)) + "\n" for e in node.store.iter_audit()]
+        return StreamingResponse(iter(lines), media_type="application/x-ndjson")
+
+
+def _audit_json(entry: Any) -> dict[str, Any]:
+    r = entry.record
+    return {"seq": entry.seq, "at_ms": entry.timestamp_ms, "kind": r.kind,
+            "channel_id": "0x" + r.channel_id.hex(),
+            "who": "0x" + r.who.hex(), "amount": str(r.amount), "proof_hash": "0x" + r.proof_hash.hex(),
+            "payment_id": "0x" + r.payment_id.hex()}

@@ -1,0 +1,137 @@
+"""The load path for benchmarks: the node pays N payments over one channel with a bounded window.
+
+Driving every payment through the control API costs far more than the payment itself (an HTTP request,
+JSON, a task), so `POST /api/v1/bench/pay` (admin token) hands the loop to the node: it applies
+`ActionPay` directly, keeps at most `window` payments unanswered, and times each from the moment it is
+signed to the moment the partner's durable acceptance is itself durable here (`EventPaymentSent` carried
+out). It runs the same code path as any payment: risk limits aside, nothing is skipped or weakened.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from dataclasses import dataclass
+
+import trio
+
+from channeld.errors import LocalFault
+from channeld.node._channels import ChannelService
+from channeld.protocol import (
+    MAX_IN_FLIGHT,
+    ActionPay,
+    ChannelStatus,
+    EventPaymentRefused,
+    EventPaymentSent,
+    TooManyInFlight,
+)
+
+MAX_BENCH_PAYMENTS = 1_000_000
+BENCH_TIMEOUT = 300.0
+
+
+class BenchRefused(LocalFault):
+    """A benchmark request the channel or its parameters do not allow (nothing was paid)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BenchResult:
+    """One benchmark run: durable payments per second and latency percentiles in milliseconds."""
+
+    payments: int
+    window: int
+    seconds: float
+    pps: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    store_rounds: int
+
+    def as_json(self) -> dict[str, float | int]:
+        return {"payments": self.payments, "window": self.window, "seconds": self.seconds, "pps": self.pps,
+                "p50_ms": self.p50_ms, "p99_ms": self.p99_ms, "max_ms": self.max_ms,
+                "store_rounds": self.store_rounds}
+
+
+def _percentile_ms(ordered: list[float], q: float) -> float:
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)] * 1000
+
+
+def _check(channels: ChannelService, cid: bytes, count: int, amount: int, window: int) -> None:
+    if not 0 < count <= MAX_BENCH_PAYMENTS:
+        raise BenchRefused(f"count must be in [1, {MAX_BENCH_PAYMENTS}]")
+    if not 0 < window <= MAX_IN_FLIGHT:
+        raise BenchRefused(f"window must be in [1, {MAX_IN_FLIGHT}]")
+    if amount <= 0:
+        raise BenchRefused("amount must be positive")
+    state = channels.entry(cid).state
+    if state.status is not ChannelStatus.OPEN or state.settle is not None:
+        raise BenchRefused(f"channel 0x{cid.hex()} is not open for payments")
+    if state.in_flight or state.locks_in_flight:
+        raise BenchRefused("the channel has payments in flight; a benchmark starts from a quiet channel")
+    if count * amount > state.our_balance():
+        raise BenchRefused(f"{count} payments of {amount} exceed our balance {state.our_balance()}")
+
+
+class _Run:
+    """The bookkeeping of one benchmark: start times of unanswered payments and latencies of answered ones."""
+
+    def __init__(self, count: int) -> None:
+        self.started: dict[int, float] = {}
+        self.latencies: list[float] = []
+        self.refused: EventPaymentRefused | None = None
+        self.count = count
+        self.wake = trio.Event()
+
+    def on_outcome(self, outcome: EventPaymentSent | EventPaymentRefused) -> None:
+        began = self.started.pop(outcome.payment_id, None)
+        if began is None:
+            return  # not ours (an API payment running at the same time)
+        if isinstance(outcome, EventPaymentRefused):
+            self.refused = outcome
+        else:
+            self.latencies.append(time.perf_counter() - began)
+        self.wake.set()
+
+
+async def bench_pay(channels: ChannelService, cid: bytes, count: int, amount: int,
+                    window: int) -> BenchResult:
+    """Pay `count` payments of `amount` over channel `cid`, at most `window` unanswered at a time."""
+    _check(channels, cid, count, amount, window)
+    run = _Run(count)
+    base = secrets.randbits(62)
+    rounds_before = channels.flush_rounds
+    channels.payment_listeners.append(run.on_outcome)
+    began = time.perf_counter()
+    try:
+        with trio.fail_after(BENCH_TIMEOUT):
+            await _drive(channels, cid, run, base, amount, window)
+    except trio.TooSlowError:
+        raise BenchRefused(f"only {len(run.latencies)} of {count} payments were accepted in "
+                           f"{BENCH_TIMEOUT:.0f}s") from None
+    finally:
+        channels.payment_listeners.remove(run.on_outcome)
+    seconds = time.perf_counter() - began
+    ordered = sorted(run.latencies)
+    return BenchResult(count, window, seconds, count / seconds, _percentile_ms(ordered, 50),
+                       _percentile_ms(ordered, 99), ordered[-1] * 1000, channels.flush_rounds - rounds_before)
+
+
+async def _drive(channels: ChannelService, cid: bytes, run: _Run, base: int, amount: int,
+                 window: int) -> None:
+    sent = 0
+    while len(run.latencies) < run.count:
+        while sent < run.count and len(run.started) < window:
+            payment_id = base + sent
+            run.started[payment_id] = time.perf_counter()
+            try:
+                channels.apply(cid, ActionPay(payment_id, amount))
+            except TooManyInFlight:
+                del run.started[payment_id]  # the partner has not answered enough yet: wait for it
+                break
+            sent += 1
+        await run.wake.wait()
+        run.wake = trio.Event()
+        if run.refused is not None:
+            raise BenchRefused(f"the partner refused payment {run.refused.payment_id}: {run.refused.reason}")

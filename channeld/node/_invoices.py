@@ -1,0 +1,138 @@
+"""Payment requests on both sides: the requests this node issued, and the ones it paid.
+
+Recipient: `create` makes a fresh preimage, signs a request for its sha256 and journals both. When a
+direct payment arrives whose metadata names an open request and pays at least its amount, the request
+is marked paid (event `request_paid`) and the preimage goes back to the payer in a `SecretReveal`.
+
+Payer: `pay` refuses a request it already paid or is paying (journaled before any money moves), pays
+the request's node with the hash in the payment's metadata, and waits a moment for the preimage, which
+is checked against the hash before it is kept as the receipt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from channeld.client._payreq import PaymentRequest, hash_from_metadata, payment_metadata
+from channeld.node._events import NodeEvent
+from channeld.node._ops import OperationRefused
+from channeld.wire import SecretReveal
+
+if TYPE_CHECKING:
+    from channeld.node._node import Node
+
+ISSUED = "requests"
+PAID = "paid"
+MAX_EXPIRY = 365 * 24 * 3600
+RECEIPT_WAIT = 10.0
+
+
+class PaymentRequestBook:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._receipts: dict[bytes, trio.Event] = {}
+
+    # --- recipient -----------------------------------------------------------------------------------
+
+    def create(self, amount: int, description: str = "", expires_in: int = 3600) -> dict[str, Any]:
+        if not 0 < expires_in <= MAX_EXPIRY:
+            raise OperationRefused(f"expires_in must be 1-{MAX_EXPIRY} seconds")
+        node = self.node
+        preimage = secrets.token_bytes(32)
+        request = PaymentRequest(node.chain_id, node.ns.contract, node.node_id, amount,
+                                 hashlib.sha256(preimage).digest(), int(time.time()) + expires_in,
+                                 description).signed(node.key.private_key)
+        record = {**request.as_json(), "status": "open", "preimage": preimage.hex(), "paid_by": None}
+        node.journal.put(ISSUED, request.payment_hash.hex(), record, sync=True)
+        return _public(record)
+
+    def get(self, payment_hash: bytes) -> dict[str, Any]:
+        record = self.node.journal.get(ISSUED, payment_hash.hex())
+        if record is None:
+            raise OperationRefused(f"no payment request 0x{payment_hash.hex()}")
+        return _public(record)
+
+    def on_event(self, event: NodeEvent) -> None:
+        """Bus sink: settle an issued request when the payment that pays it arrives."""
+        if event.kind != "payment_received" or event.channel_id is None:
+            return
+        payment_hash = hash_from_metadata(bytes.fromhex(str(event.data.get("metadata", ""))))
+        if payment_hash is None:
+            return
+        record = self.node.journal.get(ISSUED, payment_hash.hex())
+        if record is None or int(event.data["amount"]) < int(record["amount"]):
+            return
+        entry = self.node.channels.channels.get(event.channel_id)
+        if entry is None:
+            return
+        if record["status"] == "open" and time.time() < record["expiry"]:
+            record = {**record, "status": "paid", "paid_at": time.time(), "paid_by": entry.peer_id.hex(),
+                      "payment_id": event.data["payment_id"]}
+            self.node.journal.put(ISSUED, payment_hash.hex(), record, sync=True)
+            self.node.bus.publish("request_paid", event.channel_id, payment_hash="0x" + payment_hash.hex(),
+                                  amount=str(event.data["amount"]), payment_id=event.data["payment_id"])
+        if record["status"] == "paid" and record["paid_by"] == entry.peer_id.hex():
+            self.node.peers.send(entry.peer_id, SecretReveal(bytes.fromhex(record["preimage"])))
+
+    # --- payer ---------------------------------------------------------------------------------------
+
+    def check_payable(self, text: str) -> PaymentRequest:
+        node = self.node
+        request = PaymentRequest.decode(text)
+        if (request.chain_id, request.contract) != (node.chain_id, node.ns.contract):
+            raise OperationRefused("the request is for another chain or contract")
+        if request.node_id == node.node_id:
+            raise OperationRefused("the request is our own")
+        if request.is_expired(time.time()):
+            raise OperationRefused("the request has expired")
+        if node.journal.get(PAID, request.payment_hash.hex()) is not None:
+            raise OperationRefused(f"request 0x{request.payment_hash.hex()} was already paid "
+                                   "(or is being paid)")
+        return request
+
+    async def pay(self, text: str) -> dict[str, Any]:
+        request = self.check_payable(text)
+        key = request.payment_hash.hex()
+        journal = self.node.journal
+        journal.put(PAID, key, {"status": "paying", "request": text}, sync=True)
+        waiter = self._receipts.setdefault(request.payment_hash, trio.Event())
+        try:
+            result = await self.node.pay(request.node_id, request.amount,
+                                         metadata=payment_metadata(request.payment_hash))
+        except BaseException:
+            journal.delete(PAID, key)
+            raise
+        if result["status"] == "refused":
+            journal.delete(PAID, key)
+            return result
+        with trio.move_on_after(RECEIPT_WAIT):
+            await waiter.wait()
+        self._receipts.pop(request.payment_hash, None)
+        record = journal.get(PAID, key) or {}
+        preimage = record.get("preimage")
+        journal.put(PAID, key, {**record, "status": "paid", "payment_id": result["payment_id"]}, sync=True)
+        receipt = None if preimage is None else "0x" + preimage
+        return {**result, "payment_hash": "0x" + key, "preimage": receipt}
+
+    def on_secret(self, peer_id: bytes, secret: bytes) -> None:
+        """A preimage from a peer: kept only if it opens a request we are paying or paid."""
+        payment_hash = hashlib.sha256(secret).digest()
+        record = self.node.journal.get(PAID, payment_hash.hex())
+        if record is None or record.get("preimage"):
+            return
+        self.node.journal.put(PAID, payment_hash.hex(), {**record, "preimage": secret.hex()}, sync=True)
+        self.node.bus.publish("receipt", None, payment_hash="0x" + payment_hash.hex(),
+                              preimage="0x" + secret.hex())
+        waiter = self._receipts.get(payment_hash)
+        if waiter is not None:
+            waiter.set()
+
+
+def _public(record: dict[str, Any]) -> dict[str, Any]:
+    """A request as the API shows it: never the preimage."""
+    return {k: v for k, v in record.items() if k != "preimage"}
