@@ -128,7 +128,9 @@ def floor_ratio(pipelined: Result, floor: Result) -> Result:
 
 def api_case(chain: Chain, root: Path, sizes: Sizes) -> list[Result]:
     chain.deploy_hub()
-    payer, payee = Daemon.create(root, "api-payer", chain), Daemon.create(root, "api-payee", chain)
+    # the API's per-token rate limit guards a node in service; here it would measure the limit itself
+    unlimited = ["--set", "node.api_rate=100000", "--set", "node.api_burst=1000000"]
+    payer, payee = Daemon.create(root, "api-payer", chain, unlimited), Daemon.create(root, "api-payee", chain)
     payer.start(core(0))
     payee.start(core(1))
     try:

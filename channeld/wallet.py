@@ -137,7 +137,7 @@ class Wallet:
             while not done(self.node.channels.entry(cid)):
                 await events.receive()
         if scope.cancelled_caught:
-            raise WalletTimeout(f"channel 0x{cid.hex()} did not reach the expected state in {CHAIN_WAIT:.0f}s")
+            raise WalletTimeout(f"channel 0x{cid.hex()} did not reach the wanted state in {CHAIN_WAIT:.0f}s")
 
     # --- payments ------------------------------------------------------------------------------------
 

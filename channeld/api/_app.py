@@ -68,6 +68,7 @@ async def _refused(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(node: Node, book: TokenBook | None = None, limiter: RateLimiter | None = None) -> FastAPI:
+    from channeld.api._dashboard import register_dashboard
     from channeld.api._routes import register_routes
     from channeld.api._stream import register_stream
     from channeld.api._webhooks import WebhookService, register_webhooks
@@ -90,4 +91,5 @@ def create_app(node: Node, book: TokenBook | None = None, limiter: RateLimiter |
     register_webhooks(v1, webhooks, guard)
     app.state.webhooks = webhooks
     app.mount("/api/v1", v1)
+    register_dashboard(app, v1, node, guard)
     return app

@@ -241,6 +241,8 @@ class ChannelService:
 
     async def wait_round(self, round_no: int) -> None:
         while self._done_no < round_no:
+            if isinstance(self.failure, trio.Cancelled):
+                await trio.sleep_forever()  # the node is stopping: this task is being cancelled too
             if self.failure is not None:
                 raise LocalFault(f"the store failed; the node is stopping: {self.failure}")
             await self._done.wait()

@@ -36,7 +36,8 @@ def salt_block(salt: int) -> int:
 
 
 def _block_timestamp(backend: ChainBackend, number: int) -> int:
-    block = backend.rpc("eth_getBlockByNumber", [hex(number), False])
+    # eth-tester's provider takes the number as an int; JSON-RPC endpoints take a hex quantity
+    block = backend.rpc("eth_getBlockByNumber", [number if backend.is_embedded else hex(number), False])
     if not isinstance(block, dict) or "timestamp" not in block:
         raise ChainError(f"block {number} is not available from the chain")
     stamp = block["timestamp"]

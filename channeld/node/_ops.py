@@ -174,23 +174,9 @@ class NodeOperations:
         if token is not None and not is_address(token):
             raise OperationRefused(f"token {token[:60]!r} is not an address")
         token_bytes = bytes(20) if token is None else addr_bytes(token)
-        pending = self._pending_open(partner, token_bytes, challenge_period, deposit)
-        if pending is not None:
-            return pending  # the same open retried (a client that lost our answer): never a second channel
+        # the salt records the head block, so a re-send after a crash can find this open on chain
         salt = open_salt(node.watcher.head)
         return await self._queue(Operation("open", (partner, token_bytes, challenge_period, salt, deposit)))
-
-    def _pending_open(self, partner: bytes, token: bytes, period: int,
-                      deposit: int) -> OperationStatus | None:
-        """The status of an identical open still waiting in the outbox, if there is one."""
-        node = self._self()
-        for seq, raw in node.store.iter_outbox(node.ns):
-            op = Operation.decode(raw)
-            if op.kind == "open" and op.args[:3] == (partner, token, period) and op.args[4] == deposit:
-                status = node.worker.operations.get(seq)
-                if status is not None and status.status in ("queued", "sent"):
-                    return status
-        return None
 
     def _open_entry(self, cid: bytes) -> ChannelEntry:
         entry = self._self().channels.entry(cid)

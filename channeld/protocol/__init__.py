@@ -12,8 +12,8 @@ The flow, for the node that drives it:
    (fsync) before sending anything. Then `Send(message)` to the partner, `ContractSend*` to the
    transaction manager, `Event*` to the user.
 4. A refused input raises and changes nothing. A `PeerFault` from a partner's message is answered: for a
-   `Payment` with `refusal_for(state, payment, error)`, otherwise with a `wire.Error` carrying
-   `refusal_code(error)`. A `LocalFault` is our caller's mistake.
+   `Payment` or a lock message with `refusal_for(state, message, error)`, otherwise with a `wire.Error`
+   carrying `refusal_code(error)`. A `LocalFault` is our caller's mistake.
 5. On reconnect feed `ActionReconnected`; the partner's `Reestablish` makes us resend what it lacks.
 6. On restart load `from_record(bytes)`; feed `ActionTick(now)` with each new block's timestamp so that
    withdraws expire and settlement is submitted after the challenge period.
@@ -32,7 +32,8 @@ Multi-hop payments (hash time locks, proto/state-machine.md#hash-time-locks):
    requests). Feed them `SecretReveal` messages (matched by `sha256(secret)`), the lock events above,
    registrations and `ActionTick`; carry out each `ChannelDo(channel_id, action)` through `handle()` on
    that channel (skip one whose action its status no longer allows: a closed channel settles on chain).
-   Store each payment state with `transfer_to_record` (read back with `transfer_from_record`).
+   Store each payment state with `transfer_to_record` (read back with `transfer_from_record`) in the
+   same write as the channel records, before carrying out its effects.
    Order per block: its chain events first (to channels, then payments), then its `ActionTick` (to every
    channel, then every payment): a payment must hear of a registration before it acts on expiries.
 

@@ -22,7 +22,7 @@ from channeld.protocol._events import (
     ContractReceiveSecretRegistered,
 )
 from channeld.protocol._locks import lock_problem
-from channeld.protocol._state import MAX_LOCK_LIFETIME, ChannelState, ChannelStatus, balance
+from channeld.protocol._state import ChannelState, ChannelStatus, balance
 from channeld.protocol._transfer import (
     ChannelDo,
     EventRouteFailed,
@@ -96,7 +96,8 @@ def _lock_for(state: InitiatorState, route: Route, channel: ChannelState) -> Loc
     # our own reveal timeout on top: time for the transfer to travel, and for us to register if need be
     hops_need = route.lock_time or len(route.hops) * channel.reveal_timeout
     expiration = state.now + hops_need + channel.reveal_timeout
-    return Lock(state.amount + route.fees, min(expiration, state.now + MAX_LOCK_LIFETIME), state.secrethash)
+    # a route needing more than the lock lifetime allows is skipped by `lock_problem` ("too far")
+    return Lock(state.amount + route.fees, expiration, state.secrethash)
 
 
 def _route_problem(state: InitiatorState, route: Route, channel: ChannelState | None) -> str | None:

@@ -16,6 +16,7 @@ from channeld.routing._paths import (
     Online,
     RiskWeights,
     always_online,
+    cheapest_path,
     k_shortest_paths,
 )
 
@@ -60,7 +61,8 @@ def plan_routes(graph: ChannelGraph, source: bytes, target: bytes, amount: int, 
         return affordable
     if routes:
         cheapest = min(r.fees for r in routes)
-        raise FeeCapExceeded(f"the cheapest route costs {cheapest} in fees, over the cap {fee_cap}")
+        raise FeeCapExceeded(f"the cheapest of the {len(routes)} routes found costs {cheapest} in fees, "
+                             f"over the cap {fee_cap}")
     raise _why_none(graph, source, target, amount, weights, online)
 
 
@@ -69,8 +71,11 @@ def _why_none(graph: ChannelGraph, source: bytes, target: bytes, amount: int, we
     anyhow = Constraints(check_capacity=False)
     if not k_shortest_paths(graph, source, target, amount, 1, weights, anyhow):
         return NoRoute(f"no path from 0x{source.hex()} to 0x{target.hex()}")
-    if k_shortest_paths(graph, source, target, amount, 1, weights, Constraints()):
-        return RouteOffline(f"every path to 0x{target.hex()} goes through an offline peer")
+    reachable = cheapest_path(graph, source, target, amount, weights, Constraints())
+    if reachable is not None:
+        down = [f"0x{e.source.hex()}" for e in reachable.edges[1:] if not online(e.source)]
+        return RouteOffline(f"every path to 0x{target.hex()} goes through an offline peer "
+                            f"(the cheapest through {', '.join(down)})")
     if k_shortest_paths(graph, source, target, amount, 1, weights, Constraints(online, check_capacity=False)):
         return NoCapacity(f"no path to 0x{target.hex()} has the capacity for {amount} plus fees")
     return RouteOffline(f"every path to 0x{target.hex()} with the capacity goes through an offline peer")

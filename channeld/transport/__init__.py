@@ -7,6 +7,7 @@ Layers, bottom up:
 - `Session`: an initialised connection (`Init` exchanged) carrying `channeld.wire` messages, with ping
   keep-alive, an idle timeout and bounded send/receive queues.
 - `SessionManager`: one session per peer node id, inbound and outbound, with reconnect loops.
+- `FaultPlan`: for tests only, connection cuts just before or after chosen messages are sent.
 """
 
 from channeld.transport._connection import ConnectionStatistics, PeerConnection
@@ -23,6 +24,7 @@ from channeld.transport._errors import (
     TransportMisuse,
     WrongPeerKey,
 )
+from channeld.transport._faults import Cut, CutPoint, FaultPlan, InjectedCut
 from channeld.transport._framing import NEED_DATA, FrameCodec, FrameDecoder, FrameEncoder
 from channeld.transport._limits import TransportLimits
 from channeld.transport._listener import Listener, ListenerStatistics, connect
@@ -38,13 +40,17 @@ __all__ = [
     "CipherState",
     "ConnectionClosed",
     "ConnectionStatistics",
+    "Cut",
+    "CutPoint",
     "ErrorCode",
+    "FaultPlan",
     "FrameCodec",
     "FrameDecoder",
     "FrameEncoder",
     "FrameError",
     "HandshakeError",
     "HandshakeState",
+    "InjectedCut",
     "Listener",
     "ListenerStatistics",
     "PayloadError",

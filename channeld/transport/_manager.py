@@ -14,6 +14,7 @@ import trio
 from channeld.errors import ConfigError, PeerFault
 from channeld.transport._connection import PeerConnection
 from channeld.transport._errors import ConnectionClosed, TransportMisuse
+from channeld.transport._faults import FaultPlan
 from channeld.transport._limits import TransportLimits
 from channeld.transport._listener import Listener, connect
 from channeld.transport._session import Session, establish_session
@@ -60,7 +61,7 @@ class SessionManager:
     def __init__(
         self, local_key: coincurve.PrivateKey, local_init: Init, on_session: SessionHandler,
         limits: TransportLimits | None = None, backoff: Backoff | None = None,
-        rng: random.Random | None = None,
+        rng: random.Random | None = None, faults: FaultPlan | None = None,
     ) -> None:
         self.local_key = local_key
         self.node_id = local_key.public_key.format(compressed=True)
@@ -69,6 +70,8 @@ class SessionManager:
         self.backoff = backoff or Backoff()
         self._on_session = on_session
         self._rng = rng or random.SystemRandom()
+        # Tests only: every session started from now on cuts its connection where this plan says.
+        self.faults = faults
         self._sessions: dict[bytes, Session] = {}
         self._changed = trio.Event()
         self._nursery: trio.Nursery | None = None
@@ -118,7 +121,7 @@ class SessionManager:
         await self._run_session(await self._initialise(connection))
 
     async def _initialise(self, connection: PeerConnection) -> Session:
-        session = await establish_session(connection, self.local_init)
+        session = await establish_session(connection, self.local_init, self.faults)
         old = self._sessions.get(session.node_id)
         self._sessions[session.node_id] = session
         if old is not None:

@@ -24,6 +24,7 @@ from channeld.transport._errors import (
     SendQueueFull,
     TransportError,
 )
+from channeld.transport._faults import CutPoint, FaultPlan
 from channeld.wire import ZERO32, DecodeError, Error, Init, Message, Ping, Pong, decode, encode
 
 log = logging.getLogger("channeld.transport")
@@ -55,8 +56,10 @@ class SessionStatistics:
 class Session:
     """Send and receive `channeld.wire` messages with one peer. Build with `establish_session`."""
 
-    def __init__(self, connection: PeerConnection, remote_init: Init) -> None:
+    def __init__(self, connection: PeerConnection, remote_init: Init,
+                 faults: FaultPlan | None = None) -> None:
         limits = connection.limits
+        self._faults = faults  # tests only (see _faults.py); None in every real node
         self.connection = connection
         self.node_id = connection.remote_node_id
         self.remote_init = remote_init
@@ -185,6 +188,9 @@ class Session:
             self._send_in.send_nowait(encode(Pong(padding=bytes(length))))
 
     async def _write_loop(self) -> None:
+        if self._faults is not None:
+            await self._write_loop_with_faults(self._faults)
+            return
         # Everything queued meanwhile goes out in one socket write: a burst of payments (or of their
         # acknowledgements) costs one syscall instead of one each.
         queued = self._send_out
@@ -198,6 +204,14 @@ class Session:
                     break  # the rest waits for the next write, or the session is ending
             await self.connection.send_many(batch)
 
+    async def _write_loop_with_faults(self, faults: FaultPlan) -> None:
+        # One message per write, so that a cut falls exactly between two messages.
+        async for data in self._send_out:
+            message = decode(data)
+            faults.check(message, CutPoint.BEFORE_SEND)
+            await self.connection.send(data)
+            faults.check(message, CutPoint.AFTER_SEND)
+
     async def _ping_loop(self) -> None:
         ping = encode(Ping(pong_length=0, padding=b""))
         while True:
@@ -209,8 +223,12 @@ class Session:
                 pass  # a full queue means traffic is flowing; the peer hears from us anyway
 
 
-async def establish_session(connection: PeerConnection, local_init: Init) -> Session:
-    """Exchange `Init` within the handshake timeout; a peer that opens with anything else is dropped."""
+async def establish_session(connection: PeerConnection, local_init: Init,
+                            faults: FaultPlan | None = None) -> Session:
+    """Exchange `Init` within the handshake timeout; a peer that opens with anything else is dropped.
+
+    `faults` (tests only) makes the session cut its connection where the plan says.
+    """
     try:
         with trio.fail_after(connection.limits.handshake_timeout):
             first = decode(await _exchange_inits(connection, encode(local_init)))
@@ -224,7 +242,7 @@ async def establish_session(connection: PeerConnection, local_init: Init) -> Ses
         name = type(first).__name__
         await _refuse(connection, ErrorCode.INIT_EXPECTED, f"first message must be init, got {name}")
         raise PayloadError(f"{connection!r} opened with {name}, not init")
-    return Session(connection, first)
+    return Session(connection, first, faults)
 
 
 async def _exchange_inits(connection: PeerConnection, local_init: bytes) -> bytes:

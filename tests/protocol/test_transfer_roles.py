@@ -220,3 +220,15 @@ def test_initiator_retries_the_next_route_when_no_secret_is_known() -> None:
     _, effects = p.handle_initiator(state, p.ActionTick(state.now + 1), net.nodes["A"].channels)
     assert isinstance(effects[0], p.EventRouteFailed) and isinstance(effects[1], p.ChannelDo)
     assert effects[1].channel_id == channel_id_of("A", "D")
+
+
+def test_initiator_skips_a_route_whose_hops_need_locks_beyond_the_lifetime_limit() -> None:
+    net = mediator_setup()
+    a = net.nodes["A"]
+    route = net.route("A", ["B", "C"], 10)
+    too_long = p.Route(route.channel_id, route.hops, route.fees, p.MAX_LOCK_LIFETIME)
+    state, effects = p.start_payment(1, a.address, 10, HASH, 10, (too_long, route), a.channels, net.now)
+    assert "too far" in state.failures[0]
+    (do,) = effects
+    assert isinstance(do, p.ChannelDo) and isinstance(do.action, p.ActionSendLockedTransfer)
+    assert do.action.expiration == net.now + 3 * REVEAL

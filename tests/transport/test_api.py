@@ -13,6 +13,7 @@ from tests.transport.helpers import ALICE, BOB, RawClient, node_id
 PUBLIC = {
     "NEED_DATA", "Backoff", "BadPeerUri", "CipherState", "ConnectionClosed", "ConnectionStatistics",
     "ErrorCode", "FrameCodec", "FrameDecoder", "FrameEncoder", "FrameError", "HandshakeError",
+    "Cut", "CutPoint", "FaultPlan", "InjectedCut",
     "HandshakeState", "Listener", "ListenerStatistics", "PayloadError", "PeerConnection", "PeerTimeout",
     "PeerUri", "RateLimited", "Role", "SendQueueFull", "Session", "SessionHandler", "SessionManager",
     "SessionReplaced", "SessionStatistics", "SymmetricState", "TransportError", "TransportKeys",

@@ -1,0 +1,228 @@
+"""Re-establishment under fault injection: two in-process nodes over real loopback TCP on a real anvil.
+
+For every channel message that flows during payments, withdraws and a cooperative settle, for each of
+the two nodes as its sender, the connection is cut just before and just after the message is sent
+(`channeld.transport.FaultPlan`). The dialling node reconnects by itself, both sides re-establish, and
+then every payment must have ended exactly once on both sides: equal balances and nonces, nothing in
+flight, each payment id in the payer's audit log once as sent and in the payee's once as received.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import trio
+
+from channeld.chain import connect_rpc, find_deploy_block
+from channeld.config import ChainConfig, Config, HostPort, NodeConfig
+from channeld.keys import NodeKey
+from channeld.limits import RiskLimits
+from channeld.node import ChainSetup, Node
+from channeld.protocol import ChannelStatus
+from channeld.transport import Cut, CutPoint, FaultPlan, InjectedCut
+from channeld.wire import (
+    ChannelOpened,
+    Message,
+    Payment,
+    PaymentAccepted,
+    PaymentRefused,
+    Reestablish,
+    SettleRequest,
+    SettleSignature,
+    WithdrawRequest,
+    WithdrawSignature,
+)
+from tests.tools import Anvil, free_port
+
+ETH = 10**18
+DEPOSIT = ETH
+SEED = ETH // 10  # paid A -> B before any fault, so that B can pay A back
+AMOUNT = ETH // 1000
+WAIT = 20.0
+
+
+def _config() -> Config:
+    generous = RiskLimits(max_payment=ETH, max_per_peer_per_hour=100 * ETH, max_total_per_hour=100 * ETH,
+                          max_channel_deposit=50 * ETH)
+    return Config(node=NodeConfig(listen=HostPort("127.0.0.1", free_port()),
+                                  api=HostPort("127.0.0.1", free_port()), log_level="warning"),
+                  chain=ChainConfig(poll_interval=0.05, confirmations=0), limits=generous)
+
+
+async def until(predicate: Callable[[], object], what: str, timeout: float = WAIT) -> None:
+    with trio.move_on_after(timeout):
+        while not predicate():
+            await trio.sleep(0.01)
+        return
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@dataclass
+class Pair:
+    """Nodes A (the opener, which dials and redials) and B, with one channel between them."""
+
+    a: Node
+    b: Node
+    cid: bytes = b""
+    paid: dict[str, list[int]] = field(default_factory=lambda: {"a": [], "b": []})
+
+    def node(self, name: str) -> Node:
+        return self.a if name == "a" else self.b
+
+    def state(self, name: str) -> object:
+        return self.node(name).channels.entry(self.cid).state
+
+    async def pay(self, payer: str, amount: int, count: int = 1) -> None:
+        """`count` concurrent payments; each must end up accepted (after reconnects if need be)."""
+        node, payee = self.node(payer), self.node("b" if payer == "a" else "a")
+
+        async def one() -> None:
+            result = await node.pay(payee.node_id, amount, timeout=WAIT)
+            assert result["status"] == "accepted", result
+            self.paid[payer].append(int(result["payment_id"]))
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(count):
+                nursery.start_soon(one)
+
+
+@pytest.fixture
+async def pair(tmp_path: Path, chain: tuple[Anvil, str], nursery: trio.Nursery) -> AsyncIterator[Pair]:
+    anvil, contract = chain
+    rpc = connect_rpc(anvil.url)
+    deploy_block = find_deploy_block(rpc, contract)
+    nodes = []
+    for name in ("a", "b"):
+        key = NodeKey.generate()
+        rpc.rpc("anvil_setBalance", [key.address, hex(100 * ETH)])
+        (tmp_path / name).mkdir(mode=0o700)
+        setup = ChainSetup(connect_rpc(anvil.url), contract, deploy_block)
+        node = Node(tmp_path / name, _config(), key, setup, api=False)
+        nodes.append(await nursery.start(node.run))
+    pair = Pair(*nodes)
+    await pair.a.open_channel(pair.b.uri, DEPOSIT, challenge_period=3600)
+    await until(lambda: _open_on_both(pair), "the channel open on both nodes")
+    await pair.pay("a", SEED)
+    await until(lambda: agreed(pair), "agreement after the seed payment")
+    yield pair
+    for node in nodes:
+        node.stop()
+
+
+def _open_on_both(pair: Pair) -> bool:
+    found = [cid for cid, e in pair.a.channels.of_peer(pair.b.node_id) if e.state.status is ChannelStatus.OPEN]
+    if not found:
+        return False
+    pair.cid = found[0]
+    entry = pair.b.channels.channels.get(pair.cid)
+    return entry is not None and entry.state.partner.deposit == DEPOSIT
+
+
+def agreed(pair: Pair) -> bool:
+    a, b = pair.a.channels.entry(pair.cid).state, pair.b.channels.entry(pair.cid).state
+    return (a.our.proof == b.partner.proof and b.our.proof == a.partner.proof
+            and not (a.in_flight or b.in_flight or a.held or b.held)
+            and a.our_balance() == b.partner_balance() and b.our_balance() == a.partner_balance())
+
+
+def payments_in_audit(node: Node) -> collections.Counter[tuple[str, int]]:
+    found: collections.Counter[tuple[str, int]] = collections.Counter()
+    for entry in node.store.iter_audit():
+        record = entry.record
+        if record.kind in ("payment_sent", "payment_received"):
+            found[(record.kind, int.from_bytes(record.payment_id, "big"))] += 1
+    return found
+
+
+def assert_exactly_once(pair: Pair) -> None:
+    assert agreed(pair)
+    for payer, payee in (("a", "b"), ("b", "a")):
+        sent, received = payments_in_audit(pair.node(payer)), payments_in_audit(pair.node(payee))
+        for payment_id in pair.paid[payer]:
+            assert sent[("payment_sent", payment_id)] == 1, (payer, payment_id, sent)
+            assert received[("payment_received", payment_id)] == 1, (payee, payment_id, received)
+        assert sorted(pid for kind, pid in sent if kind == "payment_sent") == sorted(pair.paid[payer])
+        assert sorted(pid for kind, pid in received if kind == "payment_received") == sorted(pair.paid[payer])
+        assert all(count == 1 for count in sent.values())
+    a, b = pair.a.channels.entry(pair.cid).state, pair.b.channels.entry(pair.cid).state
+    total_ab = SEED + AMOUNT * (len(pair.paid["a"]) - 1)
+    assert a.our.transferred == b.partner.transferred == total_ab
+    assert b.our.transferred == a.partner.transferred == AMOUNT * len(pair.paid["b"])
+
+
+# --- workloads: each makes `sender` send the message type at least once -----------------------------------
+
+Workload = Callable[[Pair, str, str], Awaitable[None]]
+
+
+async def payments(pair: Pair, payer: str, payee: str) -> None:
+    await pair.pay(payer, AMOUNT, count=3)
+
+
+async def reconnect_while_paying(pair: Pair, sender: str, partner: str) -> None:
+    """Connection-level messages go out on every connect: drop the session once, with payments flowing."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pair.pay, "a", AMOUNT, 3)
+        nursery.start_soon(pair.pay, "b", AMOUNT, 3)
+        await trio.sleep(0)
+        session = pair.a.peers.manager.session_for(pair.b.node_id)
+        assert session is not None
+        session.close(InjectedCut("test: drop the session to force re-establishment"))
+
+
+async def withdraw(pair: Pair, withdrawer: str, partner: str) -> None:
+    node = pair.node(withdrawer)
+    await node.withdraw(pair.cid, AMOUNT)
+    await until(lambda: all(pair.node(n).channels.entry(pair.cid).state.status is ChannelStatus.OPEN
+                            and _side(pair, n, withdrawer).withdrawn == AMOUNT for n in ("a", "b")),
+                "the withdraw seen on chain by both")
+    await pair.pay(withdrawer, AMOUNT)  # the channel still carries payments afterwards
+
+
+def _side(pair: Pair, viewer: str, who: str) -> object:
+    state = pair.node(viewer).channels.entry(pair.cid).state
+    return state.our if viewer == who else state.partner
+
+
+async def cooperative_settle(pair: Pair, requester: str, partner: str) -> None:
+    await pair.node(requester).close(pair.cid)
+    await until(lambda: all(pair.node(n).channels.entry(pair.cid).state.status is ChannelStatus.SETTLED
+                            for n in ("a", "b")), "the cooperative settle seen by both")
+
+
+# (message type, which role sends it, workload run as (pair, initiator, other))
+CASES: dict[str, tuple[type[Message], bool, Workload]] = {
+    "Payment": (Payment, True, payments),
+    "PaymentAccepted": (PaymentAccepted, False, payments),
+    "WithdrawRequest": (WithdrawRequest, True, withdraw),
+    "WithdrawSignature": (WithdrawSignature, False, withdraw),
+    "SettleRequest": (SettleRequest, True, cooperative_settle),
+    "SettleSignature": (SettleSignature, False, cooperative_settle),
+    "Reestablish": (Reestablish, True, reconnect_while_paying),
+    "ChannelOpened": (ChannelOpened, True, reconnect_while_paying),
+}
+
+
+@pytest.mark.parametrize("point", list(CutPoint), ids=lambda p: p.value)
+@pytest.mark.parametrize("sender", ["a", "b"])
+@pytest.mark.parametrize("case", list(CASES))
+async def test_cut_around_each_message_and_every_payment_ends_exactly_once(
+        pair: Pair, case: str, sender: str, point: CutPoint) -> None:
+    message, sender_initiates, workload = CASES[case]
+    other = "b" if sender == "a" else "a"
+    initiator, responder = (sender, other) if sender_initiates else (other, sender)
+    plan = FaultPlan(Cut(message, point))
+    pair.node(sender).peers.manager.faults = plan
+    with trio.fail_after(WAIT * 2):
+        await workload(pair, initiator, responder)
+    assert plan.fired == [Cut(message, point)], plan
+    await until(lambda: agreed(pair) and pair.a.peers.is_connected(pair.b.node_id), "re-established agreement")
+    if pair.state("a").status is ChannelStatus.OPEN:  # type: ignore[attr-defined]
+        await pair.pay(other, AMOUNT)  # still carries payments after the cut, both ways
+        await pair.pay(sender, AMOUNT)
+        await until(lambda: agreed(pair), "agreement after the last payments")
+    assert_exactly_once(pair)
