@@ -32,7 +32,8 @@ transport, control API), and a **load generator** process.
   accepted; latency is from `ActionPay` (before signing) to the acceptance arriving.
 - **Control API**: daemon A pays daemon B over their channel through `POST /api/v1/payments`
   (bearer token, JSON), the call returning once B accepted: what a wallet or shop server sees end to end.
-  64 requests outstanding for throughput, one at a time for latency.
+  16 requests outstanding for throughput (and 64, reported beside it), one at a time for latency. The
+  API's per-token rate limit (`node.api_rate`) is lifted for the payer: it would measure the limit.
 - **Many channels**: one daemon, 1,000 wallets, each with its own key, session and channel; each wallet
   pays one payment at a time, all wallets at once, so about 1,000 payments are in flight.
 - **The floor**: `benchmarks/floor.py`, the protocol's own `balance_proof_digest`, `Signer.sign` (payer)
@@ -112,10 +113,12 @@ What the profiles and the busy figures above say (read with the tables below):
 def _profile_section(profile: Profile) -> list[str]:
     lines = ["## What holds throughput back (profile of the direct pipelined case)", "", FINDINGS, "",
              f"Profiled: {profile.method}; {profile.pps:,.0f} payments/s while profiled (profiling slows "
-             "it). pyinstrument samples each process's main thread; `epoll.poll` is time the trio loop had "
-             "nothing to do, for instance while a commit waited for fsync in the store's writer thread.", ""]
-    for name, spots in profile.sides:
-        lines += [f"{name}, functions by self time:", "", *_hotspot_rows(spots), ""]
+             "it). pyinstrument samples each process's main thread, counted from the start of its trio "
+             "loop (imports excluded). Idle is the loop waiting in `epoll`, for a peer's message or for "
+             "a commit's fsync in the store's writer thread; the shares below are of the busy rest.", ""]
+    for side in profile.sides:
+        lines += [f"{side.name}: idle {side.idle:.0%} of its loop's time; busy time by function (self):",
+                  "", *_hotspot_rows(side.busiest), ""]
     return lines
 
 

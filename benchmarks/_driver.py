@@ -92,13 +92,11 @@ async def _phase(fleet: Fleet, phase: dict[str, Any], profile: str | None,
         elapsed = await fleet.drive(int(phase["total"]), int(phase["window"]))
         return {**summarise(phase["name"], int(phase["total"]), elapsed, fleet.latencies), **cpu.shares()}
     from pyinstrument import Profiler
-    from pyinstrument.renderers import PstatsRenderer
 
     profiler = Profiler(async_mode="disabled")
     profiler.start()
     elapsed = await fleet.drive(int(phase["total"]), int(phase["window"]))
-    session = profiler.stop()
-    Path(profile).write_bytes(PstatsRenderer().render(session).encode("utf-8", "surrogateescape"))
+    profiler.stop().save(profile)
     return summarise(phase["name"], int(phase["total"]), elapsed, fleet.latencies)
 
 

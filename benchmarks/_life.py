@@ -11,6 +11,9 @@ spawn to its readiness file (imports, store open, loading every channel, chain c
 from __future__ import annotations
 
 import secrets
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import coincurve
@@ -61,6 +64,17 @@ def _add_channel(batch: Batch, ns: Namespace, ours: bytes, signer: Signer) -> No
     batch.put_peer(peer_id, msgpack.packb([partner, ""]))
 
 
+def import_seconds(runs: int) -> Figure:
+    """A fresh interpreter importing what `channeld node` imports, and nothing else: the share of a
+    start-up that is Python loading code (web3, FastAPI, py-evm...) rather than the node's own work."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import channeld.cli, channeld.node, channeld.api"], check=True)
+        times.append(time.perf_counter() - started)
+    return Figure.of(times)
+
+
 def restarts(daemon: Daemon, runs: int) -> Figure:
     """Stop and start the daemon `runs` times; the seconds each start took until ready."""
     times = []
@@ -90,6 +104,8 @@ def startup_case(chain: Chain, root: Path, sizes: Sizes) -> list[Result]:
     n = f"{sizes.startup_channels:,}"
     return [
         Result("startup_empty_s", "start-up, empty store (process spawn to ready)", "s", empty_start),
+        Result("startup_imports_s", "of which: a bare interpreter importing the node's modules", "s",
+               import_seconds(sizes.runs)),
         Result("startup_10k_channels_s", f"start-up with {n} channels in the store", "s", full_start,
                Target.below(3, "< 3")),
         Result("store_bytes_per_channel", f"store size per channel (over {n})", "bytes",

@@ -4,7 +4,6 @@ pays it, the wallet profiling itself); each side is summarised as the functions 
 
 from __future__ import annotations
 
-import marshal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from benchmarks._cluster import Chain, Daemon
 from channeld.api._client import ApiError
 
 TOP = 15
+IDLE = {"epoll.poll", "poll", "select"}  # the trio loop waiting for sockets, timers or a thread's result
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,10 +25,19 @@ class Hotspot:
 
 
 @dataclass(frozen=True, slots=True)
+class Side:
+    """One profiled process: the share of its loop's time spent idle, and where the busy time went."""
+
+    name: str
+    idle: float
+    busiest: list[Hotspot]  # shares of the busy (non-idle) time
+
+
+@dataclass(frozen=True, slots=True)
 class Profile:
     pps: float
     method: str
-    sides: list[tuple[str, list[Hotspot]]]
+    sides: list[Side]
 
 
 class ProfiledDaemon(Daemon):
@@ -39,14 +48,14 @@ class ProfiledDaemon(Daemon):
     def argv(self) -> list[str]:
         plain = super().argv()
         assert self.profile_path is not None
-        return [sys.executable, "-m", "pyinstrument", "-r", "pstats", "-o", str(self.profile_path),
+        return [sys.executable, "-m", "pyinstrument", "-r", "pyisession", "-o", str(self.profile_path),
                 "-m", *plain[2:]]
 
 
 def _profiled(root: Path, name: str, chain: Chain) -> ProfiledDaemon:
     base = Daemon.create(root, name, chain)
     daemon = ProfiledDaemon(base.datadir, base.address, base.node_id, chain, base.contract)
-    daemon.profile_path = root / f"{name}.pstats"
+    daemon.profile_path = root / f"{name}.pyisession"
     return daemon
 
 
@@ -66,8 +75,8 @@ def profile_case(chain: Chain, root: Path, sizes: Sizes) -> Profile:
         return _wallet_profile(chain, root, sizes)
     assert payer.profile_path is not None and payee.profile_path is not None
     return Profile(float(result["pps"]), "two daemons, the payer driven by its bench endpoint",
-                   [("Payer daemon", hotspots(payer.profile_path)),
-                    ("Payee daemon", hotspots(payee.profile_path))])
+                   [hotspots("Payer daemon", payer.profile_path),
+                    hotspots("Payee daemon", payee.profile_path)])
 
 
 def _bench_pay(payer: Daemon, channel: str, sizes: Sizes) -> dict[str, Any] | None:
@@ -87,7 +96,7 @@ def _bench_pay(payer: Daemon, channel: str, sizes: Sizes) -> dict[str, Any] | No
 def _wallet_profile(chain: Chain, root: Path, sizes: Sizes) -> Profile:
     chain.deploy_hub()
     daemon = _profiled(root, "profiled", chain)
-    payer_path = root / "payer.pstats"
+    payer_path = root / "payer.pyisession"
     daemon.start(core(0))
     try:
         phases = [phase("warmup", sizes.warmup, PIPELINE_WINDOW),
@@ -97,15 +106,45 @@ def _wallet_profile(chain: Chain, root: Path, sizes: Sizes) -> Profile:
         daemon.stop()
     assert daemon.profile_path is not None
     return Profile(result["phases"][-1]["pps"], "a wallet (load generator) paying a daemon",
-                   [("Payee daemon", hotspots(daemon.profile_path)), ("Paying wallet", hotspots(payer_path))])
+                   [hotspots("Payee daemon", daemon.profile_path), hotspots("Paying wallet", payer_path)])
 
 
-def hotspots(path: Path, top: int = TOP) -> list[Hotspot]:
-    """The functions with the most self time in a pyinstrument pstats file."""
-    stats = marshal.loads(path.read_bytes())
-    total = sum(entry[2] for entry in stats.values()) or 1.0
-    ranked = sorted(stats.items(), key=lambda item: item[1][2], reverse=True)[:top]
-    return [Hotspot(entry[2] / total, _label(key)) for key, entry in ranked]
+def hotspots(name: str, path: Path, top: int = TOP) -> Side:
+    """The functions with the most self time in a pyinstrument session, counted only inside trio's run
+    loop (the imports and set-up before it are start-up, not payments), idle waiting apart."""
+    from pyinstrument.frame import Frame
+    from pyinstrument.session import Session
+
+    root = Session.load(path).root_frame()
+    loop = _find(root, "run", "trio/_core/_run.py") if root is not None else None
+    totals: dict[tuple[str, int, str], float] = {}
+
+    def add(frame: Frame) -> None:
+        if not frame.is_synthetic:
+            key = (frame.file_path or "", frame.line_no or 0, frame.function)
+            totals[key] = totals.get(key, 0.0) + frame.total_self_time
+        for child in frame.children:
+            add(child)
+
+    if loop is not None:
+        add(loop)
+    whole = sum(totals.values()) or 1.0
+    idle = sum(seconds for key, seconds in totals.items() if key[2] in IDLE)
+    busy = (whole - idle) or 1.0
+    ranked = sorted(((k, v) for k, v in totals.items() if k[2] not in IDLE), key=lambda kv: kv[1],
+                    reverse=True)[:top]
+    return Side(name, idle / whole, [Hotspot(seconds / busy, _label(key)) for key, seconds in ranked])
+
+
+def _find(frame: Any, function: str, file_suffix: str) -> Any:
+    """The outermost frame of `function` in a file ending with `file_suffix` (breadth first)."""
+    queue = [frame]
+    while queue:
+        current = queue.pop(0)
+        if current.function == function and (current.file_path or "").endswith(file_suffix):
+            return current
+        queue.extend(current.children)
+    return None
 
 
 def _label(key: tuple[str, int, str]) -> str:

@@ -102,7 +102,7 @@ def write_plot(path: Path, results: list[Result]) -> None:
     delays = [r for r in results if r.unit == "ms" and r.figure is not None]
     figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [3, 2]})
     _bars(left, rates, "payments per second (log scale)", log=True)
-    _bars(right, delays, "milliseconds", log=False)
+    _bars(right, delays, "milliseconds (log scale)", log=True)
     figure.suptitle("channeld benchmarks: median of runs, whiskers min-max (red marks: targets)")
     figure.tight_layout()
     figure.savefig(path, dpi=110)

@@ -44,7 +44,7 @@ from channeld.protocol import (
 )
 from channeld.store import Batch, Namespace, Store
 from channeld.transport import PeerUri, Session, TransportLimits, connect, establish_session
-from channeld.wire import PROTOCOL_VERSION, ChannelOpened, Error, Init, Message, Reestablish
+from channeld.wire import PROTOCOL_VERSION, ChannelGossip, ChannelOpened, Error, Init, Message, Reestablish
 
 CHALLENGE_PERIOD = 3600
 FUNDING = 10**21
@@ -240,6 +240,8 @@ class Fleet:
             nursery.cancel_scope.cancel()
 
     def _receive(self, wallet: Wallet, message: Message) -> None:
+        if isinstance(message, ChannelGossip):
+            return  # routing gossip: a wallet that routes nothing has no use for it
         if isinstance(message, Error):
             self._fail(f"node error {message.code}: {message.text}")
             return

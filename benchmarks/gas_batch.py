@@ -44,7 +44,8 @@ class BatchBench:
         self.chain, self.token, self.hub = chain, token, hub
         self.sender = account("gas batch hub")
         chain.fund(self.sender.address)
-        self.keys = [BlsSecretKey.from_seed(f"gas pool key {i}".encode().ljust(32, b".")) for i in range(KEY_POOL)]
+        seeds = [f"gas pool key {i}".encode().ljust(32, b".") for i in range(KEY_POOL)]
+        self.keys = [BlsSecretKey.from_seed(seed) for seed in seeds]
         self.public = [key.public_key() for key in self.keys]
         self.public_eip = [batch.g1_to_eip2537(p) for p in self.public]
 
@@ -74,7 +75,8 @@ class BatchBench:
             self.chain.rpc("anvil_setStorageAt", [self.hub.address, "0x" + slot.hex(), "0x" + value.hex()])
 
     def entries(self, ids: list[bytes], amount: int) -> list[batch.BatchEntry]:
-        return [batch.entry_from_state(cid, self.hub.view(cid).state, self.sender.address, amount) for cid in ids]
+        sender = self.sender.address
+        return [batch.entry_from_state(cid, self.hub.view(cid).state, sender, amount) for cid in ids]
 
     def aggregate(self, n: int, message: bytes) -> tuple[bytes, bytes]:
         """(aggregate key, aggregate signature) of n partners using the key pool round-robin."""
@@ -83,7 +85,8 @@ class BatchBench:
         for i in range(KEY_POOL):
             times = len(range(i, n, KEY_POOL))
             if times:
-                key_sum = add(key_sum, multiply(pubkey_to_G1(self.public[i]), times))  # type: ignore[arg-type]
+                key_point = pubkey_to_G1(self.public[i])  # type: ignore[arg-type]
+                key_sum = add(key_sum, multiply(key_point, times))
                 signature_sum = add(signature_sum, _g2_sum(signatures[i], times))
         kx, ky = normalize(key_sum)
         sx, sy = normalize(signature_sum)
@@ -95,26 +98,41 @@ class BatchBench:
 
     def run(self, kind: BatchKind, scheme: Scheme, n: int) -> tuple[int, int, int]:
         """(gas, calldata bytes, registerBlsSigners gas) of one batch of n fresh channels."""
+        partners, ids = self.prepare(n)
+        data, signers_gas, receiver = self.build(kind, scheme, partners, ids)
+        gas, size = self.submit(kind, data, receiver, n)
+        return gas, size, signers_gas
+
+    def prepare(self, n: int) -> tuple[list[LocalAccount], list[bytes]]:
         partners = self.partners(n)
-        addresses = [p.address for p in partners]
-        ids = self.open(addresses)
+        return partners, self.open([p.address for p in partners])
+
+    def build(self, kind: BatchKind, scheme: Scheme, partners: list[LocalAccount], ids: list[bytes]
+              ) -> tuple[bytes, int, str]:
+        """(calldata, registerBlsSigners gas, receiver) of a batch over these channels."""
         receiver = account(f"gas batch receiver {next(_fresh)}").address
         amount = 30 if kind is BatchKind.WITHDRAW else 60
         entries = self.entries(ids, amount)
-        signers_gas = 0
         if scheme is Scheme.ECDSA:
-            data = self._ecdsa(kind, partners, ids, entries, receiver)
-        else:
-            self.register_keys(addresses)
-            keys = [self.public_eip[i % KEY_POOL] for i in range(n)]
-            signers = self.hub.transact(self.sender.address, batch.encode_register_bls_signers(addresses, keys))
-            signers_gas = int(signers["gasUsed"])
-            data = self._bls(kind, entries, receiver)
+            return self._ecdsa(kind, partners, ids, entries, receiver), 0, receiver
+        addresses = [p.address for p in partners]
+        self.register_keys(addresses)
+        keys = [self.public_eip[i % KEY_POOL] for i in range(len(partners))]
+        signers = self.hub.transact(self.sender.address, batch.encode_register_bls_signers(addresses, keys))
+        return self._bls(kind, entries, receiver), int(signers["gasUsed"]) // len(partners), receiver
+
+    def needed_gas(self, data: bytes) -> int:
+        """What the batch needs, estimated without the block's gas limit as a cap."""
+        call = {"from": self.sender.address, "to": self.hub.address, "data": "0x" + data.hex(),
+                "gas": hex(10 * BLOCK_GAS)}
+        return int(self.chain.rpc("eth_estimateGas", [call]), 16)
+
+    def submit(self, kind: BatchKind, data: bytes, receiver: str, n: int) -> tuple[int, int]:
         receipt = self.hub.transact(self.sender.address, data)
-        expected = amount * n if kind is BatchKind.WITHDRAW else amount * n
-        if self.token.balance(receiver) != expected:
-            raise RuntimeError(f"batch paid {self.token.balance(receiver)}, expected {expected}")
-        return int(receipt["gasUsed"]), len(data), signers_gas
+        amount = 30 if kind is BatchKind.WITHDRAW else 60
+        if self.token.balance(receiver) != amount * n:
+            raise RuntimeError(f"batch paid {self.token.balance(receiver)}, expected {amount * n}")
+        return int(receipt["gasUsed"]), len(data)
 
     def _ecdsa(self, kind: BatchKind, partners: list[LocalAccount], ids: list[bytes],
                entries: list[batch.BatchEntry], receiver: str) -> bytes:
@@ -137,6 +155,20 @@ class BatchBench:
         root = batch.merkle_root([batch.leaf(kind, e) for e in entries])
         key, signature = self.aggregate(len(entries), terms.message(len(entries), root))
         return batch.encode_batch_bls(terms, entries, key, signature)
+
+    def largest(self, kind: BatchKind, scheme: Scheme, guess: int) -> tuple[int, int, int]:
+        """(N, gas, calldata bytes) of the largest batch whose transaction fits a block: channels for the
+        fitted guess are opened once, and the batch shrinks to a prefix of them until its estimate fits."""
+        partners, ids = self.prepare(guess)
+        n = guess
+        for _ in range(6):
+            data, _, receiver = self.build(kind, scheme, partners[:n], ids[:n])
+            needed = self.needed_gas(data)
+            if needed <= BLOCK_GAS:
+                gas, size = self.submit(kind, data, receiver, n)
+                return n, gas, size
+            n = n * (BLOCK_GAS - 50_000) // needed
+        raise RuntimeError("no batch size near the fitted one fits a block")
 
     def register_key_gas(self) -> int:
         someone = account("gas batch key owner")
@@ -175,14 +207,7 @@ def measure_batches(chain: Chain, token: Token, deployer: str, progress: Callabl
                     signers[str(n)] = signers_gas // n
                 progress(f"batch {name} {scheme.value} N={n}: {gas:,} gas, {gas // n:,} per channel")
             models[(kind, scheme)] = _fit(gas_by_n)
-            largest = models[(kind, scheme)].largest_batch(BLOCK_GAS)
-            while True:
-                try:
-                    gas, size, _ = bench.run(kind, scheme, largest)
-                    break
-                except Exception as error:  # over the block gas limit: a little smaller
-                    progress(f"batch {name} {scheme.value} N={largest} did not fit ({error}); trying smaller")
-                    largest = largest * 98 // 100
+            largest, gas, size = bench.largest(kind, scheme, models[(kind, scheme)].largest_batch(BLOCK_GAS))
             per_channel[name][scheme.value][str(largest)] = gas // largest
             calldata[name][scheme.value][str(largest)] = size // largest
             progress(f"batch {name} {scheme.value} largest N={largest}: {gas:,} gas")

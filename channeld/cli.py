@@ -199,9 +199,34 @@ def run_tower_list(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ dashboard
+
+
+def register_dashboard(commands: Subparsers) -> None:
+    board = commands.add_parser("dashboard", help="print the node's dashboard URL with a one-time login link")
+    board.add_argument("--scope", default="read", choices=["read", "invoice", "pay", "admin"],
+                       help="what the page may do (default: %(default)s, look only)")
+    board.add_argument("--session-hours", type=float, default=12.0,
+                       help="how long the page stays signed in (default: %(default)s)")
+    board.set_defaults(run=run_dashboard)
+
+
+def run_dashboard(args: argparse.Namespace) -> int:
+    from channeld.api._client import api_url
+    from channeld.api._dashboard import LINK_LIFETIME, create_login_link
+    from channeld.api._tokens import Scope
+
+    url = api_url(args.datadir)
+    code = create_login_link(args.datadir, Scope.parse(args.scope), session=args.session_hours * 3600)
+    print(f"{url}/#login={code}")
+    minutes = int(LINK_LIFETIME // 60)
+    print(f"(a one-time {args.scope} login; the link works for {minutes} minutes)", file=sys.stderr)
+    return 0
+
+
 COMMANDS: list[Callable[[Subparsers], None]] = [
     register_init, register_node, register_client_commands, register_devnet, register_deploy, register_demo,
-    register_watchtower_commands, register_token,
+    register_watchtower_commands, register_token, register_dashboard,
 ]
 
 

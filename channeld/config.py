@@ -119,6 +119,9 @@ class TransportConfig:
     ping_interval: float = setting(30.0, "duration", "Idle time after which a ping is sent.")
     peer_timeout: float = setting(90.0, "duration",
                                   "Silence after which a peer is disconnected; above ping_interval.")
+    max_pending_channels: int = setting(16, "int", "Channels one peer may announce that are not (yet) "
+                                        "open on chain with us; past it the peer is refused and "
+                                        "disconnected.", min=1, max=10_000)
 
     def __post_init__(self) -> None:
         _validate_fields(self, "transport")
@@ -141,6 +144,22 @@ class WatchtowerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RoutingConfig:
+    """The `[routing]` section: what this node charges to forward multi-hop payments, and gossip."""
+
+    fee_base: int = setting(0, "int", "Flat fee (smallest units) charged per forwarded payment.",
+                            min=0, max=2**63)
+    fee_ppm: int = setting(0, "int", "Proportional fee, in millionths of the forwarded amount.",
+                           min=0, max=1_000_000)
+    forward: str = setting("yes", "choice", "Whether to forward other nodes' payments.",
+                           choices=("yes", "no"))
+    gossip_interval: float = setting(30.0, "duration", "How often our channel announcements are re-sent.")
+
+    def __post_init__(self) -> None:
+        _validate_fields(self, "routing")
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration, one attribute per section."""
 
@@ -149,10 +168,11 @@ class Config:
     transport: TransportConfig = field(default_factory=TransportConfig)
     limits: RiskLimits = field(default_factory=RiskLimits)
     watchtower: WatchtowerConfig = field(default_factory=WatchtowerConfig)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
 
 
 SECTIONS: dict[str, type] = {"node": NodeConfig, "chain": ChainConfig, "transport": TransportConfig,
-            "limits": RiskLimits, "watchtower": WatchtowerConfig}
+            "limits": RiskLimits, "watchtower": WatchtowerConfig, "routing": RoutingConfig}
 
 
 @dataclass(frozen=True, slots=True)

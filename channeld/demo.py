@@ -25,15 +25,19 @@ from typing import Any
 import trio
 from eth_account import Account
 
-from channeld.chain import TransactionSender, TxRequest, deploy, load_artifact, start_embedded
+from channeld.chain import AsyncSender, TransactionSender, TxRequest, deploy, load_artifact, start_embedded
 from channeld.chain import contract as hub
 from channeld.chain.backend import ChainBackend, embedded_fork_name
+from channeld.chain.follower import EventFollower
 from channeld.config import ChainConfig, Config, HostPort, NodeConfig
 from channeld.errors import LocalFault
 from channeld.keys import NodeKey
 from channeld.limits import RiskLimits
 from channeld.node import ChainSetup, Node
+from channeld.node._towers import PUSH_INTERVAL
 from channeld.protocol import ChannelStatus
+from channeld.store import Namespace
+from channeld.watchtower import TowerDB, TowerSettings, Watchtower
 
 ETH = 10**18
 FUNDING = 100 * ETH
@@ -73,7 +77,7 @@ class Report:
 
     json_output: bool
     steps: list[Step] = field(default_factory=list)
-    figures: dict[str, float] = field(default_factory=dict)
+    figures: dict[str, Any] = field(default_factory=dict)
     balances: list[dict[str, Any]] = field(default_factory=list)
 
     def step(self, what: str, why: str) -> None:
@@ -163,29 +167,30 @@ def gas_spent(backend: ChainBackend, address: str, from_block: int) -> int:
 
 
 class Demo:
-    """The shared chain, the three nodes' data directories, and the story's steps."""
+    """The shared chain, the nodes' and the tower's data directories, and the story's steps."""
 
     def __init__(self, root: Path, report: Report) -> None:
         self.root = root
         self.report = report
         self.backend, funded = start_embedded(accounts=1)
-        artifact = load_artifact("ChannelHub")
-        payer = TransactionSender(self.backend, Account.from_key(funded[0]), artifact.abi)
-        deployment = deploy(payer, artifact, [60, 30 * 24 * 3600])
+        self.artifact = load_artifact("ChannelHub")
+        payer = TransactionSender(self.backend, Account.from_key(funded[0]), self.artifact.abi)
+        deployment = deploy(payer, self.artifact, [60, 30 * 24 * 3600])
         self.setup = ChainSetup(self.backend, deployment.address, deployment.block, trio.CapacityLimiter(1))
-        self.keys = {name: NodeKey.generate() for name in NAMES}
+        self.keys = {name: NodeKey.generate() for name in (*NAMES, "tower")}
         for key in self.keys.values():
             payer.transact(TxRequest(to=key.address, value=FUNDING, gas=21000))
         self.first_block = self.backend.head() + 1
         self.start_balances = {name: self.backend.balance(key.address) for name, key in self.keys.items()}
-        self.configs = {name: _config(name) for name in NAMES}
+        self.configs = {name: _config() for name in NAMES}
         self.nodes: dict[str, Node] = {}
         self._stopped: dict[str, trio.Event] = {}
+        self.paid: dict[tuple[str, str], int] = {}
         report.step(f"ChannelHub deployed at {deployment.address} on the embedded EVM "
-                    f"({embedded_fork_name(self.backend)}); three accounts funded with {eth(FUNDING)} each",
+                    f"({embedded_fork_name(self.backend)}); four accounts funded with {eth(FUNDING)} each",
                     "no anvil, no compiler, no network: the first run needs only pip packages")
 
-    # --- nodes ---------------------------------------------------------------------------------------
+    # --- nodes and the tower -------------------------------------------------------------------------
 
     async def start(self, nursery: trio.Nursery, name: str) -> Node:
         (self.root / name).mkdir(mode=0o700, exist_ok=True)
@@ -205,12 +210,27 @@ class Demo:
         self.nodes.pop(name).stop()
         await self._stopped[name].wait()
 
-    def cid_between(self, name: str, partner: str) -> bytes:
+    async def start_tower(self, nursery: trio.Nursery) -> str:
+        """A standalone watchtower (its own key, LevelDB and chain account), serving on loopback."""
+        key, contract = self.keys["tower"], self.setup.contract
+        (self.root / "tower").mkdir(mode=0o700)
+        self.tower_db = TowerDB(self.root / "tower" / "db", Namespace(self.backend.chain_id(),
+                                                                     bytes.fromhex(contract[2:])))
+        sender = AsyncSender(TransactionSender(self.backend, Account.from_key(key.private_key.secret),
+                                               self.artifact.abi))
+        settings = TowerSettings(poll_interval=0.05)
+        self.tower = Watchtower(self.tower_db, key.private_key, settings, self.backend, sender,
+                                self.setup.deploy_block)
+        follower = EventFollower(self.backend, contract, self.tower_db, self.setup.deploy_block)
+        port = await nursery.start(self.tower.run, follower, "127.0.0.1", 0)
+        return f"{key.node_id}@127.0.0.1:{port}"
+
+    def cid_between(self, name: str, partner: str, status: ChannelStatus = ChannelStatus.OPEN) -> bytes:
         peer = bytes.fromhex(self.keys[partner].node_id)
         for cid, entry in self.nodes[name].channels.of_peer(peer):
-            if entry.state.status is ChannelStatus.OPEN:
+            if entry.state.status is status:
                 return cid
-        raise DemoFailed(f"{name} has no open channel with {partner}")
+        raise DemoFailed(f"{name} has no {status.name.lower()} channel with {partner}")
 
     def state(self, name: str, cid: bytes) -> Any:
         return self.nodes[name].channels.entry(cid).state
@@ -221,11 +241,13 @@ class Demo:
         alice, bob, carol = (self.nodes[n] for n in NAMES)
         await alice.open_channel(bob.uri, 5 * ETH, challenge_period=CHALLENGE_PERIOD)
         await carol.open_channel(bob.uri, 2 * ETH, challenge_period=CHALLENGE_PERIOD)
-        for payer in ("alice", "carol"):
-            await until(lambda p=payer: self._open_on_both(p, "bob"), f"{payer}'s channel with bob")  # type: ignore[misc]
-        self.report.step("Alice opens a channel to Bob with 5 ETH, Carol one to Bob with 2 ETH "
-                         "(nodes dialled each other over BOLT 8 on loopback TCP)",
-                         "one contract holds every channel; both nodes learn the channel from the chain")
+        await alice.open_channel(carol.uri, ETH, challenge_period=CHALLENGE_PERIOD)
+        for payer, payee in (("alice", "bob"), ("carol", "bob"), ("alice", "carol")):
+            await until(lambda p=payer, q=payee: self._open_on_both(p, q),  # type: ignore[misc]
+                        f"{payer}'s channel with {payee}")
+        self.report.step("Alice opens channels to Bob (5 ETH) and Carol (1 ETH), Carol one to Bob (2 ETH); "
+                         "the nodes dial each other over BOLT 8 on loopback TCP",
+                         "one contract holds every channel; both partners learn each channel from the chain")
 
     def _open_on_both(self, payer: str, payee: str) -> bool:
         try:
@@ -234,29 +256,31 @@ class Demo:
         except (DemoFailed, LookupError, LocalFault):
             return False
 
-    async def stream_payments(self) -> None:
-        alice, bob, carol = (self.nodes[n] for n in NAMES)
+    async def stream(self, payers: tuple[str, ...], payee: str, count: int) -> float:
+        """`count` payments of `PAYMENT` to `payee`, `CONCURRENCY` at a time; returns the seconds taken."""
         started = time.perf_counter()
         async with trio.open_nursery() as nursery:
             for worker in range(CONCURRENCY):
-                payer = alice if worker % 3 else carol
-                nursery.start_soon(self._pay_many, payer, bob.node_id, PAYMENTS // CONCURRENCY)
-        elapsed = time.perf_counter() - started
-        count = CONCURRENCY * (PAYMENTS // CONCURRENCY)
-        rate = count / elapsed
-        self.report.figures.update({"payments": count, "payment_seconds": round(elapsed, 3),
-                                    "payments_per_second": round(rate, 1)})
-        paid_by_alice = self.state("alice", self.cid_between("alice", "bob")).our.transferred
-        self.report.step(f"{count} direct payments of {eth(PAYMENT)} streamed to Bob in {elapsed:.2f} s: "
-                         f"{rate:.0f} payments/s (Alice sent {eth(paid_by_alice)})",
-                         "each is one signature by the payer, one check and one fsync by the payee; "
-                         "the chain sees none of them")
+                share = count // CONCURRENCY + (worker < count % CONCURRENCY)
+                nursery.start_soon(self._pay_many, payers[worker % len(payers)], payee, share)
+        return time.perf_counter() - started
 
-    async def _pay_many(self, payer: Node, payee: bytes, count: int) -> None:
+    async def _pay_many(self, payer: str, payee: str, count: int) -> None:
         for _ in range(count):
-            result = await payer.pay(payee, PAYMENT)
+            result = await self.nodes[payer].pay(bytes.fromhex(self.keys[payee].node_id), PAYMENT)
             if result["status"] != "accepted":
                 raise DemoFailed(f"a payment was not accepted: {result}")
+            self.paid[(payer, payee)] = self.paid.get((payer, payee), 0) + PAYMENT
+
+    async def stream_payments(self) -> None:
+        elapsed = await self.stream(("alice", "alice", "carol"), "bob", PAYMENTS)
+        rate = PAYMENTS / elapsed
+        self.report.figures.update({"payments": PAYMENTS, "payment_seconds": round(elapsed, 3),
+                                    "payments_per_second": round(rate, 1)})
+        self.report.step(f"{PAYMENTS} direct payments of {eth(PAYMENT)} streamed to Bob by Alice and Carol "
+                         f"in {elapsed:.2f} s: {rate:.0f} payments/s",
+                         "each is one signature by the payer, one check and one fsync by the payee; "
+                         "the chain sees none of them")
 
     async def withdraw_while_open(self) -> None:
         cid = self.cid_between("bob", "alice")
@@ -268,13 +292,15 @@ class Demo:
                          "no close and no new channel needed")
 
     async def cooperative_close(self) -> None:
-        cid = self.cid_between("carol", "bob")
+        await self.stream(("alice",), "carol", 100)
+        cid = self.cid_between("carol", "alice")
         await self.nodes["carol"].close(cid)
         await until(lambda: self.state("carol", cid).status is ChannelStatus.SETTLED, "cooperative settle")
-        self.report.step("Carol closes her channel cooperatively: both nodes signed the final split",
+        self.report.step(f"Alice pays Carol {eth(self.paid[('alice', 'carol')])}, then Carol closes that "
+                         "channel cooperatively: both nodes signed the final split",
                          "paid out in one transaction, no challenge period to wait for")
 
-    async def close_while_bob_is_away(self, nursery: trio.Nursery) -> bytes:
+    async def bob_answers_himself(self, nursery: trio.Nursery) -> None:
         cid = self.cid_between("alice", "bob")
         sent = self.state("alice", cid).our
         await self.stop("bob")
@@ -282,43 +308,67 @@ class Demo:
                          "a partner may vanish at any time; its latest proofs are safe on its disk")
         await self.nodes["alice"].close(cid, force=True)
         await until(lambda: self.state("alice", cid).status is ChannelStatus.CLOSED, "Alice's close mined")
-        self.report.step(f"Alice closes unilaterally while Bob is away; on chain her payments to Bob "
-                         f"count for nothing until he answers (she signed {sent.nonce} proofs, "
-                         f"{eth(sent.transferred)} in all)",
+        self.report.step(f"Alice closes unilaterally while Bob is away; on chain her {sent.nonce} payments "
+                         f"to Bob ({eth(sent.transferred)}) count for nothing until he answers",
                          f"a closer submits only the partner's proof; Bob has {CHALLENGE_PERIOD} s to "
                          "submit hers")
         await self.start(nursery, "bob")
-        await until(lambda: self._disputed(cid, sent.nonce), "Bob's dispute mined")
+        await until(lambda: self._disputed("alice", cid, sent.nonce), "Bob's dispute mined")
         self.report.step(f"Bob's node comes back before the deadline, sees the close and submits Alice's "
                          f"latest proof (nonce {sent.nonce}) by itself",
                          "the durable proof plus the chain watcher: a stale close is answered without "
-                         "any operator action (a watchtower does the same when the node stays offline)")
-        return cid
+                         "any operator action")
 
-    def _disputed(self, cid: bytes, nonce: int) -> bool:
-        closing = self.nodes["bob"].channels.entry(cid).onchain.closing
+    def _disputed(self, observer: str, cid: bytes, nonce: int) -> bool:
+        """The closer's proof on chain (the one the partner submits) has `nonce`."""
+        channel = self.nodes[observer].channels.entry(cid).onchain
+        closing = channel.closing
         if closing is None:
             return False
-        held = closing.proof1 if closing.closer == closing_first(self.nodes["bob"], cid) else closing.proof2
+        held = closing.proof1 if closing.closer == channel.state.participant1 else closing.proof2
         return held.nonce == nonce
 
-    async def settle(self, cid: bytes) -> None:
+    async def the_tower_answers(self, tower_uri: str) -> None:
+        bob = self.nodes["bob"]
+        bob.towers.add(tower_uri)
+        client = bob.towers.clients[tower_uri]
+        more = PAYMENTS // 3
+        await self.stream(("carol",), "bob", more)
+        await trio.sleep(2 * PUSH_INTERVAL)  # the feeder hands the newest proof over within one interval
+        with trio.fail_after(WAIT):
+            await client.wait_synced()
+        pushes = client.statistics().pushes_sent
+        self.report.figures["tower_pushes"] = pushes
+        self.report.step(f"Bob delegates to a watchtower (`channeld watchtower add`); Carol pays him {more} "
+                         f"more times; his node pushed her newest proof {pushes} times in all",
+                         "pushes ride the event bus, off the payment path, and coalesce: only the newest "
+                         "proof per channel matters")
+        cid = self.cid_between("carol", "bob")
+        sent = self.state("carol", cid).our
+        await self.stop("bob")
+        await self.nodes["carol"].close(cid, force=True)
+        await until(lambda: self._disputed("carol", cid, sent.nonce), "the tower's dispute mined")
+        self.report.step(f"Bob goes offline for good and Carol closes unilaterally; the tower submits her "
+                         f"latest proof (nonce {sent.nonce}) with Bob's signed authorization",
+                         "a node that stays offline longer than the challenge period is still safe")
+
+    async def settle(self) -> None:
+        closed = {payer: self.cid_between(payer, "bob", ChannelStatus.CLOSED) for payer in ("alice", "carol")}
         await self.setup_run(self.backend.advance_time, CHALLENGE_PERIOD + 1)
-        for name in ("alice", "bob"):
-            await until(lambda n=name: self.state(n, cid).status is ChannelStatus.SETTLED,  # type: ignore[misc]
-                        f"{name} sees the settlement")
-        self.report.step(f"{CHALLENGE_PERIOD} s pass on the embedded chain; the nodes settle the channel",
-                         "each side is paid its deposit plus what it received, minus what it sent and "
-                         "withdrew")
+        for payer, cid in closed.items():
+            await until(lambda n=payer, c=cid: self.state(n, c).status is ChannelStatus.SETTLED,  # type: ignore[misc]
+                        f"{payer} settles with Bob")
+        self.report.step(f"{CHALLENGE_PERIOD} s pass on the embedded chain; Alice's and Carol's nodes settle "
+                         "both closed channels", "each side is paid its deposit plus what it received, "
+                         "minus what it sent and withdrew; Bob never came back, and is paid in full")
 
     async def setup_run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await trio.to_thread.run_sync(fn, *args, limiter=self.setup.limiter)
 
     # --- the balances --------------------------------------------------------------------------------
 
-    def balances(self, paid_to_bob: dict[str, int]) -> list[str]:
+    def balances(self) -> list[str]:
         ledger = read_ledger(self.backend, self.setup.contract, self.setup.deploy_block)
-        checks = []
         for name, key in self.keys.items():
             row = {"start": self.start_balances[name], "deposited": ledger.deposited.get(key.address, 0),
                    "withdrawn": ledger.withdrawn.get(key.address, 0),
@@ -337,18 +387,14 @@ class Demo:
             raise DemoFailed(f"the contract holds {held} wei; {total_in} in, {total_out} out")
         bob = self.keys["bob"].address
         received = ledger.withdrawn.get(bob, 0) + ledger.paid_out.get(bob, 0)
-        if received != sum(paid_to_bob.values()):
-            raise DemoFailed(f"Bob received {received} on chain but was paid {sum(paid_to_bob.values())}")
-        checks.append("every account: start - deposited + withdrawn + paid out - gas = end, to the wei")
-        checks.append(f"deposited {eth(total_in)} = withdrawn + paid out {eth(total_out)}; "
-                      f"the contract now holds {eth(held)}")
-        checks.append(f"Bob received on chain exactly what he was paid off-chain: {eth(received)}")
-        return checks
-
-
-def closing_first(node: Node, cid: bytes) -> str:
-    """The contract's participant1 of `cid` (proof1 is the proof participant1 signed)."""
-    return node.channels.entry(cid).onchain.state.participant1
+        paid_to_bob = sum(amount for (_, payee), amount in self.paid.items() if payee == "bob")
+        if received != paid_to_bob:
+            raise DemoFailed(f"Bob received {received} on chain but was paid {paid_to_bob}")
+        self.report.figures["paid_to_bob_wei"] = str(paid_to_bob)
+        return ["every account: start - deposited + withdrawn + paid out - gas = end, to the wei",
+                f"deposited {eth(total_in)} = withdrawn + paid out {eth(total_out)}; "
+                f"the contract now holds {eth(held)}",
+                f"Bob received on chain exactly what he was paid off-chain: {eth(received)}"]
 
 
 async def until(predicate: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
@@ -359,7 +405,7 @@ async def until(predicate: Callable[[], bool], what: str, timeout: float = WAIT)
     raise DemoFailed(f"timed out after {timeout:.0f} s waiting for: {what}")
 
 
-def _config(name: str) -> Config:
+def _config() -> Config:
     generous = RiskLimits(max_payment=ETH, max_per_peer_per_hour=100 * ETH, max_total_per_hour=100 * ETH,
                           max_channel_deposit=50 * ETH)
     return Config(node=NodeConfig(listen=HostPort("127.0.0.1", _free_port()),
@@ -371,20 +417,23 @@ async def story(demo: Demo) -> None:
     async with trio.open_nursery() as nursery:
         for name in NAMES:
             await demo.start(nursery, name)
-        demo.report.step("three nodes started in this process: " + ", ".join(
-            f"{n} on {demo.nodes[n].uri.split('@')[1]}" for n in NAMES),
-            "each has its own LevelDB store and key; they talk over real loopback TCP, encrypted")
+        tower_uri = await demo.start_tower(nursery)
+        where = [f"{n} on {demo.nodes[n].uri.split('@')[1]}" for n in NAMES]
+        demo.report.step(f"three nodes and a watchtower started in this process: {', '.join(where)}, "
+                         f"tower on {tower_uri.split('@')[1]}",
+                         "each has its own key and LevelDB store; they talk over loopback TCP, encrypted")
         await demo.open_channels()
         await demo.stream_payments()
-        paid_to_bob = {payer: demo.state(payer, demo.cid_between(payer, "bob")).our.transferred
-                       for payer in ("alice", "carol")}
         await demo.withdraw_while_open()
         await demo.cooperative_close()
-        cid = await demo.close_while_bob_is_away(nursery)
-        await demo.settle(cid)
+        await demo.bob_answers_himself(nursery)
+        await demo.the_tower_answers(tower_uri)
+        await demo.settle()
         for name in list(demo.nodes):
             await demo.stop(name)
-    demo.report.finish(demo.balances(paid_to_bob))
+        nursery.cancel_scope.cancel()  # the tower
+    demo.tower_db.close()
+    demo.report.finish(demo.balances())
 
 
 def _first(group: BaseExceptionGroup) -> BaseException:

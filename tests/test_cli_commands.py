@@ -83,8 +83,8 @@ def refused(ran: Ran, command: str, *words: str) -> None:
 def new_channel(pair: Pair, cli: Any) -> str:
     """Alice opens a fresh 1 ETH channel to Bob through the CLI; its id once both nodes have it."""
     before = {c["channel_id"] for c in pair.alice.call("GET", "/channels")}
-    ran = cli(pair.alice.datadir, "open", pair.bob.uri, "--deposit", "1eth", "--challenge-period", str(PERIOD),
-              "--json")
+    ran = cli(pair.alice.datadir, "open", pair.bob.uri, "--deposit", "1eth",
+              "--challenge-period", str(PERIOD), "--json")
     assert ran.code == 0 and ran.json()["kind"] == "open", ran
 
     def fresh() -> str | None:

@@ -186,6 +186,8 @@ BAD_VALUES = [
     ("limits", "min_onchain_reserve", "-5", "negative"),
     ("limits", "max_pending_locks", "100000", "out of range 0-10000"),
     ("watchtower", "safety_margin", '"0s"', "positive"),
+    ("routing", "fee_ppm", "2000000", "out of range"),
+    ("routing", "forward", '"maybe"', "one of"),
 ]
 
 

@@ -54,6 +54,15 @@ class ConnectBody(Body):
     uri: str = Field(max_length=300)
 
 
+class BenchBody(Body):
+    """`POST /bench/pay`: the node pays `count` payments of `amount` over `channel`, `window` unanswered."""
+
+    channel: str = Field(pattern=f"^{_HEX32.pattern}$")  # pydantic searches: anchor it
+    count: int = Field(ge=1, le=1_000_000)
+    amount: Amount = "1"
+    window: int = Field(default=64, ge=1, le=64)
+
+
 class OpenBody(Body):
     uri: str = Field(max_length=300)
     deposit: Amount

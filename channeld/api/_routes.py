@@ -18,6 +18,7 @@ from channeld.api._models import (
     U63,
     Address,
     AmountBody,
+    BenchBody,
     ChannelStatusName,
     CloseBody,
     ConnectBody,
@@ -35,6 +36,7 @@ from channeld.api._models import (
 )
 from channeld.api._tokens import Scope
 from channeld.client._payreq import PaymentRequest
+from channeld.node._bench import bench_pay
 from channeld.node._onchain import OperationStatus
 from channeld.transport import BadPeerUri
 
@@ -76,7 +78,7 @@ def _node_routes(api: FastAPI, node: Node, guard: Guard) -> None:
         return {"status": "failing" if failed else ("lagging" if lag > 10 else "ok"), "chain_lag_blocks": lag,
                 "pending_transactions": node.worker.pending_count(),
                 "peers": len(node.peers.manager.sessions),
-                "store_failed": failed}
+                "store_failed": failed, "last_event": node.bus.last_seq}
 
     @api.get("/peers", dependencies=read)
     async def peers() -> list[dict[str, Any]]:
@@ -136,6 +138,13 @@ def _channel_routes(api: FastAPI, node: Node, guard: Guard) -> None:
     @api.post("/channels/{channel_id}/settle", dependencies=admin, status_code=202)
     async def settle(channel_id: str) -> JSONResponse:
         return _accepted(await node.settle(channel_id_param(channel_id)), "queued")
+
+    @api.post("/bench/pay", dependencies=admin)
+    async def bench(body: BenchBody) -> dict[str, Any]:
+        """The node pays over one channel itself: the benchmarks' load path (docs/performance.md)."""
+        result = await bench_pay(node.channels, bytes.fromhex(body.channel[2:]), body.count, int(body.amount),
+                                 body.window)
+        return result.as_json()
 
 
 class Idempotency:

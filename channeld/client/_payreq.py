@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import coincurve
 import msgpack
+from eth_utils import to_checksum_address
 
 from channeld.errors import PeerFault
 
@@ -32,6 +33,9 @@ METADATA_TAG = b"\x01"
 
 class BadPaymentRequest(PeerFault):
     """A payment request string that is malformed, mistyped, wrongly signed or otherwise unusable."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"bad payment request: {reason}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +124,8 @@ class PaymentRequest:
         return out.getvalue()
 
     def as_json(self) -> dict[str, object]:
-        return {"request": self.encode(), "chain_id": self.chain_id, "contract": "0x" + self.contract.hex(),
+        return {"request": self.encode(), "chain_id": self.chain_id,
+                "contract": to_checksum_address(self.contract),
                 "node_id": self.node_id.hex(), "amount": str(self.amount),
                 "payment_hash": "0x" + self.payment_hash.hex(), "expiry": self.expiry,
                 "description": self.description}
@@ -144,7 +149,7 @@ def _unwrap(text: str) -> bytes:
 
 def _check(condition: bool, reason: str) -> None:
     if not condition:
-        raise BadPaymentRequest(f"bad payment request: {reason}")
+        raise BadPaymentRequest(reason)
 
 
 def payment_metadata(payment_hash: bytes) -> bytes:

@@ -23,7 +23,10 @@ CONTRACTS_DIR = Path(__file__).resolve().parent
 ARTIFACT_PATH = CONTRACTS_DIR / "compiled.json"
 REPO = CONTRACTS_DIR.parent.parent
 SOLC_VERSION = "0.8.37"
-SOURCES = ("Bls12381.sol", "ChannelBase.sol", "ChannelBatch.sol", "ChannelHub.sol", "SecretRegistry.sol", "test/TestTokens.sol")
+SOURCES = (
+    "Bls12381.sol", "ChannelBase.sol", "ChannelBatch.sol", "ChannelHub.sol", "SecretRegistry.sol",
+    "test/TestTokens.sol",
+)
 # Few runs: with more (1,000,000) each channel operation saves 100 to 500 gas, but ChannelHub grows to 15 kB
 # and its deployment (with the SecretRegistry it creates) past 3.4M gas; see docs/gas.md.
 SETTINGS: dict[str, Any] = {
@@ -69,14 +72,17 @@ def codehash_source(codehash: bytes) -> str:
             f"bytes32 constant BATCH_CODEHASH = 0x{codehash.hex()};\n")
 
 
-def standard_input(names: tuple[str, ...] = SOURCES, generated: dict[str, str] | None = None) -> dict[str, Any]:
+def standard_input(
+    names: tuple[str, ...] = SOURCES, generated: dict[str, str] | None = None
+) -> dict[str, Any]:
     sources = {name: {"content": (CONTRACTS_DIR / name).read_text()} for name in names}
     sources.update({name: {"content": text} for name, text in (generated or {}).items()})
     return {"language": "Solidity", "sources": sources, "settings": SETTINGS}
 
 
 def extension_runtime(output: dict[str, Any]) -> bytes:
-    return bytes.fromhex(output["contracts"][f"{EXTENSION}.sol"][EXTENSION]["evm"]["deployedBytecode"]["object"])
+    compiled = output["contracts"][f"{EXTENSION}.sol"][EXTENSION]
+    return bytes.fromhex(compiled["evm"]["deployedBytecode"]["object"])
 
 
 def run_solc(request: dict[str, Any]) -> dict[str, Any]:

@@ -2,16 +2,19 @@
 
 `apply(channel_id, input)` runs the pure protocol at once (inputs for one channel are thereby applied one
 at a time, in arrival order: trio runs it without a checkpoint) and adds what it produced to the pending
-round: the new envelope, audit entries, outbox operations, and the effects to carry out. One flusher task
-commits each round as ONE store batch, awaits fsync (group commit), and only then carries the round's
-effects out, in order: messages to the peers' queues, wake-ups for the transaction worker, events to the
-bus. While one round is being written the next one fills, so a channel's payments pipeline without ever
-sending anything that is not yet durable. `handle` is `apply` plus waiting for that round.
+round: the changed channels, audit entries, outbox operations, and the effects to carry out. The flusher
+submits each round as ONE store batch (a changed channel's row is encoded once per round, from its latest
+state) without waiting for the previous round's fsync, awaits the rounds' durability in order (group
+commit), and only then carries each round's effects out, in order: messages to the peers' queues,
+wake-ups for the transaction worker, events to the bus. While one round is being written the next one
+fills, so a channel's payments pipeline without ever sending anything that is not yet durable. `handle`
+is `apply` plus waiting for that round.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -26,7 +29,9 @@ from channeld.protocol import (
     ChannelState,
     ContractSendClose,
     ContractSendCooperativeSettle,
+    ContractSendRegisterSecret,
     ContractSendSettle,
+    ContractSendUnlock,
     ContractSendUpdateProof,
     ContractSendWithdraw,
     Effect,
@@ -42,10 +47,13 @@ from channeld.protocol import (
     to_record,
 )
 from channeld.protocol import Signer as ProtocolSigner
-from channeld.store import AuditRecord, Batch, ChainCursor, Namespace, Store
+from channeld.store import AuditRecord, Batch, ChainCursor, Namespace, PendingCommit, Store
 from channeld.wire import BalanceProof, Message, Payment
 
 log = logging.getLogger("channeld.node")
+
+# Rounds queued to the store at once: one being fsynced while the next waits, so fsyncs run back to back.
+PIPELINE_DEPTH = 2
 
 
 class UnknownChannel(LocalFault):
@@ -76,10 +84,13 @@ class _Round:
     peers: dict[bytes, bytes] = field(default_factory=dict)
     cursor: ChainCursor | None = None
     effects: list[tuple[bytes, Effect]] = field(default_factory=list)
+    # multi-hop payment machines (node/_transfers.py): rows (None: delete) and what waits for the commit
+    payments: dict[bytes, bytes | None] = field(default_factory=dict)
+    callbacks: list[Callable[[], None]] = field(default_factory=list)
 
     def is_empty(self) -> bool:
         return not (self.changed or self.audit or self.outbox or self.removed_outbox or self.peers
-                    or self.cursor or self.effects)
+                    or self.cursor or self.effects or self.payments or self.callbacks)
 
     def batch(self, ns: Namespace, channels: dict[bytes, ChannelEntry]) -> Batch:
         """The round's store batch; each changed channel's row is encoded once, from its latest state."""
@@ -97,6 +108,11 @@ class _Round:
             batch.remove_outbox(ns, seq)
         if self.cursor is not None:
             batch.set_chain_cursor(ns, self.cursor)
+        for key, row in self.payments.items():
+            if row is None:
+                batch.delete_payment(ns, key)
+            else:
+                batch.put_payment(ns, key, row)
         return batch
 
 
@@ -130,6 +146,10 @@ def operation_of(effect: Effect) -> Operation | None:
     if isinstance(effect, ContractSendCooperativeSettle):
         return Operation("coop", (effect.channel_id, effect.amount1, effect.receiver1, effect.amount2,
                                   effect.receiver2, effect.signature1, effect.signature2))
+    if isinstance(effect, ContractSendRegisterSecret):
+        return Operation("register_secret", (effect.secret, effect.deadline))
+    if isinstance(effect, ContractSendUnlock):
+        return Operation("unlock", (effect.channel_id, effect.sender, effect.receiver, effect.packed_locks))
     return None
 
 
@@ -149,6 +169,10 @@ class ChannelService:
         self._done_no = 0  # the last round durable and carried out
         self._dirty = trio.Event()
         self._done = trio.Event()
+        # rounds handed to the store, oldest first, with their pending commits (None: nothing to write)
+        self._submitted: deque[tuple[int, _Round, PendingCommit | None]] = deque()
+        self._submitted_more = trio.Event()
+        self._depth = trio.Semaphore(PIPELINE_DEPTH)
         self.outbox_changed = trio.Event()
         self.failure: BaseException | None = None
         self.payment_results: dict[int, trio.Event] = {}
@@ -157,6 +181,8 @@ class ChannelService:
         self.payment_listeners: list[Callable[[EventPaymentSent | EventPaymentRefused], None]] = []
         self.flush_rounds = 0
         self.on_queued: Callable[[int, bytes], None] = lambda seq, raw: None
+        # multi-hop hook (node/_transfers.py): sees every input's effects inside the `apply` that made them
+        self.on_effects: Callable[[bytes, list[Effect]], None] = lambda cid, effects: None
 
     # --- loading and lookup --------------------------------------------------------------------------
 
@@ -185,12 +211,13 @@ class ChannelService:
     def apply(self, channel_id: bytes, event: object) -> int:
         """Apply one input now; return the round whose commit makes it durable. Raises if refused."""
         entry = self.entry(channel_id)
-        new, effects = handle(entry.state, event, self.signer)
+        old = entry.state  # `_record` replaces entry.state: compare against the state before it
+        new, effects = handle(old, event, self.signer)
         self._record(channel_id, entry, new, effects)
-        if isinstance(event, ActionPay) and new is not entry.state:
+        if isinstance(event, ActionPay) and new is not old:
             proof = new.our.proof
             assert proof is not None  # a payment always signs a new proof
-            self._audit(channel_id, "payment_sent", entry.state.partner.address, -event.amount,
+            self._audit(channel_id, "payment_sent", old.partner.address, -event.amount,
                         _proof_hash(proof), event.payment_id)
         return self._round_no
 
@@ -221,6 +248,16 @@ class ChannelService:
 
     def remove_operation(self, seq: int) -> int:
         self._round.removed_outbox.append(seq)
+        return self._mark_dirty()
+
+    def put_payment(self, key: bytes, record: bytes | None) -> int:
+        """A payment machine's row (None deletes it), written with the round filling now."""
+        self._round.payments[key] = record
+        return self._mark_dirty()
+
+    def after_commit(self, callback: Callable[[], None]) -> int:
+        """Run `callback` once the round filling now is durable (with that round's effects)."""
+        self._round.callbacks.append(callback)
         return self._mark_dirty()
 
     def set_cursor(self, cursor: ChainCursor) -> int:
@@ -267,6 +304,7 @@ class ChannelService:
         entry.state = new
         if effects:
             self._mark_dirty()
+            self.on_effects(cid, effects)
 
     def _audit(self, cid: bytes, kind: str, who: bytes, amount: int, proof_hash: bytes,
                payment_id: int) -> None:
@@ -283,32 +321,61 @@ class ChannelService:
     # --- the flusher ---------------------------------------------------------------------------------
 
     async def run_flusher(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Commit rounds forever; on cancel, commit what is pending (shielded) so nothing is lost."""
+        """Commit rounds forever; on cancel, commit what is pending (shielded) so nothing is lost.
+
+        Two tasks: the submitter hands each round to the store as soon as it has something, without
+        waiting for the round before it (up to `PIPELINE_DEPTH` rounds queued), so the writer thread
+        starts the next fsync the moment the last one ends; the completer awaits each round's durability
+        in order and only then carries its effects out.
+        """
         task_status.started()
         try:
-            while True:
-                await self._dirty.wait()
-                await self._flush_once()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._complete_rounds)
+                while True:
+                    await self._dirty.wait()
+                    await self._depth.acquire()
+                    self._submit_round()
         finally:
             with trio.CancelScope(shield=True):
                 if not self._round.is_empty() and self.failure is None:
-                    await self._flush_once()
+                    self._submit_round()
+                while self._submitted and self.failure is None:
+                    await self._complete_oldest()
 
-    async def _flush_once(self) -> None:
+    def _submit_round(self) -> None:
         current, self._round = self._round, _Round()
         self._dirty = trio.Event()
         number = self._round_no
         self._round_no += 1
         batch = current.batch(self.ns, self.channels)
-        if len(batch):
+        pending = self.store.submit(batch) if len(batch) else None
+        self._submitted.append((number, current, pending))
+        self._submitted_more.set()
+
+    async def _complete_rounds(self) -> None:
+        while True:
+            while not self._submitted:
+                await self._submitted_more.wait()
+                self._submitted_more = trio.Event()
+            await self._complete_oldest()
+            self._depth.release()
+
+    async def _complete_oldest(self) -> None:
+        """Wait for the oldest submitted round to be durable, then carry its effects out."""
+        number, current, pending = self._submitted[0]
+        if pending is not None:
             try:
-                receipt = await self.store.commit(batch)
+                receipt = await pending.wait_durable()
+            except trio.Cancelled:
+                raise  # the write goes on; the shielded drain at shutdown waits for it again
             except BaseException as exc:
                 self.failure = exc
                 self._finish(number)
                 raise
             for seq, raw in zip(receipt.outbox_seqs, current.outbox, strict=True):
                 self.on_queued(seq, raw)
+        self._submitted.popleft()
         self.flush_rounds += 1
         self._carry_out(current)
         self._finish(number)
@@ -328,6 +395,8 @@ class ChannelService:
                     self._send(entry.peer_id, effect.message)
             else:
                 self._publish(cid, effect)
+        for callback in current.callbacks:
+            callback()
 
     def _publish(self, cid: bytes, effect: Effect) -> None:
         if isinstance(effect, EventPaymentSent | EventPaymentRefused):

@@ -23,6 +23,7 @@ from channeld.node._events import EventBus, NodeEvent
 
 JOURNAL_DIR = "journal"
 _EVENT = b"e"
+_EVENT_END = b"f"  # just past every event key
 _TABLE = b"t"
 _SEP = b"\x00"
 
@@ -78,7 +79,7 @@ class Journal:
         """Up to `limit` journaled events with a sequence number above `seq`, oldest first."""
         found: list[dict[str, Any]] = []
         start = _event_key(max(seq, 0) + 1)
-        with self._db.iterator(start=start, prefix=_EVENT) as items:
+        with self._db.iterator(start=start, stop=_EVENT_END) as items:  # plyvel refuses start with prefix
             for _, raw in items:
                 found.append(json.loads(raw))
                 if len(found) >= limit:

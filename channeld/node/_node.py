@@ -73,7 +73,7 @@ def transport_limits(config: Config) -> TransportLimits:
     return TransportLimits(handshake_timeout=t.handshake_timeout, max_message_size=t.max_message_size,
                            max_messages_per_second=float(max(t.max_messages_per_second, 100_000)),
                            max_connections=t.max_connections, ping_interval=t.ping_interval,
-                           idle_timeout=t.peer_timeout)
+                           idle_timeout=t.peer_timeout, max_pending_channels=t.max_pending_channels)
 
 
 def _connect_chain(config: Config, key: NodeKey) -> ChainSetup:
@@ -163,6 +163,8 @@ class Node(NodeOperations):
             await nursery.start(self.watcher.run)
             nursery.start_soon(self.worker.run)
             await nursery.start(self.towers.run)
+            await nursery.start(self.gossip.run)  # multi-hop: the graph, then the payment machines' clock
+            nursery.start_soon(self.transfers.run)
             nursery.start_soon(self._refresh_metrics)
             if self.api_enabled:
                 from channeld.api import serve_api  # FastAPI loads only for nodes that serve it
@@ -199,7 +201,24 @@ class Node(NodeOperations):
         self.requests = PaymentRequestBook(self)
         self.towers = TowerSet(self)
         self.bus.sinks += [self.requests.on_event, self.towers.on_event]
-        self.peers.on_secret = self.requests.on_secret
+        self._build_multihop(setup)
+
+    def _build_multihop(self, setup: ChainSetup) -> None:
+        from channeld.node._gossip import Gossip
+        from channeld.node._transfers import TransferService
+
+        self.gossip = Gossip(self, setup.deploy_block)
+        self.transfers = TransferService(self)
+        self.transfers.load(setup.deploy_block)
+        self.channels.on_effects = self.transfers.on_channel_effects
+        self.peers.on_gossip = self.gossip.on_message
+        requests_secret = self.requests.on_secret
+
+        def on_secret(peer_id: bytes, secret: bytes) -> None:
+            self.transfers.on_secret(peer_id, secret)
+            requests_secret(peer_id, secret)
+
+        self.peers.on_secret = on_secret
 
     def _on_queued(self, seq: int, raw: bytes) -> None:
         from channeld.node._onchain import OperationStatus

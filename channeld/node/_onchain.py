@@ -40,6 +40,7 @@ from channeld.node._channels import ChannelService
 from channeld.node._events import EventBus
 from channeld.node._opens import find_opened
 from channeld.node._records import Operation, addr_bytes
+from channeld.node._transfers import register_request, unlock_request
 from channeld.protocol import (
     ActionTick,
     ContractReceiveClosed,
@@ -259,6 +260,7 @@ class TransactionWorker:
         self.poll_interval = poll_interval
         self.operations: dict[int, OperationStatus] = {}
         self.chain_time: Callable[[], int] = lambda: 0
+        self.registry: str | None = None  # the SecretRegistry's address, set by node/_transfers.py
 
     @property
     def our(self) -> str:
@@ -355,11 +357,17 @@ class TransactionWorker:
             partner_cs = to_checksum_address(bytes(partner))
             data = hub.encode_open_channel(partner_cs, token_cs, int(period), int(salt), int(deposit))
             return TxRequest(to=self.contract, data=data, value=int(deposit) if token_cs == hub.ETHER else 0)
+        if op.kind == "register_secret":
+            if self.registry is None:
+                raise ChainError("the secret registry's address is not known yet")
+            return register_request(self.registry, op)
         cid = bytes(op.args[0])
         entry = self.service.channels.get(cid)
         if entry is None:
             return None
         channel = entry.onchain
+        if op.kind == "unlock":
+            return unlock_request(self.contract, channel, op)
         if channel.cooperative or channel.settled is not None:
             return None
         builder = _BUILDERS[op.kind]

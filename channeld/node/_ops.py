@@ -129,9 +129,13 @@ class NodeOperations:
         return node.channels.payment_outcomes.pop(payment_id, None), started, payment_id
 
     async def pay(self, peer_id: bytes, amount: int, timeout: float = PARTNER_TIMEOUT,
-                  metadata: bytes = b"") -> dict[str, Any]:
+                  metadata: bytes = b"", max_fee: int | None = None) -> dict[str, Any]:
         """Pay `amount` to `peer_id` over our channel with it; return once the partner accepted it."""
         node = self._self()
+        if not any(e.state.status is ChannelStatus.OPEN for _, e in node.channels.of_peer(peer_id)):
+            from channeld.node._transfers import pay_routed  # multi-hop: no channel of ours reaches it
+
+            return await pay_routed(node, peer_id, amount, metadata, timeout, max_fee)
         cid = self._payable(peer_id, amount)
         now = time.time()
         check_payment(node.config.limits, self.ledger, peer_id.hex(), amount, now)

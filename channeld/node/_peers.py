@@ -37,13 +37,17 @@ from channeld.transport import (
     SendQueueFull,
     Session,
     SessionManager,
+    TransportError,
     TransportLimits,
 )
 from channeld.wire import (
     ZERO32,
+    ChannelGossip,
     ChannelOpened,
     Error,
     Init,
+    LockedTransfer,
+    LockExpired,
     Message,
     Payment,
     PaymentAccepted,
@@ -52,19 +56,26 @@ from channeld.wire import (
     SecretReveal,
     SettleRequest,
     SettleSignature,
+    Unlock,
     WithdrawRequest,
     WithdrawSignature,
+    encode,
 )
 
 log = logging.getLogger("channeld.node")
 
 OUTGOING_QUEUE = 65536
 CHANNEL_REFUSAL = 18  # WrongChannel's code: the message names a channel this session does not carry
+REFUSED = 16  # the generic refusal code (proto/messages.md)
+
+
+class TooManyPendingChannels(PeerFault):
+    """A peer announced more channels the chain has not shown us than `max_pending_channels` allows."""
 
 
 def channel_of(message: Message) -> bytes | None:
     """The channel a partner's message is about (None for connection-level messages)."""
-    if isinstance(message, Payment):
+    if isinstance(message, Payment | LockedTransfer | Unlock | LockExpired):
         return message.balance_proof.channel_id
     if isinstance(message, PaymentAccepted | PaymentRefused | Reestablish | WithdrawRequest
                   | WithdrawSignature | SettleRequest | SettleSignature | ChannelOpened):
@@ -93,9 +104,13 @@ class PeerService:
         self.addresses: dict[bytes, bytes] = {}  # address -> node id, for channels opened on chain
         self.uris: dict[bytes, str] = {}
         self._backlogs: dict[bytes, _Backlog] = {}
+        # Per session: ids of channels the peer announced before our chain watcher showed them to us.
+        self._pending: dict[Session, set[bytes]] = {}
         self._nursery: trio.Nursery | None = None
         # A preimage a partner sent us outside a channel's locks (the answer to a paid payment request).
         self.on_secret: Callable[[bytes, bytes], None] = lambda peer_id, secret: None
+        # A signed channel announcement (node/_gossip.py checks it against the chain and relays it).
+        self.on_gossip: Callable[[bytes, ChannelGossip], None] = lambda peer_id, message: None
 
     def load(self) -> None:
         for pubkey, raw in self.store.iter_peers():
@@ -199,10 +214,14 @@ class PeerService:
             async for message in session:
                 self._dispatch(session, message)
         finally:
+            self._pending.pop(session, None)
             self.bus.publish("peer_disconnected", None, node_id=session.node_id.hex())
 
     def reestablish(self, peer_id: bytes, only: bytes | None = None) -> None:
         """Announce the peer's open channels and feed them `ActionReconnected` (resends what is due)."""
+        session = self.manager.session_for(peer_id)
+        if only is not None and session is not None:
+            self._pending.get(session, set()).discard(only)  # the chain has shown it to us now
         for cid, entry in list(self.channels.of_peer(peer_id)):
             if only is not None and cid != only:
                 continue
@@ -210,7 +229,30 @@ class PeerService:
                 self.send(peer_id, announcement(entry.state))
                 self.channels.apply(cid, ActionReconnected())
 
+    def _note_pending(self, session: Session, cid: bytes) -> None:
+        """The peer announced a channel the chain has not shown us: our watcher may only lag the peer's
+        (it announces the channel again once it sees it), so a few are tolerated, then the peer is dropped."""
+        pending = self._pending.setdefault(session, set())
+        limit = self.manager.limits.max_pending_channels
+        if cid in pending or len(pending) > limit:
+            return
+        pending.add(cid)  # at most limit + 1 ids per session: past the limit the peer is being dropped
+        if len(pending) > limit:
+            assert self._nursery is not None
+            self._nursery.start_soon(self._refuse_pending, session, cid, limit)
+
+    async def _refuse_pending(self, session: Session, cid: bytes, limit: int) -> None:
+        text = f"more than {limit} of the channels you announced are not open on chain with us"
+        log.info("dropping %s: %s", session.node_id.hex()[:16], text)
+        # written directly, ahead of the queue, so that the peer learns why before the connection closes
+        with trio.move_on_after(1.0), contextlib.suppress(TransportError):
+            await session.connection.send(encode(Error(cid, REFUSED, text)))
+        session.close(TooManyPendingChannels(text))
+
     def _dispatch(self, session: Session, message: Message) -> None:
+        if isinstance(message, ChannelGossip):
+            self.on_gossip(session.node_id, message)
+            return
         if isinstance(message, SecretReveal):
             self.on_secret(session.node_id, message.secret)
         cid = channel_of(message)
@@ -221,7 +263,9 @@ class PeerService:
             return
         entry = self.channels.channels.get(cid)
         if entry is None or entry.peer_id != session.node_id:
-            if not isinstance(message, ChannelOpened):
+            if isinstance(message, ChannelOpened):
+                self._note_pending(session, cid)
+            else:
                 self.send(session.node_id, Error(cid, CHANNEL_REFUSAL, "unknown channel"))
             return
         try:
@@ -231,7 +275,7 @@ class PeerService:
                 self.channels.apply(cid, message)
         except PeerFault as exc:
             log.info("refused %s from %s: %s", type(message).__name__, session.node_id.hex()[:16], exc)
-            if isinstance(message, Payment):
+            if isinstance(message, Payment | LockedTransfer | Unlock | LockExpired):
                 self.send(session.node_id, refusal_for(entry.state, message, exc))
             else:
                 self.send(session.node_id, Error(cid, refusal_code(exc), str(exc)[:1000]))

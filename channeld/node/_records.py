@@ -136,7 +136,9 @@ class Operation:
     @property
     def channel_id(self) -> bytes | None:
         first = self.args[0] if self.args else None
-        return first if self.kind != "open" and isinstance(first, bytes) else None
+        return first if self.kind not in ("open", "register_secret") and isinstance(first, bytes) else None
 
 
-OPERATION_KINDS = frozenset({"open", "deposit", "withdraw", "close", "update", "settle", "coop"})
+# register_secret (secret, deadline) and unlock (channel, sender, receiver, packed_locks): multi-hop claims
+OPERATION_KINDS = frozenset({"open", "deposit", "withdraw", "close", "update", "settle", "coop",
+                             "register_secret", "unlock"})

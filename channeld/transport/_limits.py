@@ -30,6 +30,8 @@ class TransportLimits:
     send_queue_size: int = 256
     receive_queue_size: int = 256
     connect_timeout: float = 10.0
+    # Enforced by the node, which holds the ids of channels a peer announced before the chain showed them.
+    max_pending_channels: int = 16
 
     def __post_init__(self) -> None:
         for spec in fields(self):

@@ -70,11 +70,21 @@ class SessionManager:
         self.backoff = backoff or Backoff()
         self._on_session = on_session
         self._rng = rng or random.SystemRandom()
-        # Tests only: every session started from now on cuts its connection where this plan says.
-        self.faults = faults
+        self._faults = faults
         self._sessions: dict[bytes, Session] = {}
         self._changed = trio.Event()
         self._nursery: trio.Nursery | None = None
+
+    @property
+    def faults(self) -> FaultPlan | None:
+        """Tests only: the plan every session, live or future, cuts its connection by (None: no cuts)."""
+        return self._faults
+
+    @faults.setter
+    def faults(self, plan: FaultPlan | None) -> None:
+        self._faults = plan
+        for session in self._sessions.values():
+            session.faults = plan
 
     @property
     def sessions(self) -> Mapping[bytes, Session]:
@@ -121,7 +131,7 @@ class SessionManager:
         await self._run_session(await self._initialise(connection))
 
     async def _initialise(self, connection: PeerConnection) -> Session:
-        session = await establish_session(connection, self.local_init, self.faults)
+        session = await establish_session(connection, self.local_init, self._faults)
         old = self._sessions.get(session.node_id)
         self._sessions[session.node_id] = session
         if old is not None:

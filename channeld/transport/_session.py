@@ -59,7 +59,7 @@ class Session:
     def __init__(self, connection: PeerConnection, remote_init: Init,
                  faults: FaultPlan | None = None) -> None:
         limits = connection.limits
-        self._faults = faults  # tests only (see _faults.py); None in every real node
+        self.faults = faults  # tests only (see _faults.py); None in every real node
         self.connection = connection
         self.node_id = connection.remote_node_id
         self.remote_init = remote_init
@@ -188,14 +188,14 @@ class Session:
             self._send_in.send_nowait(encode(Pong(padding=bytes(length))))
 
     async def _write_loop(self) -> None:
-        if self._faults is not None:
-            await self._write_loop_with_faults(self._faults)
-            return
         # Everything queued meanwhile goes out in one socket write: a burst of payments (or of their
         # acknowledgements) costs one syscall instead of one each.
         queued = self._send_out
         most = min(WRITE_BATCH, self.connection.limits.send_queue_size)  # memory stays bounded by the limits
         async for data in queued:
+            if self.faults is not None:  # tests only; read per write so a plan can be armed mid-session
+                await self._write_with_faults(data, self.faults)
+                continue
             batch = [data]
             while len(batch) < most:
                 try:
@@ -204,13 +204,12 @@ class Session:
                     break  # the rest waits for the next write, or the session is ending
             await self.connection.send_many(batch)
 
-    async def _write_loop_with_faults(self, faults: FaultPlan) -> None:
+    async def _write_with_faults(self, data: bytes, faults: FaultPlan) -> None:
         # One message per write, so that a cut falls exactly between two messages.
-        async for data in self._send_out:
-            message = decode(data)
-            faults.check(message, CutPoint.BEFORE_SEND)
-            await self.connection.send(data)
-            faults.check(message, CutPoint.AFTER_SEND)
+        message = decode(data)
+        faults.check(message, CutPoint.BEFORE_SEND)
+        await self.connection.send(data)
+        faults.check(message, CutPoint.AFTER_SEND)
 
     async def _ping_loop(self) -> None:
         ping = encode(Ping(pong_length=0, padding=b""))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from channeld.wire._fields import (
     U16,
+    U32,
     U64,
     U256,
     Address,
@@ -352,3 +353,36 @@ class ProofStatus(Message):
 
     channel_id: Bytes32
     nonce: U64
+
+
+# --- routing gossip (the state logic lives in channeld.routing and channeld.node._gossip) ---------------
+
+
+@message(112)
+@dataclass(frozen=True, slots=True)
+class ChannelGossip(Message):
+    """A signed channel announcement (`channeld.routing.ChannelAnnouncement`), flooded between nodes: the
+    announcer forwards through channel `channel_id` for `fee_base + fee_ppm` per million. The receiver
+    checks the signature and that the chain holds the channel with these participants and capacity."""
+
+    chain_id: U64
+    contract: Address
+    channel_id: Bytes32
+    participant1: Address
+    participant2: Address
+    capacity: U256
+    announcer: Address
+    fee_base: U64
+    fee_ppm: U32
+    reveal_timeout: U64
+    serial: U64
+    signature: Signature
+
+    def rule_violation(self) -> str | None:
+        if self.participant1 >= self.participant2:
+            return "participant1 must be lower than participant2"
+        if self.announcer not in (self.participant1, self.participant2):
+            return "the announcer must be a participant of the channel"
+        if self.fee_ppm > 1_000_000:
+            return "fee_ppm must be at most 1000000"
+        return None

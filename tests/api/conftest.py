@@ -19,6 +19,7 @@ from tests.node.helpers import Daemon, Zygote, deploy_hub, make_daemon, open_cha
 from tests.tools import Anvil
 
 ETH = 10**18
+RATE, BURST = 10, 100  # daemon A's API rate limit per token (B keeps the defaults)
 
 
 class Api:
@@ -65,6 +66,7 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
     try:
         contract = deploy_hub(anvil)
         a = make_daemon(root, "a", anvil, contract, zygote)
+        (a.datadir / "channeld.toml").write_text(f"[node]\napi_rate = {RATE}\napi_burst = {BURST}\n")
         b = make_daemon(root, "b", anvil, contract, zygote)
         a.start()
         b.start()

@@ -61,8 +61,8 @@ class Batch:
 
     def terms(self, kind: BatchKind, receiver: str, expiry: int = FAR) -> BatchTerms:
         world = self.world
-        return BatchTerms(world.chain.chain_id, world.hub.address, kind, world.token.address, self.hub_address,
-                          receiver, expiry)
+        return BatchTerms(world.chain.chain_id, world.hub.address, kind, world.token.address,
+                          self.hub_address, receiver, expiry)
 
     def register_bls(self, indexes: list[int]) -> None:
         """Each partner registers its key with its proof; the hub registers the signer list."""
@@ -73,13 +73,17 @@ class Batch:
         data = batch.encode_register_bls_signers([p.address for p in self.partners], keys)
         self.world.hub.transact(self.hub_address, data)
 
-    def bls_sign(self, indexes: list[int], terms: BatchTerms, entries: list[BatchEntry]) -> tuple[bytes, bytes]:
+    def bls_sign(
+        self, indexes: list[int], terms: BatchTerms, entries: list[BatchEntry]
+    ) -> tuple[bytes, bytes]:
         """Every partner checks its own entry in the tree and signs; returns (aggregate key, signature)."""
         leaves = [batch.leaf(terms.kind, entry) for entry in entries]
         root = batch.merkle_root(leaves)
         message = terms.message(len(entries), root)
-        signatures = [batch.partner_sign(bls_key(index)[0], leaves[i], batch.merkle_path(leaves, i), root, message)
-                      for i, index in enumerate(indexes)]
+        signatures = [
+            batch.partner_sign(bls_key(index)[0], leaves[i], batch.merkle_path(leaves, i), root, message)
+            for i, index in enumerate(indexes)
+        ]
         public_keys = [bls_key(index)[0].public_key() for index in indexes]
         aggregate_key = batch.g1_to_eip2537(batch.aggregate_public_keys(public_keys))
         return aggregate_key, batch.g2_to_eip2537(batch.aggregate_signatures(signatures))

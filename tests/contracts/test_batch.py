@@ -130,11 +130,13 @@ def test_ecdsa_batch_refuses_forgery_repeats_closed_channels_and_excess(world: W
     entries, signatures = group.entries(totals), group.withdraw_signatures(totals, COLD)
     token = world.token.address
     forged = [signatures[0], signatures[2], signatures[1]]  # right signers' keys, wrong channels
-    _refused_without_payment(world, "WrongSigner", batch.encode_batch_withdraw(token, COLD, FAR, entries, forged))
+    _refused_without_payment(world, "WrongSigner",
+                             batch.encode_batch_withdraw(token, COLD, FAR, entries, forged))
     other_receiver = group.withdraw_signatures(totals, world.carol.address)
     _refused_without_payment(world, "WrongSigner",
                              batch.encode_batch_withdraw(token, COLD, FAR, entries, other_receiver))
-    repeated = batch.encode_batch_withdraw(token, COLD, FAR, [*entries, entries[0]], [*signatures, signatures[0]])
+    repeated = batch.encode_batch_withdraw(token, COLD, FAR, [*entries, entries[0]],
+                                           [*signatures, signatures[0]])
     _refused_without_payment(world, "StateMismatch", repeated)
     excess = [10, 151, 10]
     _refused_without_payment(world, "WithdrawExceedsChannel", batch.encode_batch_withdraw(
@@ -149,7 +151,8 @@ def test_ecdsa_batch_refuses_forgery_repeats_closed_channels_and_excess(world: W
     # a channel that is no longer open
     closing = group.channel_ids[1]
     world.hub.close(group.partners[1].address, closing, StoredProof(), b"")
-    _refused_without_payment(world, "StateMismatch", batch.encode_batch_withdraw(token, COLD, FAR, entries, signatures))
+    _refused_without_payment(world, "StateMismatch",
+                             batch.encode_batch_withdraw(token, COLD, FAR, entries, signatures))
     assert world.token.balance(COLD) == 0
 
 
@@ -162,13 +165,15 @@ def test_bls_batch_catches_a_wrong_entry_a_wrong_root_and_unknown_signers(world:
     key, signature = group.bls_sign(indexes, terms, entries)
     # the hub swaps in a larger entry than the partners signed: the rebuilt root differs
     inflated = group.entries([10, 25])
-    _refused_without_payment(world, "BlsSignatureInvalid", batch.encode_batch_bls(terms, inflated, key, signature))
+    _refused_without_payment(world, "BlsSignatureInvalid",
+                             batch.encode_batch_bls(terms, inflated, key, signature))
     # the tree in another order (another root, so another message)
     swapped = batch.encode_batch_bls(terms, entries[::-1], key, signature)
     _refused_without_payment(world, "UnknownSigners", swapped)
     # signed for another receiver
     elsewhere = group.terms(BatchKind.WITHDRAW, world.carol.address)
-    _refused_without_payment(world, "BlsSignatureInvalid", batch.encode_batch_bls(elsewhere, entries, key, signature))
+    _refused_without_payment(world, "BlsSignatureInvalid",
+                             batch.encode_batch_bls(elsewhere, entries, key, signature))
     # one partner's signature missing from the aggregate
     lone = batch.g2_to_eip2537(bls_key(3)[0].sign(terms.message(2, batch.merkle_root(
         [batch.leaf(BatchKind.WITHDRAW, e) for e in entries]))))

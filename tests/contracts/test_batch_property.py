@@ -17,7 +17,9 @@ HELD = 150  # every channel: alice 100 + partner 50
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(amounts=st.lists(st.integers(0, 2 * HELD), min_size=1, max_size=4), close=st.booleans())
-def test_a_batch_never_pays_more_than_its_channels_hold(world: World, amounts: list[int], close: bool) -> None:
+def test_a_batch_never_pays_more_than_its_channels_hold(
+    world: World, amounts: list[int], close: bool
+) -> None:
     snapshot = world.chain.snapshot()
     channels, events = dict(world.hub.channels), list(world.hub.events)
     try:

@@ -14,18 +14,24 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import coincurve
 import pytest
 import trio
 
 from channeld.chain import connect_rpc, find_deploy_block
-from channeld.config import ChainConfig, Config, HostPort, NodeConfig
+from channeld.config import ChainConfig, Config, HostPort, NodeConfig, TransportConfig
+from channeld.errors import ConfigError
 from channeld.keys import NodeKey
 from channeld.limits import RiskLimits
 from channeld.node import ChainSetup, Node
-from channeld.protocol import ChannelStatus
-from channeld.transport import Cut, CutPoint, FaultPlan, InjectedCut
+from channeld.node._node import transport_limits
+from channeld.protocol import ChannelStatus, KnownKey
+from channeld.transport import Cut, CutPoint, FaultPlan, InjectedCut, Session, SessionManager
 from channeld.wire import (
+    PROTOCOL_VERSION,
     ChannelOpened,
+    Error,
+    Init,
     Message,
     Payment,
     PaymentAccepted,
@@ -68,7 +74,7 @@ class Pair:
     a: Node
     b: Node
     cid: bytes = b""
-    paid: dict[str, list[int]] = field(default_factory=lambda: {"a": [], "b": []})
+    paid: dict[str, dict[int, int]] = field(default_factory=lambda: {"a": {}, "b": {}})  # id -> amount
 
     def node(self, name: str) -> Node:
         return self.a if name == "a" else self.b
@@ -76,14 +82,14 @@ class Pair:
     def state(self, name: str) -> object:
         return self.node(name).channels.entry(self.cid).state
 
-    async def pay(self, payer: str, amount: int, count: int = 1) -> None:
-        """`count` concurrent payments; each must end up accepted (after reconnects if need be)."""
+    async def pay(self, payer: str, amount: int, count: int = 1, status: str = "accepted") -> None:
+        """`count` concurrent payments; each must end with `status` (after reconnects if need be)."""
         node, payee = self.node(payer), self.node("b" if payer == "a" else "a")
 
         async def one() -> None:
             result = await node.pay(payee.node_id, amount, timeout=WAIT)
-            assert result["status"] == "accepted", result
-            self.paid[payer].append(int(result["payment_id"]))
+            assert result["status"] == status, result
+            self.paid[payer][int(result["payment_id"])] = amount
 
         async with trio.open_nursery() as nursery:
             for _ in range(count):
@@ -114,12 +120,15 @@ async def pair(tmp_path: Path, chain: tuple[Anvil, str], nursery: trio.Nursery) 
 
 
 def _open_on_both(pair: Pair) -> bool:
-    found = [cid for cid, e in pair.a.channels.of_peer(pair.b.node_id) if e.state.status is ChannelStatus.OPEN]
+    found = [cid for cid, e in pair.a.channels.of_peer(pair.b.node_id)
+             if e.state.status is ChannelStatus.OPEN]
     if not found:
         return False
     pair.cid = found[0]
     entry = pair.b.channels.channels.get(pair.cid)
-    return entry is not None and entry.state.partner.deposit == DEPOSIT
+    # a channel's clock starts with the watcher's next tick; a withdraw before it would be refused
+    ticked = entry is not None and entry.state.now > 0 and pair.a.channels.entry(pair.cid).state.now > 0
+    return ticked and entry is not None and entry.state.partner.deposit == DEPOSIT
 
 
 def agreed(pair: Pair) -> bool:
@@ -149,9 +158,8 @@ def assert_exactly_once(pair: Pair) -> None:
         assert sorted(pid for kind, pid in received if kind == "payment_received") == sorted(pair.paid[payer])
         assert all(count == 1 for count in sent.values())
     a, b = pair.a.channels.entry(pair.cid).state, pair.b.channels.entry(pair.cid).state
-    total_ab = SEED + AMOUNT * (len(pair.paid["a"]) - 1)
-    assert a.our.transferred == b.partner.transferred == total_ab
-    assert b.our.transferred == a.partner.transferred == AMOUNT * len(pair.paid["b"])
+    assert a.our.transferred == b.partner.transferred == sum(pair.paid["a"].values())
+    assert b.our.transferred == a.partner.transferred == sum(pair.paid["b"].values())
 
 
 # --- workloads: each makes `sender` send the message type at least once -----------------------------------
@@ -169,9 +177,7 @@ async def reconnect_while_paying(pair: Pair, sender: str, partner: str) -> None:
         nursery.start_soon(pair.pay, "a", AMOUNT, 3)
         nursery.start_soon(pair.pay, "b", AMOUNT, 3)
         await trio.sleep(0)
-        session = pair.a.peers.manager.session_for(pair.b.node_id)
-        assert session is not None
-        session.close(InjectedCut("test: drop the session to force re-establishment"))
+        await _drop_session(pair)
 
 
 async def withdraw(pair: Pair, withdrawer: str, partner: str) -> None:
@@ -188,6 +194,35 @@ def _side(pair: Pair, viewer: str, who: str) -> object:
     return state.our if viewer == who else state.partner
 
 
+async def refused_until_the_deposit_is_seen(pair: Pair, payer: str, payee: str) -> None:
+    """The payee refuses a payment backed by a deposit it has not seen yet (its chain access is held).
+
+    The refused proof stays in flight at the payer; once the payee has seen the deposit, the next
+    re-establishment offers it again and it is accepted, exactly once.
+    """
+    paying, refusing = pair.node(payer), pair.node(payee)
+    believed = refusing.channels.entry(pair.cid).state.partner_balance()
+    extra = ETH // 10
+    async with refusing.chain.limiter:  # the payee's view of the chain stands still meanwhile
+        old = paying.channels.entry(pair.cid).state.our.deposit
+        await paying.deposit(pair.cid, extra)
+        await until(lambda: paying.channels.entry(pair.cid).state.our.deposit == old + extra,
+                    "the payer seeing its own deposit")
+        await pair.pay(payer, believed + AMOUNT, status="refused")
+        faults = refusing.peers.manager.faults
+        assert faults is not None and faults.fired, "the refusal was cut"
+    await until(lambda: refusing.channels.entry(pair.cid).state.partner.deposit == old + extra,
+                "the payee seeing the deposit")
+    await _drop_session(pair)  # the protocol offers a refused proof again only on re-establishment
+
+
+async def _drop_session(pair: Pair) -> None:
+    await until(lambda: pair.a.peers.is_connected(pair.b.node_id), "a session to drop")
+    session = pair.a.peers.manager.session_for(pair.b.node_id)
+    assert session is not None
+    session.close(InjectedCut("test: drop the session to force re-establishment"))
+
+
 async def cooperative_settle(pair: Pair, requester: str, partner: str) -> None:
     await pair.node(requester).close(pair.cid)
     await until(lambda: all(pair.node(n).channels.entry(pair.cid).state.status is ChannelStatus.SETTLED
@@ -198,6 +233,7 @@ async def cooperative_settle(pair: Pair, requester: str, partner: str) -> None:
 CASES: dict[str, tuple[type[Message], bool, Workload]] = {
     "Payment": (Payment, True, payments),
     "PaymentAccepted": (PaymentAccepted, False, payments),
+    "PaymentRefused": (PaymentRefused, False, refused_until_the_deposit_is_seen),
     "WithdrawRequest": (WithdrawRequest, True, withdraw),
     "WithdrawSignature": (WithdrawSignature, False, withdraw),
     "SettleRequest": (SettleRequest, True, cooperative_settle),
@@ -220,9 +256,67 @@ async def test_cut_around_each_message_and_every_payment_ends_exactly_once(
     with trio.fail_after(WAIT * 2):
         await workload(pair, initiator, responder)
     assert plan.fired == [Cut(message, point)], plan
-    await until(lambda: agreed(pair) and pair.a.peers.is_connected(pair.b.node_id), "re-established agreement")
+    await until(lambda: agreed(pair) and pair.a.peers.is_connected(pair.b.node_id),
+                "re-established agreement")
     if pair.state("a").status is ChannelStatus.OPEN:  # type: ignore[attr-defined]
         await pair.pay(other, AMOUNT)  # still carries payments after the cut, both ways
         await pair.pay(sender, AMOUNT)
         await until(lambda: agreed(pair), "agreement after the last payments")
     assert_exactly_once(pair)
+
+
+# --- the pending-channel limit --------------------------------------------------------------------------
+
+
+async def test_a_peer_flooding_announcements_of_unknown_channels_is_refused_past_the_limit(
+        pair: Pair, nursery: trio.Nursery) -> None:
+    node = pair.b
+    limit = node.config.transport.max_pending_channels
+    heard: list[Message] = []
+
+    async def listen(session: Session) -> None:
+        async for message in session:
+            heard.append(message)
+
+    key = coincurve.PrivateKey()
+    flooder = SessionManager(key, Init(PROTOCOL_VERSION, b"", node.chain_id, node.ns.contract), listen)
+    await nursery.start(_hold, flooder)
+    session = await flooder.connect(node.uri)
+    ours, theirs = KnownKey(key.public_key.format()).address, bytes.fromhex(node.key.address[2:])
+    first, second = sorted((ours, theirs))
+
+    def announce(cid: bytes) -> None:
+        session.send_nowait(ChannelOpened(node.chain_id, node.ns.contract, cid, first, second, 3600))
+
+    for _ in range(3 * limit):
+        announce(b"\x01" * 32)  # the same unknown channel again and again counts once
+    for number in range(2, limit + 1):
+        announce(number.to_bytes(32, "big"))
+    await trio.sleep(0.2)
+    assert not session.closed, session.close_reason  # the limit itself is tolerated
+    announce(b"\xff" * 32)
+    with trio.fail_after(5):
+        await session.wait_closed()
+    errors = [m for m in heard if isinstance(m, Error)]  # (the node may also gossip its channels)
+    assert [(e.channel_id, e.code) for e in errors] == [(b"\xff" * 32, 16)], errors
+    assert "not open on chain" in errors[0].text
+    # the node still serves its partners
+    await pair.pay("a", AMOUNT)
+    await pair.pay("b", AMOUNT)
+    await until(lambda: agreed(pair), "agreement with the honest partner")
+    assert_exactly_once(pair)
+
+
+def test_the_pending_channel_limit_is_configurable_and_validated() -> None:
+    assert TransportConfig(max_pending_channels=3).max_pending_channels == 3
+    limits = transport_limits(Config(transport=TransportConfig(max_pending_channels=3)))
+    assert limits.max_pending_channels == 3
+    for bad in (0, -1, 10_001):
+        with pytest.raises(ConfigError):
+            TransportConfig(max_pending_channels=bad)
+
+
+async def _hold(manager: SessionManager, *, task_status: trio.TaskStatus[None]) -> None:
+    async with manager:
+        task_status.started()
+        await trio.sleep_forever()

@@ -138,7 +138,7 @@ async def test_without_a_plan_the_manager_gives_sessions_none(nursery: trio.Nurs
     session = await dialler.connect(uri)
     session.send_nowait(note(9))
     await receiver.wait_for(1)
-    assert dialler.faults is None and session._faults is None
+    assert dialler.faults is None and session.faults is None
 
 
 async def test_a_plan_armed_later_applies_to_the_next_session(nursery: trio.Nursery) -> None:

@@ -40,4 +40,5 @@ SAMPLES: list[wire.Message] = [
     wire.PushRefused(CHANNEL, 10, 40, "the tower holds nonce 12"),
     wire.ProofQuery(CHANNEL),
     wire.ProofStatus(CHANNEL, 12),
+    wire.ChannelGossip(31337, CONTRACT, CHANNEL, A1, A2, 10**18, A1, 1, 250, 60, 3, SIG),
 ]

@@ -9,6 +9,11 @@ export class ApiRefused extends Error {
   constructor(status, message) { super(message); this.status = status; }
 }
 
+// Payment ids are 64-bit integers, beyond what a JS number holds exactly: read them as strings.
+export function parseJson(text) {
+  return JSON.parse(text.replace(/"payment_id":\s*(\d+)/g, '"payment_id":"$1"'));
+}
+
 export const session = {
   get token() { return sessionStorage.getItem(TOKEN_KEY); },
   set token(value) {
@@ -32,7 +37,7 @@ export async function call(method, path, body) {
     method, headers, body: body === undefined ? undefined : JSON.stringify(body),
   });
   let document = null;
-  try { document = await response.json(); } catch { document = null; }
+  try { document = parseJson(await response.text()); } catch { document = null; }
   if (response.status === 401) throw new AuthFailed(errorText(401, document));
   if (!response.ok) throw new ApiRefused(response.status, errorText(response.status, document));
   return document;
@@ -69,7 +74,7 @@ export function openEventStream(after, { onEvent, onState, onAuthFailed }) {
     socket = new WebSocket(`${scheme}://${location.host}${BASE}/events/ws?${query}`);
     socket.onopen = () => { delay = 500; onState(true); };
     socket.onmessage = (message) => {
-      const event = JSON.parse(message.data);
+      const event = parseJson(message.data);
       if (event.seq <= last) return;
       last = event.seq;
       onEvent(event);

@@ -43,7 +43,7 @@ export function lineChart(svg, points) {
   const yMax = Math.max(...sorted.map((p) => p.value), 0) || 1;
   frame(svg, yMax, "now");
   if (!sorted.length) {
-    svg.append(svgEl("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }, "no payments yet"));
+    svg.append(svgEl("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }, "no payments sent in this hour"));
     return;
   }
   const xy = sorted.map((p) => [plotX(1 - p.ago / 3600), plotY(p.value, yMax)]);

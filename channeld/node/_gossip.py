@@ -1,0 +1,176 @@
+"""Gossip and the channel graph: our channels announced to every peer, theirs verified against the chain.
+
+The graph holds our own channels (exact balances, refreshed before each search) and every announcement a
+peer sent that checks out: signed by its announcer, for our chain and contract, and naming a channel the
+chain holds with exactly those participants and capacity. The chain's view of all channels (not only
+ours) comes from the contract's logs, read here; an announcement that arrives before its channel's logs
+is dropped and comes again with the next periodic round. A new announcement is relayed to every other
+peer (flooding; a `serial` no higher than the one held stops the flood).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import trio
+
+from channeld.chain import contract as hub
+from channeld.errors import ChanneldError
+from channeld.protocol import ChannelStatus, FeePolicy, Route
+from channeld.routing import (
+    BadAnnouncement,
+    ChannelAnnouncement,
+    ChannelGraph,
+    OnChainChannel,
+    plan_routes,
+    sign_announcement,
+)
+from channeld.wire import ChannelGossip
+
+if TYPE_CHECKING:
+    from channeld.node._node import Node
+
+log = logging.getLogger("channeld.node")
+LOG_WINDOW = 5000  # blocks per log query
+
+
+def to_wire(a: ChannelAnnouncement) -> ChannelGossip:
+    return ChannelGossip(a.chain_id, a.contract, a.channel_id, a.participant1, a.participant2, a.capacity,
+                         a.announcer, a.fee_base, a.fee_ppm, a.reveal_timeout, a.serial, a.signature)
+
+
+def from_wire(m: ChannelGossip) -> ChannelAnnouncement:
+    return ChannelAnnouncement(m.chain_id, m.contract, m.channel_id, m.participant1, m.participant2,
+                               m.capacity, m.announcer, m.fee_base, m.fee_ppm, m.reveal_timeout, m.serial,
+                               m.signature)
+
+
+def capacity_of(channel: hub.OnChainChannel) -> int | None:
+    """What an announcement of the channel must state (None once it closed: it routes nothing)."""
+    if channel.closing is not None or channel.settled is not None or channel.cooperative:
+        return None
+    s = channel.state
+    return s.deposit1 + s.deposit2 - s.withdrawn1 - s.withdrawn2
+
+
+class Gossip:
+    """The node's routing view. `run` follows the contract's logs and re-announces periodically."""
+
+    def __init__(self, node: Node, deploy_block: int) -> None:
+        self.node = node
+        routing = node.config.routing
+        self.fees = FeePolicy(routing.fee_base, routing.fee_ppm)
+        self.interval = routing.gossip_interval
+        self.graph = ChannelGraph(node.chain_id, node.ns.contract, self.lookup)
+        self.onchain: dict[bytes, hub.OnChainChannel] = {}
+        self._next_block = deploy_block
+        self._serial = int(time.time())  # grows across restarts: a restarted node's serials still win
+        self.relayed = 0
+        self.refused = 0
+
+    # --- the chain's view of every channel --------------------------------------------------------------
+
+    def lookup(self, channel_id: bytes) -> OnChainChannel | None:
+        channel = self.onchain.get(channel_id)
+        capacity = None if channel is None else capacity_of(channel)
+        if channel is None or capacity is None:
+            return None
+        p1, p2 = sorted((bytes.fromhex(channel.state.participant1[2:]),
+                         bytes.fromhex(channel.state.participant2[2:])))
+        return OnChainChannel(p1, p2, capacity)
+
+    def _read_logs(self) -> None:
+        """Blocking: apply the contract's logs up to the head to the view of every channel."""
+        backend = self.node.chain.backend
+        head = backend.head()
+        while self._next_block <= head:
+            last = min(head, self._next_block + LOG_WINDOW - 1)
+            for raw in backend.get_logs(self.node.contract, self._next_block, last):
+                self._apply_log(raw.topics, raw.data)
+            self._next_block = last + 1
+
+    def _apply_log(self, topics: tuple[bytes, ...], data: bytes) -> None:
+        try:
+            event = hub.decode_event({"topics": topics, "data": data})
+        except hub.UnknownEvent:
+            return
+        if isinstance(event, hub.PayoutDeferred | hub.PayoutClaimed):
+            return
+        try:
+            self.onchain[event.channel_id] = hub.apply_event(self.onchain.get(event.channel_id), event)
+        except hub.UnknownEvent:
+            return
+        if capacity_of(self.onchain[event.channel_id]) is None:
+            self.graph.remove_channel(event.channel_id)
+
+    # --- announcing -------------------------------------------------------------------------------------
+
+    def own_announcements(self) -> list[ChannelAnnouncement]:
+        node = self.node
+        self._serial += 1
+        found = []
+        for cid, entry in node.channels.channels.items():
+            capacity = capacity_of(entry.onchain)
+            if entry.state.status is not ChannelStatus.OPEN or capacity is None:
+                continue
+            found.append(sign_announcement(node.channels.signer, node.chain_id, node.ns.contract, cid,
+                                           entry.state.partner.address, capacity, self.fees, self._serial,
+                                           entry.state.reveal_timeout))
+        return found
+
+    def announce(self) -> None:
+        """Send our channels' announcements to every connected peer."""
+        messages = [to_wire(a) for a in self.own_announcements()]
+        for peer_id in list(self.node.peers.manager.sessions):
+            for message in messages:
+                self.node.peers.send(peer_id, message)
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await self.node.chain.run(self._read_logs)
+        task_status.started()
+        last_announce = -self.interval
+        announced_peers: frozenset[bytes] = frozenset()
+        while True:
+            try:
+                await self.node.chain.run(self._read_logs)
+            except ChanneldError as exc:
+                log.warning("gossip: reading the contract's logs failed: %s", exc)
+            peers = frozenset(self.node.peers.manager.sessions)
+            if trio.current_time() - last_announce >= self.interval or not peers <= announced_peers:
+                self.announce()
+                last_announce, announced_peers = trio.current_time(), peers
+            await trio.sleep(self.node.config.chain.poll_interval)
+
+    # --- receiving --------------------------------------------------------------------------------------
+
+    def on_message(self, peer_id: bytes, message: ChannelGossip) -> None:
+        try:
+            announcement = from_wire(message)
+            added = self.graph.add_announcement(announcement)
+        except BadAnnouncement as exc:
+            self.refused += 1
+            log.debug("gossip from %s refused: %s", peer_id.hex()[:16], exc)
+            return
+        if not added:
+            return
+        self.relayed += 1
+        for other in list(self.node.peers.manager.sessions):
+            if other != peer_id:
+                self.node.peers.send(other, message)
+
+    # --- routing ----------------------------------------------------------------------------------------
+
+    def plan(self, target: bytes, amount: int, fee_cap: int) -> tuple[Route, ...]:
+        """Routes to `target` (`RoutingError` saying why there are none); our own edges refreshed first."""
+        node = self.node
+        for entry in node.channels.channels.values():
+            self.graph.add_own_channel(entry.state)
+        partners = {e.state.partner.address: e.peer_id for e in node.channels.channels.values()}
+
+        def online(address: bytes) -> bool:
+            peer = partners.get(address)
+            return peer is None or node.peers.is_connected(peer)
+
+        return plan_routes(self.graph, node.channels.signer.address, target, amount, fee_cap, online=online)

@@ -1,0 +1,366 @@
+"""Multi-hop payments in the daemon: one pure payment machine per secrethash, driven by channel events.
+
+The channel service calls `on_channel_effects` synchronously, inside the same `apply` that produced
+them, so a machine's new state, and every channel input its `ChannelDo`s cause, join the very round
+(store batch) the lock event came in: a payment row is always written together with the channel rows it
+changed, before any message that depends on them leaves. Inputs, per secrethash:
+
+* `EventLockReceived`: a payment request of ours (journaled by `PaymentRequestBook`) makes us the target,
+  anything else is mediated (unless `routing.forward = no`: then the lock just expires back to its payer);
+* `EventLockUnlocked` / `EventLockExpired` from our channels, a partner's `SecretReveal`;
+* the secret registry's `SecretRevealed` logs and each block's time, in that order, after the channels
+  heard them (`run`).
+
+A machine that is done is deleted from the store in the round that finished it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import trio
+from eth_utils import to_checksum_address
+
+from channeld.chain import TxRequest
+from channeld.chain import contract as hub
+from channeld.errors import ChanneldError, LocalFault
+from channeld.node._records import Operation
+from channeld.protocol import (
+    TRANSITIONS,
+    ActionTick,
+    ChannelDo,
+    ChannelState,
+    ChannelStatus,
+    ContractReceiveSecretRegistered,
+    Effect,
+    EventLockExpired,
+    EventLockReceived,
+    EventLockUnlocked,
+    EventRouteFailed,
+    EventTransferFailed,
+    EventTransferReceived,
+    EventTransferSucceeded,
+    InitiatorState,
+    MediatorState,
+    TargetState,
+    TransferEffect,
+    handle_initiator,
+    handle_mediator,
+    handle_target,
+    issue_request,
+    start_mediation,
+    start_payment,
+    transfer_from_record,
+    transfer_to_record,
+)
+from channeld.wire import SecretReveal
+
+if TYPE_CHECKING:
+    from channeld.node._node import Node
+
+log = logging.getLogger("channeld.node")
+PaymentState = InitiatorState | MediatorState | TargetState
+ISSUED = "requests"  # PaymentRequestBook's journal table of the requests we issued
+TICK_INTERVAL = 0.1
+
+
+class TransferFailed(LocalFault):
+    """A multi-hop payment of ours did not complete; the message lists why each route failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class PayOutcome:
+    status: str  # "succeeded", "failed", "pending"
+    payment_id: int
+    fees: int = 0
+    reasons: tuple[str, ...] = ()
+
+
+def key_of(state: PaymentState) -> bytes:
+    return state.request.secrethash if isinstance(state, TargetState) else state.secrethash
+
+
+def is_done(state: PaymentState) -> bool:
+    if isinstance(state, InitiatorState):
+        return state.finished
+    if isinstance(state, MediatorState):
+        return state.done
+    return state.complete and not state.locks
+
+
+class TransferService:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.channels = node.channels
+        self.forward = node.config.routing.forward == "yes"
+        self.payments: dict[bytes, PaymentState] = {}
+        self._waiters: dict[bytes, trio.Event] = {}
+        self._outcomes: dict[bytes, TransferEffect] = {}
+        self._now = 0
+        self._registry: str | None = None
+        self._next_registry_block = 0
+
+    def load(self, deploy_block: int) -> int:
+        for key, raw in self.node.store.iter_payments(self.node.ns):
+            self.payments[key] = transfer_from_record(raw)
+        self._next_registry_block = deploy_block
+        return len(self.payments)
+
+    # --- inputs ---------------------------------------------------------------------------------------
+
+    def on_channel_effects(self, cid: bytes, effects: list[Effect]) -> None:
+        """Hook of `ChannelService`: runs inside the `apply` that produced `effects`."""
+        for effect in effects:
+            if isinstance(effect, EventLockReceived):
+                self._lock_received(effect)
+            elif isinstance(effect, EventLockUnlocked | EventLockExpired):
+                self._to_payment(effect.secrethash, effect)
+
+    def on_secret(self, peer_id: bytes, secret: bytes) -> None:
+        self._to_payment(hashlib.sha256(secret).digest(), SecretReveal(secret))
+
+    def _lock_received(self, event: EventLockReceived) -> None:
+        secrethash = event.lock.secrethash
+        known = self.payments.get(secrethash)
+        if known is not None:
+            if isinstance(known, TargetState):
+                self._to_payment(secrethash, event)
+            return  # a second lock for a payment we mediate or make: it expires back to its payer
+        target = self._issued_request(secrethash) if event.target == self.channels.signer.address else None
+        if target is not None:
+            self.payments[secrethash] = target
+            self._to_payment(secrethash, event)
+            return
+        if not self.forward:
+            log.info("not forwarding payment %d (routing.forward = no)", event.payment_id)
+            return
+        payer = self.channels.entry(event.channel_id).state
+        self._effects(*start_mediation(event, payer, self._by_partner(), self.node.gossip.fees))
+
+    def _issued_request(self, secrethash: bytes) -> TargetState | None:
+        """A target machine for an open request of ours with this hash (None: we never issued one)."""
+        record = self.node.journal.get(ISSUED, secrethash.hex())
+        if record is None or record.get("status") != "open":
+            return None
+        now = self._chain_now()
+        expires_at = now + int(record["expiry"] - time.time())
+        if expires_at <= now:
+            return None
+        return issue_request(bytes.fromhex(record["preimage"]), int(record["amount"]), expires_at, now)
+
+    def _to_payment(self, secrethash: bytes, event: object) -> None:
+        state = self.payments.get(secrethash)
+        if state is None:
+            return
+        try:
+            if isinstance(state, MediatorState):
+                self._effects(*handle_mediator(state, event))
+            elif isinstance(state, TargetState):
+                self._effects(*handle_target(state, event))
+            else:
+                self._effects(*handle_initiator(state, event, self._states()))
+        except ChanneldError as exc:
+            log.warning("payment 0x%s: %s not applied: %s", secrethash.hex()[:16], type(event).__name__, exc)
+
+    # --- effects --------------------------------------------------------------------------------------
+
+    def _effects(self, state: PaymentState, effects: list[TransferEffect]) -> int:
+        """Record the machine's new state in the round filling now, carry out its effects; the round."""
+        key = key_of(state)
+        done = is_done(state)
+        if done:
+            self.payments.pop(key, None)
+        else:
+            self.payments[key] = state
+        round_no = self.channels.put_payment(key, None if done else transfer_to_record(state))
+        for effect in effects:
+            if isinstance(effect, ChannelDo):
+                self._channel_do(effect)
+            else:
+                self.channels.after_commit(functools.partial(self._report, effect))
+        return round_no
+
+    def _channel_do(self, do: ChannelDo) -> None:
+        entry = self.channels.channels.get(do.channel_id)
+        if entry is None or type(do.action) not in TRANSITIONS[entry.state.status]:
+            return  # closed on chain: the chain settles what the lock becomes
+        try:
+            self.channels.apply(do.channel_id, do.action)
+        except ChanneldError as exc:
+            log.warning("channel 0x%s refused %s: %s", do.channel_id.hex()[:16], type(do.action).__name__,
+                        exc)
+
+    def _report(self, effect: TransferEffect) -> None:
+        bus = self.node.bus
+        if isinstance(effect, EventTransferSucceeded):
+            bus.publish("transfer_succeeded", None, payment_id=effect.payment_id, amount=str(effect.amount),
+                        fees=str(effect.fees), secrethash="0x" + effect.secrethash.hex())
+        elif isinstance(effect, EventTransferFailed):
+            bus.publish("transfer_failed", None, payment_id=effect.payment_id, reasons=list(effect.reasons),
+                        secrethash="0x" + effect.secrethash.hex())
+        elif isinstance(effect, EventRouteFailed):
+            bus.publish("route_failed", effect.channel_id, payment_id=effect.payment_id, reason=effect.reason)
+        elif isinstance(effect, EventTransferReceived):
+            self._request_paid(effect)
+        self._settle_waiter(effect)
+
+    def _request_paid(self, effect: EventTransferReceived) -> None:
+        journal = self.node.journal
+        record = journal.get(ISSUED, effect.secrethash.hex())
+        if record is not None and record.get("status") == "open":
+            journal.put(ISSUED, effect.secrethash.hex(), {**record, "status": "paid", "paid_at": time.time()},
+                        sync=True)
+        self.node.bus.publish("request_paid", None, payment_hash="0x" + effect.secrethash.hex(),
+                              amount=str(effect.amount))
+
+    def _settle_waiter(self, effect: TransferEffect) -> None:
+        if isinstance(effect, EventRouteFailed):
+            state = self.payments.get(effect.secrethash)
+            if isinstance(state, InitiatorState):
+                self.node.gossip.graph.record_failure(self.channels.signer.address, state.routes[0])
+            return
+        if not isinstance(effect, EventTransferSucceeded | EventTransferFailed):
+            return
+        waiter = self._waiters.pop(effect.secrethash, None)
+        if waiter is not None:
+            self._outcomes[effect.secrethash] = effect
+            waiter.set()
+
+    # --- time and the registry ------------------------------------------------------------------------
+
+    def _chain_now(self) -> int:
+        return max(self.node.watcher.chain_time, self._now)
+
+    async def run(self) -> None:
+        """After each block the channels heard: registrations first, then the block's time."""
+        while True:
+            try:
+                await self._registrations()
+            except ChanneldError as exc:
+                log.warning("reading the secret registry failed: %s", exc)
+            now = self.node.watcher.chain_time
+            if now > self._now:
+                self._now = now
+                for secrethash in list(self.payments):
+                    self._to_payment(secrethash, ActionTick(now))
+            await trio.sleep(TICK_INTERVAL)
+
+    async def _registrations(self) -> None:
+        chain = self.node.chain
+        if self._registry is None:
+            raw = await chain.run(chain.backend.call, {"to": self.node.contract,
+                                                       "data": hub.encode_secret_registry()})
+            self._registry = self.node.worker.registry = to_checksum_address(raw[-20:])
+        head = self.node.watcher.head
+        if head < self._next_registry_block:
+            return
+        logs = await chain.run(chain.backend.get_logs, self._registry, self._next_registry_block, head)
+        self._next_registry_block = head + 1
+        for raw_log in logs:
+            try:
+                event = hub.decode_registry_event({"topics": raw_log.topics, "data": raw_log.data})
+            except hub.UnknownEvent:
+                continue
+            self.registered(event.secret, self._chain_now())
+
+    def registered(self, secret: bytes, at: int) -> None:
+        """The registry holds `secret`: every channel, then the payment, hears of it."""
+        event = ContractReceiveSecretRegistered(secret, at)
+        for cid, entry in list(self.channels.channels.items()):
+            if type(event) in TRANSITIONS[entry.state.status]:
+                try:
+                    self.channels.apply(cid, event)
+                except ChanneldError as exc:
+                    log.warning("channel 0x%s: registration not applied: %s", cid.hex()[:16], exc)
+        self._to_payment(hashlib.sha256(secret).digest(), event)
+
+    # --- paying ---------------------------------------------------------------------------------------
+
+    async def pay(self, target: bytes, amount: int, secrethash: bytes, fee_cap: int,
+                  timeout: float) -> PayOutcome:
+        """Pay `amount` to `target` (an address) over routed hops, locked under `secrethash`."""
+        if secrethash in self.payments:
+            raise TransferFailed(f"a payment under hash 0x{secrethash.hex()} is already in progress")
+        routes = self.node.gossip.plan(target, amount, fee_cap)
+        payment_id = secrets.randbits(63)
+        waiter = self._waiters[secrethash] = trio.Event()
+        state, effects = start_payment(payment_id, self.channels.signer.address, amount, secrethash, fee_cap,
+                                       routes, self._states(), self._chain_now())
+        await self.channels.wait_round(self._effects(state, effects))
+        with trio.move_on_after(timeout):
+            await waiter.wait()
+        self._waiters.pop(secrethash, None)
+        outcome = self._outcomes.pop(secrethash, None)
+        if isinstance(outcome, EventTransferSucceeded):
+            for route in routes:
+                if route.channel_id in self.channels.channels:
+                    self.node.gossip.graph.record_success(self.channels.signer.address, route, amount)
+                    break
+            return PayOutcome("succeeded", payment_id, outcome.fees)
+        if isinstance(outcome, EventTransferFailed):
+            return PayOutcome("failed", payment_id, reasons=outcome.reasons)
+        return PayOutcome("pending", payment_id)
+
+    # --- views ----------------------------------------------------------------------------------------
+
+    def _states(self) -> Mapping[bytes, ChannelState]:
+        return {cid: e.state for cid, e in self.channels.channels.items()}
+
+    def _by_partner(self) -> dict[bytes, ChannelState]:
+        found: dict[bytes, ChannelState] = {}
+        for entry in self.channels.channels.values():
+            state = entry.state
+            if state.status is ChannelStatus.OPEN or state.partner.address not in found:
+                found[state.partner.address] = state
+        return found
+
+
+# --- the transactions a payment asks for ----------------------------------------------------------------
+
+
+def register_request(registry: str, op: Operation) -> TxRequest:
+    return TxRequest(registry, hub.encode_register_secret(bytes(op.args[0])))
+
+
+def unlock_request(contract: str, channel: hub.OnChainChannel, op: Operation) -> TxRequest | None:
+    """`unlock` of a settled channel's side whose locks the secret registry can release (None: not due)."""
+    _, sender, _receiver, packed = op.args
+    if channel.settled is None or channel.cooperative:
+        return None
+    who = to_checksum_address(bytes(sender))
+    if (channel.unlocked1 if channel.state.is_first(who) else channel.unlocked2):
+        return None
+    data = hub.encode_unlock(channel.channel_id, channel.settled_locks(), who, bytes(packed))
+    return TxRequest(contract, data)
+
+
+
+async def pay_routed(node: Node, peer_id: bytes, amount: int, metadata: bytes, timeout: float,
+                     max_fee: int | None) -> dict[str, object]:
+    """`Node.pay` to a node we have no channel with: a routed payment under a payment request's hash."""
+    from channeld.client._payreq import hash_from_metadata
+    from channeld.node._ops import OperationRefused
+    from channeld.protocol import KnownKey
+    from channeld.routing import RoutingError
+
+    secrethash = hash_from_metadata(metadata)
+    if secrethash is None:
+        raise OperationRefused(f"no open channel with node {peer_id.hex()}; to route, pay its payment "
+                               "request (the request's hash locks every hop)")
+    fee_cap = amount if max_fee is None else max_fee
+    try:
+        outcome = await node.transfers.pay(KnownKey(peer_id).address, amount, secrethash, fee_cap, timeout)
+    except RoutingError as exc:
+        raise OperationRefused(f"{type(exc).__name__}: {exc}") from None
+    except TransferFailed as exc:
+        raise OperationRefused(str(exc)) from None
+    status = {"succeeded": "accepted", "failed": "refused"}.get(outcome.status, "pending")
+    return {"payment_id": outcome.payment_id, "amount": str(amount), "status": status, "routed": True,
+            "fees": str(outcome.fees), "reason": "; ".join(outcome.reasons) or None}
