@@ -60,7 +60,8 @@ class Wallet:
         if (directory / "keystore.json").exists():
             key = load_key(directory, password)
         else:
-            key = create_datadir(directory, password, **({} if scrypt_n is None else {"scrypt_n": scrypt_n}))
+            key = (create_datadir(directory, password) if scrypt_n is None
+                   else create_datadir(directory, password, scrypt_n=scrypt_n))
         listen = HostPort("127.0.0.1", _free_loopback_port())
         config = Config(node=NodeConfig(listen=listen),
                         chain=ChainConfig(rpc_url=rpc_url, contract=contract, confirmations=confirmations,

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import trio
-from trio_websocket import ConnectionRejected, ConnectionClosed, open_websocket_url
+from trio_websocket import ConnectionClosed, ConnectionRejected, open_websocket_url
 
 from tests.api.conftest import Api, Network
 from tests.node.helpers import wait_until

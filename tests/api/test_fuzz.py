@@ -1,8 +1,8 @@
 """Schema-driven fuzzing (schemathesis) of the served OpenAPI document: no 5xx, every answer in schema.
 
 Bounded: a fixed number of examples per operation. Operations that write files on the node's host
-(backup, audit export to a path), load the node (bench), dial arbitrary hosts (peers, watchtowers, webhooks) or stream forever
-(events) are left out; their refusal paths are tested by hand in test_endpoints.py.
+(backup, audit export to a path), load the node (bench), dial arbitrary hosts (peers, watchtowers,
+webhooks) or stream forever (events) are left out; their refusal paths are tested by hand.
 """
 
 from __future__ import annotations

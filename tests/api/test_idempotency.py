@@ -39,7 +39,8 @@ def test_ten_retries_pay_once(network: Network) -> None:
 def test_a_key_reused_for_another_payment_is_409(network: Network) -> None:
     api = network.api_a
     key = {"Idempotency-Key": "k-" + secrets.token_hex(8)}
-    assert api.post("/payments", {"node_id": network.b.node_id, "amount": "11"}, headers=key).status_code == 200
+    first = api.post("/payments", {"node_id": network.b.node_id, "amount": "11"}, headers=key)
+    assert first.status_code == 200
     other = api.post("/payments", {"node_id": network.b.node_id, "amount": "12"}, headers=key)
     assert other.status_code == 409
     assert _payments_of(network, 12) == []
