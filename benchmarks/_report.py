@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import operator
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,18 +13,22 @@ from benchmarks._stats import Figure
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A bar a figure must clear: `text` for the reader, `passes` for the verdict."""
+    """A bar a figure must clear: at least `bound` (`kind` "min") or below it ("max"); `text` for readers."""
 
     text: str
-    passes: Callable[[float], bool]
+    kind: str
+    bound: float
 
     @classmethod
     def at_least(cls, bound: float, text: str) -> Target:
-        return cls(text, lambda value: operator.ge(value, bound))
+        return cls(text, "min", bound)
 
     @classmethod
     def below(cls, bound: float, text: str) -> Target:
-        return cls(text, lambda value: operator.lt(value, bound))
+        return cls(text, "max", bound)
+
+    def passes(self, value: float) -> bool:
+        return value >= self.bound if self.kind == "min" else value < self.bound
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +56,20 @@ class Result:
         return "pass" if self.target.passes(self.figure.median) else "MISS"
 
     def as_json(self) -> dict[str, Any]:
+        target = None if self.target is None else {"text": self.target.text, "kind": self.target.kind,
+                                                   "bound": self.target.bound}
         return {"label": self.label, "unit": self.unit,
                 **(self.figure.as_json() if self.figure else {"median": None, "reason": self.reason}),
-                "target": self.target.text if self.target else None, "verdict": self.verdict}
+                "target": target, "verdict": self.verdict}
+
+    @classmethod
+    def from_json(cls, key: str, document: dict[str, Any]) -> Result:
+        t = document.get("target")
+        target = None if t is None else Target(t["text"], t["kind"], float(t["bound"]))
+        if document.get("median") is None:
+            return cls(key, document["label"], document["unit"], None, target, document.get("reason"))
+        figure = Figure(document["median"], document["min"], document["max"], document["runs"])
+        return cls(key, document["label"], document["unit"], figure, target)
 
 
 def number(value: float) -> str:
@@ -83,12 +97,22 @@ def table(results: Iterable[Result]) -> list[str]:
     return rows
 
 
-def write_json(path: Path, results: list[Result], run_info: dict[str, Any]) -> None:
+def write_json(path: Path, results: list[Result], run_info: dict[str, Any],
+               extra: dict[str, Any] | None = None) -> None:
     document: dict[str, Any] = {r.key: (None if r.figure is None else r.figure.median) for r in results}
     document["unavailable"] = {r.key: r.reason for r in results if r.figure is None}
     document["figures"] = {r.key: r.as_json() for r in results}
+    document["order"] = [r.key for r in results]
     document["run"] = run_info
+    document.update(extra or {})
     path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: Path) -> tuple[list[Result], dict[str, Any], dict[str, Any]]:
+    """The results, run information and the whole document of a benchmarks.json written above."""
+    document = json.loads(path.read_text())
+    results = [Result.from_json(key, document["figures"][key]) for key in document["order"]]
+    return results, document["run"], document
 
 
 def write_plot(path: Path, results: list[Result]) -> None:
@@ -130,11 +154,7 @@ def _bars(axes: Any, results: list[Result], ylabel: str, *, log: bool) -> None:
 
 
 def _target_value(result: Result) -> float | None:
-    """The number in a target's text (for the plot's red mark), if it names one."""
-    if result.target is None:
+    """Where the plot's red mark goes, for a finite target."""
+    if result.target is None or result.target.bound in (float("inf"), float("-inf")):
         return None
-    digits = "".join(ch for ch in result.target.text if ch.isdigit() or ch == ".")
-    try:
-        return float(digits)
-    except ValueError:
-        return None
+    return result.target.bound

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import httpx
 
 import pytest
 
 from channeld.api._tokens import Scope, TokenBook
 from channeld.chain import connect_rpc
 from channeld.keys import create_datadir
-from tests.node.helpers import PASSWORD, Zygote, deploy_hub, make_daemon
-from tests.tools import REPO, Anvil
+from channeld.client import signed_headers
+from tests.node.helpers import PASSWORD, Zygote, deploy_hub, make_daemon, open_channel, wait_until
+from tests.tools import REPO, Anvil, free_port
 
 
 @pytest.fixture(scope="module")
@@ -49,3 +53,53 @@ def test_wallet_example_opens_pays_receives_and_closes(tmp_path: Path, chain: tu
         assert channel["status"] == "settled"
     finally:
         zygote.stop()
+
+
+def test_shop_example_marks_an_order_paid_only_from_a_verified_webhook(
+        tmp_path: Path, chain: tuple[Anvil, str]) -> None:
+    anvil, contract = chain
+    zygote = Zygote()
+    shop = None
+    try:
+        merchant = make_daemon(tmp_path, "merchant", anvil, contract, zygote)
+        buyer = make_daemon(tmp_path, "buyer", anvil, contract, zygote)
+        merchant.start()
+        buyer.start()
+        open_channel(buyer, merchant, 10**17)
+        token, _ = TokenBook(merchant.datadir).create(Scope.INVOICE, "shop")
+        (tmp_path / "invoice.token").write_text(token)
+        port = free_port()
+        shop = subprocess.Popen(
+            [sys.executable, str(REPO / "examples" / "shop" / "shop.py"), "--node-api",
+             f"http://127.0.0.1:{merchant.api}", "--token-file", str(tmp_path / "invoice.token"),
+             "--port", str(port)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert shop.stdout is not None and shop.stdout.readline().startswith("shop on")
+        url = f"http://127.0.0.1:{port}"
+        order = httpx.post(url + "/orders", json={"item": "coffee"}).json()
+        assert order["paid"] is False and order["request"].startswith("chpr1")
+        assert b"<svg" in httpx.get(url + order["qr"]).content
+        forged_body = b'{"seq": 999999, "kind": "request_paid", "payment_hash": "%s", "amount": "%s"}' % (
+            order["payment_hash"].encode(), order["amount"].encode())
+        forged = httpx.post(url + "/webhook", content=forged_body, headers=signed_headers("guess", forged_body))
+        assert forged.status_code == 401 and httpx.get(url + f"/orders/{order['order']}").json()["paid"] is False
+        paid = buyer.call("POST", "/payments", {"request": order["request"]})
+        assert paid["status"] == "accepted" and paid["preimage"].startswith("0x")
+        wait_until(lambda: httpx.get(url + f"/orders/{order['order']}").json()["paid"], what="order paid")
+        assert httpx.post(url + "/orders", json={"item": "caviar"}).status_code == 400
+    finally:
+        if shop is not None:
+            shop.terminate()
+            shop.wait(timeout=10)
+        zygote.stop()
+
+
+def test_operator_example_config_loads_and_names_its_commands() -> None:
+    from channeld.config import load_config
+
+    folder = REPO / "examples" / "operator"
+    config = load_config(folder / "node", {})
+    assert config.chain.confirmations >= 3 and config.node.api.host == "127.0.0.1"
+    text = (folder / "README.md").read_text()
+    for command in ("channeld --datadir", "channeld watchtower", "watchtower add", "--password-file"):
+        assert command in text
+    assert time.time() > 0

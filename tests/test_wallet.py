@@ -29,8 +29,9 @@ KEY = coincurve.PrivateKey(b"\x07" * 32)
 
 
 def _request(**changes: object) -> PaymentRequest:
-    fields: dict[str, object] = {"chain_id": 31337, "contract": b"\x11" * 20, "node_id": KEY.public_key.format(),
-                                 "amount": 12345, "payment_hash": hashlib.sha256(b"secret").digest(),
+    fields: dict[str, object] = {"chain_id": 31337, "contract": b"\x11" * 20,
+                                 "node_id": KEY.public_key.format(), "amount": 12345,
+                                 "payment_hash": hashlib.sha256(b"secret").digest(),
                                  "expiry": 2_000_000_000, "description": "a coffee ☕"}
     fields.update(changes)
     return PaymentRequest(**fields).signed(KEY)  # type: ignore[arg-type]
@@ -59,7 +60,8 @@ def test_every_single_character_change_is_caught() -> None:
 def test_a_request_signed_by_another_key_is_refused() -> None:
     other = coincurve.PrivateKey(b"\x08" * 32)
     with pytest.raises(BadPaymentRequest, match="signing key"):
-        PaymentRequest(31337, b"\x11" * 20, KEY.public_key.format(), 1, bytes(32), 2_000_000_000, "").signed(other)
+        PaymentRequest(31337, b"\x11" * 20, KEY.public_key.format(), 1, bytes(32), 2_000_000_000,
+                       "").signed(other)
     forged = PaymentRequest(31337, b"\x11" * 20, KEY.public_key.format(), 999_999, _request().payment_hash,
                             2_000_000_000, "a coffee ☕", _request().signature)
     with pytest.raises(BadPaymentRequest, match="not signed by its node"):
@@ -120,7 +122,8 @@ async def test_wallet_pays_a_request_keeps_its_channel_across_a_restart(tmp_path
             channel_id = await wallet.open_channel(node.uri, 10**16, challenge_period=30)
             paid = await wallet.pay_request(request["request"])
             assert paid["status"] == "accepted"
-            assert hashlib.sha256(bytes.fromhex(paid["preimage"][2:])).hexdigest() == request["payment_hash"][2:]
+            preimage = bytes.fromhex(paid["preimage"][2:])
+            assert hashlib.sha256(preimage).hexdigest() == request["payment_hash"][2:]
             with pytest.raises(ChanneldError, match="already paid"):
                 await wallet.pay_request(request["request"])
             wallet.add_watchtower(f"02{'44' * 32}@127.0.0.1:9")

@@ -34,7 +34,7 @@ class GasModel:
         return max((block_gas - self.fixed) // self.per_channel, 0)
 
 
-# Least-squares fits of docs/gas.json's batch figures (ERC-20, N = 1, 10, 100); a test keeps them in step.
+# docs/gas.json's `batch.models` (ERC-20, the line through N = 10 and N = 100); a test keeps them in step.
 MEASURED: dict[tuple[BatchKind, Scheme], GasModel] = {
     (BatchKind.WITHDRAW, Scheme.ECDSA): GasModel(fixed=60_000, per_channel=13_000),
     (BatchKind.WITHDRAW, Scheme.BLS): GasModel(fixed=210_000, per_channel=9_000),

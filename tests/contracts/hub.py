@@ -48,6 +48,10 @@ class Chain:
         self.chain_id = int(self.w3.eth.chain_id)
         self.rpc("anvil_autoImpersonateAccount", [True])
 
+    @property
+    def block_gas_limit(self) -> int:
+        return int(self.w3.eth.get_block("latest")["gasLimit"])
+
     def rpc(self, method: str, params: list[Any]) -> Any:
         response = self.w3.provider.make_request(method, params)  # type: ignore[arg-type]
         if "error" in response:
@@ -66,7 +70,7 @@ class Chain:
             gas = self.w3.eth.estimate_gas(tx)  # type: ignore[arg-type]
         except ContractLogicError as error:
             raise hub_abi.decode_revert(bytes.fromhex(str(error.data or "0x")[2:])) from None
-        tx["gas"] = gas + 100_000
+        tx["gas"] = min(gas + 100_000, self.block_gas_limit)
         tx_hash = self.w3.eth.send_transaction(tx)  # type: ignore[arg-type]
         receipt = dict(self.w3.eth.wait_for_transaction_receipt(tx_hash))
         if receipt["status"] != 1:

@@ -229,17 +229,19 @@ async def cooperative_settle(pair: Pair, requester: str, partner: str) -> None:
                             for n in ("a", "b")), "the cooperative settle seen by both")
 
 
-# (message type, which role sends it, workload run as (pair, initiator, other))
-CASES: dict[str, tuple[type[Message], bool, Workload]] = {
-    "Payment": (Payment, True, payments),
-    "PaymentAccepted": (PaymentAccepted, False, payments),
-    "PaymentRefused": (PaymentRefused, False, refused_until_the_deposit_is_seen),
-    "WithdrawRequest": (WithdrawRequest, True, withdraw),
-    "WithdrawSignature": (WithdrawSignature, False, withdraw),
-    "SettleRequest": (SettleRequest, True, cooperative_settle),
-    "SettleSignature": (SettleSignature, False, cooperative_settle),
-    "Reestablish": (Reestablish, True, reconnect_while_paying),
-    "ChannelOpened": (ChannelOpened, True, reconnect_while_paying),
+# message type, whether the initiator of the workload sends it, the workload, how many of it pass first
+CASES: dict[str, tuple[type[Message], bool, Workload, int]] = {
+    "Payment": (Payment, True, payments, 0),
+    "Payment-2nd-of-3": (Payment, True, payments, 1),  # mid-burst: the payee holds n=1, lacks n=2, 3
+    "PaymentAccepted": (PaymentAccepted, False, payments, 0),
+    "PaymentAccepted-2nd-of-3": (PaymentAccepted, False, payments, 1),
+    "PaymentRefused": (PaymentRefused, False, refused_until_the_deposit_is_seen, 0),
+    "WithdrawRequest": (WithdrawRequest, True, withdraw, 0),
+    "WithdrawSignature": (WithdrawSignature, False, withdraw, 0),
+    "SettleRequest": (SettleRequest, True, cooperative_settle, 0),
+    "SettleSignature": (SettleSignature, False, cooperative_settle, 0),
+    "Reestablish": (Reestablish, True, reconnect_while_paying, 0),
+    "ChannelOpened": (ChannelOpened, True, reconnect_while_paying, 0),
 }
 
 
@@ -248,20 +250,39 @@ CASES: dict[str, tuple[type[Message], bool, Workload]] = {
 @pytest.mark.parametrize("case", list(CASES))
 async def test_cut_around_each_message_and_every_payment_ends_exactly_once(
         pair: Pair, case: str, sender: str, point: CutPoint) -> None:
-    message, sender_initiates, workload = CASES[case]
+    message, sender_initiates, workload, skip = CASES[case]
     other = "b" if sender == "a" else "a"
     initiator, responder = (sender, other) if sender_initiates else (other, sender)
-    plan = FaultPlan(Cut(message, point))
+    cut = Cut(message, point, skip)
+    plan = FaultPlan(cut)
     pair.node(sender).peers.manager.faults = plan
     with trio.fail_after(WAIT * 2):
         await workload(pair, initiator, responder)
-    assert plan.fired == [Cut(message, point)], plan
+    assert plan.fired == [cut], plan
     await until(lambda: agreed(pair) and pair.a.peers.is_connected(pair.b.node_id),
                 "re-established agreement")
     if pair.state("a").status is ChannelStatus.OPEN:  # type: ignore[attr-defined]
         await pair.pay(other, AMOUNT)  # still carries payments after the cut, both ways
         await pair.pay(sender, AMOUNT)
         await until(lambda: agreed(pair), "agreement after the last payments")
+    assert_exactly_once(pair)
+
+
+async def test_many_cuts_on_both_sides_while_payments_stream_both_ways(pair: Pair) -> None:
+    """Cuts at both nodes, in the middle of pipelined bursts each way: still exactly once."""
+    plans = {}
+    for name, offset in (("a", 0), ("b", 1)):
+        cuts = [Cut(kind, point, skip) for skip in (2 + offset, 9 + offset, 17 + offset)
+                for kind, point in ((Payment, CutPoint.BEFORE_SEND), (PaymentAccepted, CutPoint.AFTER_SEND))]
+        plans[name] = pair.node(name).peers.manager.faults = FaultPlan(*cuts)
+    with trio.fail_after(WAIT * 2):
+        async with trio.open_nursery() as nursery:
+            for _ in range(4):
+                nursery.start_soon(pair.pay, "a", AMOUNT, 6)
+                nursery.start_soon(pair.pay, "b", AMOUNT, 6)
+    await until(lambda: agreed(pair), "agreement after the storm")
+    assert sum(len(plan.fired) for plan in plans.values()) >= 4, plans  # the storm really had cuts
+    assert len(pair.paid["a"]) == 1 + 24 and len(pair.paid["b"]) == 24
     assert_exactly_once(pair)
 
 
