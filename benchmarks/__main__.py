@@ -11,6 +11,7 @@ import dataclasses
 import os
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,9 +30,11 @@ from benchmarks._direct import direct_case
 from benchmarks._document import render
 from benchmarks._life import long_life_case, startup_case
 from benchmarks._profile import Profile, profile_case
-from benchmarks._report import Result, table, write_json, write_plot
+from benchmarks._report import Result, read_json, table, write_json, write_plot
 
 CASES = ("floor", "direct", "api", "hops", "many", "startup", "long", "profile")
+UNITS = {"_pps": "payments/s", "_ms": "ms", "_s": "s", "_ratio": "ratio", "_per_payment": "bytes",
+         "_payments": "MB"}
 # every report carries these keys; a case left out with --only gives null and says so
 REQUIRED = {
     "direct_pipelined_pps": "direct", "direct_w8_pps": "direct", "direct_w8_latency_p99_ms": "direct",
@@ -54,16 +57,32 @@ class Run:
     results: list[Result] = dataclasses.field(default_factory=list)
     case_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
     profile: Profile | None = None
+    load_at_start: float = dataclasses.field(default_factory=lambda: os.getloadavg()[0])
+    failures: dict[str, str] = dataclasses.field(default_factory=dict)
+    out: Path | None = None  # written after every case, so an interrupted run keeps what it measured
+    started: float = dataclasses.field(default_factory=time.perf_counter)
 
     def timed(self, name: str, case: Callable[[], list[Result]]) -> None:
         if name not in self.only:
             return
         started = time.perf_counter()
         print(f"[bench] {name} ...", flush=True)
-        found = case()
-        self.case_seconds[name] = time.perf_counter() - started
+        self.failures[name] = f"case {name} did not finish (the run was interrupted)"
+        if self.out is not None:
+            write_outputs(self, self.out, time.perf_counter() - self.started)
+        try:
+            found = case()
+        except Exception as error:  # one broken case must not void the others' figures
+            traceback.print_exc()
+            self.failures[name] = f"case {name} failed: {type(error).__name__}: {str(error)[:300]}"
+            return
+        finally:
+            self.case_seconds[name] = time.perf_counter() - started
+        del self.failures[name]
         self.results += found
         print("\n".join(table(found)), flush=True)
+        if self.out is not None:
+            write_outputs(self, self.out, time.perf_counter() - self.started)
 
     def result(self, key: str) -> Result | None:
         return next((r for r in self.results if r.key == key), None)
@@ -83,40 +102,74 @@ def run_cases(run: Run) -> None:
             one = run.result("direct_pipelined_pps") or Result("direct_pipelined_pps", "", "", None)
             run.timed("many", lambda: many_case(chain, run.root, run.sizes, one))
             run.timed("startup", lambda: startup_case(chain, run.root, run.sizes))
+            run.timed("profile", lambda: _profile(run, chain))
             run.timed("long", lambda: long_life_case(chain, run.root, run.sizes))
-            if "profile" in run.only:
-                started = time.perf_counter()
-                print("[bench] profile ...", flush=True)
-                run.profile = profile_case(chain, run.root, run.sizes)
-                run.case_seconds["profile"] = time.perf_counter() - started
     finally:
         if chain is not None:
             chain.stop()
+
+
+def _profile(run: Run, chain: Chain) -> list[Result]:
+    run.profile = profile_case(chain, run.root, run.sizes)
+    return []
 
 
 def _add_ratio(run: Run) -> None:
     pipelined, floor = run.result("direct_pipelined_pps"), run.result("floor_pps")
     if pipelined is not None and floor is not None:
         run.results.append(floor_ratio(pipelined, floor))
+    bound, floor_cpu = run.result("direct_cpu_bound_pps"), run.result("floor_cpu_pps")
+    if bound is not None and floor_cpu is not None:
+        run.results.append(floor_ratio(bound, floor_cpu, "floor_ratio_cpu",
+                                       "the same per CPU-second: CPU-bound pipelined / floor"))
 
 
-def add_missing(run: Run) -> None:
+def missing(run: Run) -> list[Result]:
+    """The required keys no case reported: null, with the reason."""
+    found = []
     for key, case in REQUIRED.items():
         if run.result(key) is None:
-            unit = "payments/s" if key.endswith("_pps") else key.rsplit("_", 1)[-1]
-            run.results.append(Result.unavailable(key, key.replace("_", " "), unit,
-                                                  f"not run this time (case {case} left out with --only)"))
+            unit = next((u for suffix, u in UNITS.items() if key.endswith(suffix)), "")
+            reason = next((text for name, text in run.failures.items() if name in case),
+                          f"not run this time (case {case} left out with --only)")
+            found.append(Result.unavailable(key, key.replace("_", " "), unit, reason))
+    return found
 
 
 def write_outputs(run: Run, out: Path, seconds: float) -> None:
-    add_missing(run)
+    """The report of this run; a run of some cases (`--only`) updates those in an existing report."""
+    earlier: list[Result] = []
+    case_seconds, profile = dict(run.case_seconds), run.profile
+    if set(run.only) != set(CASES) and (out / "benchmarks.json").exists():
+        previous, previous_info, document = read_json(out / "benchmarks.json")
+        ours = {r.key for r in run.results} | {k for k, case in REQUIRED.items() if _ran(run, case)}
+        earlier = [r for r in previous if r.key not in ours]
+        case_seconds = {**previous_info.get("case_seconds", {}), **case_seconds}
+        if profile is None and "profile" in document and "profile" not in run.only:
+            profile = Profile.from_json(document["profile"])
+    results = run.results + earlier
+    results += [r for r in missing(run) if r.key not in {e.key for e in results}]
     out.mkdir(parents=True, exist_ok=True)
     info = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": os.cpu_count(),
-            "sizes": _sizes_text(run.sizes), "seconds": seconds, "case_seconds": run.case_seconds,
-            "sizes_full": dataclasses.asdict(run.sizes)}
-    write_json(out / "benchmarks.json", run.results, info)
-    write_plot(out / "benchmarks.png", run.results)
-    (out / "benchmarks.md").write_text(render(run.results, run.profile, info))
+            "load_average_at_start": run.load_at_start, "load_average_at_end": os.getloadavg()[0],
+            "sizes": _sizes_text(run.sizes), "seconds": seconds, "case_seconds": case_seconds,
+            "sizes_full": dataclasses.asdict(run.sizes), "cases_this_run": list(run.only)}
+    extra = {} if profile is None else {"profile": profile.as_json()}
+    write_json(out / "benchmarks.json", results, info, extra)
+    write_plot(out / "benchmarks.png", results)
+    (out / "benchmarks.md").write_text(render(results, profile, info))
+
+
+def _ran(run: Run, case: str) -> bool:
+    return any(name in case for name in run.only)
+
+
+def rerender(out: Path) -> None:
+    """benchmarks.md and .png again from benchmarks.json (after the text around the figures changed)."""
+    results, info, document = read_json(out / "benchmarks.json")
+    profile = Profile.from_json(document["profile"]) if "profile" in document else None
+    write_plot(out / "benchmarks.png", results)
+    (out / "benchmarks.md").write_text(render(results, profile, info))
 
 
 def _sizes_text(sizes: Sizes) -> str:
@@ -129,13 +182,19 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny counts (checks the harness, not speed)")
     parser.add_argument("--long-payments", type=int, help="payments in the long-life case (default 1M)")
     parser.add_argument("--runs", type=int, help="measured runs per figure (default 3)")
-    parser.add_argument("--only", nargs="+", choices=CASES, default=list(CASES), help="cases to run")
+    parser.add_argument("--only", nargs="+", choices=CASES, default=list(CASES),
+                        help="cases to run (their figures replace those in an existing report in --out)")
     parser.add_argument("--out", type=Path, default=DOCS, help="where the report goes (default docs/)")
+    parser.add_argument("--render", action="store_true",
+                        help="measure nothing: rewrite benchmarks.md and .png from benchmarks.json in --out")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.render:
+        rerender(args.out)
+        return 0
     sizes = TINY if args.quick else FULL
     if args.long_payments is not None:
         sizes = dataclasses.replace(sizes, long_payments=args.long_payments)
@@ -143,13 +202,15 @@ def main(argv: list[str] | None = None) -> int:
         sizes = dataclasses.replace(sizes, runs=max(1, args.runs))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="channeld-bench-") as tmp:
-        run = Run(sizes, tuple(args.only), Path(tmp))
+        run = Run(sizes, tuple(args.only), Path(tmp), out=args.out)
         run_cases(run)
     seconds = time.perf_counter() - started
     write_outputs(run, args.out, seconds)
-    print("\n".join(table(run.results)))
+    print("\n".join(table(run.results + missing(run))))
     print(f"[bench] done in {seconds:.0f} s; wrote {args.out}/benchmarks.md, .json, .png")
-    return 0
+    for reason in run.failures.values():
+        print(f"[bench] {reason}")
+    return 1 if run.failures else 0
 
 
 if __name__ == "__main__":

@@ -17,7 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import direct as two_daemons
-from benchmarks._cases import PIPELINE_WINDOW, PPS, Sizes, busy, by_name, core, phase, run_driver, wallet_spec
+from benchmarks._cases import (
+    PIPELINE_WINDOW,
+    PPS,
+    Sizes,
+    busy,
+    by_name,
+    core,
+    cpu_per_payment,
+    phase,
+    run_driver,
+    wallet_spec,
+)
 from benchmarks._cluster import Chain, Daemon
 from benchmarks._report import Result, Target
 from benchmarks._stats import Figure
@@ -87,6 +98,9 @@ def daemons_direct_case(chain: Chain, root: Path, sizes: Sizes) -> list[Result] 
                _of(phases["pipelined"], "payer_cpu_us")),
         Result("direct_pipelined_payee_cpu_us", "direct, pipelined: payee daemon CPU", CPU_US,
                _of(phases["pipelined"], "payee_cpu_us")),
+        Result("direct_cpu_bound_pps", "direct, pipelined, if each daemon had a core of its own "
+               "(1 / the busier daemon's CPU per payment)", PPS,
+               Figure.of([1e6 / max(r["payer_cpu_us"], r["payee_cpu_us"]) for r in phases["pipelined"]])),
     ]
 
 
@@ -125,6 +139,8 @@ def wallet_direct_case(chain: Chain, root: Path, sizes: Sizes) -> list[Result]:
         *_figures("wallet_direct", "wallet into a daemon", figures),
         busy(result, "pipelined", "wallet_direct_pipelined_daemon_cpu",
              "wallet into a daemon, pipelined: daemon (payee) busy"),
+        cpu_per_payment(result, "pipelined", "wallet_direct_pipelined_daemon_cpu_us",
+                        "wallet into a daemon, pipelined: daemon (payee) CPU"),
         busy(result, "pipelined", "wallet_direct_pipelined_wallet_cpu",
              "wallet into a daemon, pipelined: wallet (payer) busy", daemon=-1),
     ]

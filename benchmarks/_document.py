@@ -15,21 +15,26 @@ Everything runs on this machine over loopback, as separate processes: a private 
 ChannelHub contract, real **`channeld node`** daemons (`python -m channeld.cli node`, LevelDB store, BOLT 8
 transport, control API), and a **load generator** process.
 
-- **The load generator is a channel peer.** The node has no in-daemon bench endpoint, so load comes from
-  `benchmarks/_wallet.py`: wallets built from the project's own pieces, as a third-party wallet would be
-  (a secp256k1 key, a BOLT 8 session from `channeld.transport`, the pure machine from `channeld.protocol`,
-  a LevelDB store from `channeld.store`). Each wallet opens its channel on chain itself (`openChannel`
-  with its deposit); the daemon learns of it from the contract's events and announces it. Both sides
-  are durable: the wallet commits (fsync) every new state before it sends the payment that depends on
-  it, the daemon commits the received proof before it acknowledges. A payment counts when its
-  `PaymentAccepted` is back at the payer.
-- **Cores.** The machine has two cores. The daemon under test is pinned to one and the load generator
-  to the other, as two nodes on two machines each have their own CPU (and as the floor is measured).
-  In the API case three processes share the two cores: the two daemons are pinned one per core and the
-  HTTP client is left to the scheduler.
-- **Direct, pipelined**: up to 64 unanswered payments on the channel (the protocol's `MAX_IN_FLIGHT`).
-  **Window of 8**: up to 8. **One at a time**: the next payment is sent when the previous one is
-  accepted; latency is from `ActionPay` (before signing) to the acceptance arriving.
+- **Direct, two daemons** (`direct_*`): the payer daemon drives the load itself through its admin-only
+  load path `POST /api/v1/bench/pay` (`benchmarks/direct.py`, written with the node): it applies
+  `ActionPay` on the same code path as every payment (risk limits aside) and keeps a window of unanswered
+  payments. Durable end to end: the payer commits (fsync) each proof before sending it, the payee commits
+  it before acknowledging, and a payment counts once the payer has committed the acknowledgement. The
+  payer is pinned to one core, the payee to the other. Each daemon's CPU time per payment is read from
+  `/proc`; `direct_cpu_bound_pps` (one over the busier daemon's CPU per payment) is what the pair would
+  do with a core each to itself, which on a shared machine the wall-clock rate does not show.
+- **A wallet into a daemon** (`wallet_direct_*`, and the load of the many-channel and long-life cases):
+  `benchmarks/_wallet.py` builds wallets from the project's own pieces, as a third-party wallet would be
+  built (a secp256k1 key, a BOLT 8 session from `channeld.transport`, the pure machine from
+  `channeld.protocol`, a LevelDB store from `channeld.store`). Each wallet opens its channel on chain
+  itself (`openChannel` with its deposit); the daemon learns of it from the contract's events and
+  announces it. The wallet commits every new state before it sends the payment that depends on it; a
+  payment counts when its `PaymentAccepted` is back. The daemon is pinned to one core and the wallets'
+  process to the other, and both processes' busy shares are reported, so a reader can see which side
+  limited the rate.
+- **Windows**: pipelined is up to 64 unanswered payments on the channel (the protocol's
+  `MAX_IN_FLIGHT`), then a window of 8, then one at a time (the next payment when the previous one is
+  accepted; latency is from `ActionPay`, before signing, to the acceptance).
 - **Control API**: daemon A pays daemon B over their channel through `POST /api/v1/payments`
   (bearer token, JSON), the call returning once B accepted: what a wallet or shop server sees end to end.
   16 requests outstanding for throughput (and 64, reported beside it), one at a time for latency. The
@@ -39,7 +44,10 @@ transport, control API), and a **load generator** process.
 - **The floor**: `benchmarks/floor.py`, the protocol's own `balance_proof_digest`, `Signer.sign` (payer)
   and `KnownKey.check` (payee: recover and compare, the check the protocol really does), in a tight loop,
   the two sides in two processes at once. `floor_pps` is the slower side; `floor_ratio` is direct
-  pipelined throughput over it (min/max of the ratio pair the extremes of both figures).
+  pipelined throughput over it (min/max of the ratio pair the extremes of both figures). The same per
+  CPU-second (`floor_cpu_pps`, `floor_ratio_cpu`) compares what each would do on a core of its own.
+  Beside it, one fsynced LevelDB commit (`durable_commit_*`): each side needs one per payment, or per
+  group of payments when commits are grouped.
 - **Start-up**: process spawn to the daemon's readiness file, with the store filled with 10,000 channel
   records and 10,000 peer records written by the node's own record code (creating 10,000 channels
   through anvil would take many minutes); the chain holds none of them, so no events are replayed.
@@ -67,7 +75,9 @@ def render(results: Sequence[Result], profile: Profile | None, run_info: dict[st
              "[benchmarks.json](benchmarks.json). Targets are the project's; a miss is reported, never "
              "hidden.", "",
              f"Run: {run_info['date']}, {run_info['cores']} cores, sizes `{run_info['sizes']}`, whole run "
-             f"{run_info['seconds']:.0f} s.", "",
+             f"{run_info['seconds']:.0f} s. The machine is shared: its load average (runnable processes, "
+             f"on {run_info['cores']} cores) was {run_info.get('load_average_at_start', 0):.1f} at the start "
+             f"and {run_info.get('load_average_at_end', 0):.1f} at the end.", "",
              "![benchmark figures](benchmarks.png)", "", "## Figures", "", *table(results), ""]
     lines += [_case_times(run_info), "", METHOD, FIELD]
     if profile is not None:

@@ -39,6 +39,18 @@ class Profile:
     method: str
     sides: list[Side]
 
+    def as_json(self) -> dict[str, Any]:
+        return {"pps": self.pps, "method": self.method,
+                "sides": [{"name": side.name, "idle": side.idle,
+                           "busiest": [[spot.share, spot.function] for spot in side.busiest]}
+                          for side in self.sides]}
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> Profile:
+        sides = [Side(side["name"], side["idle"], [Hotspot(share, name) for share, name in side["busiest"]])
+                 for side in document["sides"]]
+        return cls(document["pps"], document["method"], sides)
+
 
 class ProfiledDaemon(Daemon):
     """The daemon, started under pyinstrument; its profile is written when it shuts down cleanly."""

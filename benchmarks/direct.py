@@ -181,13 +181,16 @@ def main() -> None:
     parser.add_argument("--pipelined", type=int, help="payments per pipelined run")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--profile", type=Path, help="py-spy recordings of both daemons go here")
+    parser.add_argument("--data-root", type=Path, help="where the daemons' data directories go (default: "
+                        "the system's temporary directory; /dev/shm takes the disk's fsync time out, to "
+                        "see what the software costs when the disk is shared and slow)")
     args = parser.parse_args()
     sizes = QUICK if args.quick else Sizes()
     if args.runs:
         sizes = Sizes(args.runs, sizes.warmup, sizes.pipelined, sizes.window8, sizes.single, sizes.floor)
     if args.pipelined:
         sizes = Sizes(sizes.runs, sizes.warmup, args.pipelined, sizes.window8, sizes.single, sizes.floor)
-    root = Path(tempfile.mkdtemp(prefix="channeld-direct-"))
+    root = Path(tempfile.mkdtemp(prefix="channeld-direct-", dir=args.data_root))
     try:
         summary = run_direct(sizes, root, args.profile)
     finally:

@@ -97,7 +97,7 @@ class BatchBench:
     # -- measured batches: (gas, calldata bytes)
 
     def run(self, kind: BatchKind, scheme: Scheme, n: int) -> tuple[int, int, int]:
-        """(gas, calldata bytes, registerBlsSigners gas) of one batch of n fresh channels."""
+        """(gas, calldata bytes, registerBlsSigners gas per signer) of one batch of n fresh channels."""
         partners, ids = self.prepare(n)
         data, signers_gas, receiver = self.build(kind, scheme, partners, ids)
         gas, size = self.submit(kind, data, receiver, n)
@@ -204,7 +204,7 @@ def measure_batches(chain: Chain, token: Token, deployer: str, progress: Callabl
                 per_channel[name].setdefault(scheme.value, {})[str(n)] = gas // n
                 calldata[name].setdefault(scheme.value, {})[str(n)] = size // n
                 if signers_gas:
-                    signers[str(n)] = signers_gas // n
+                    signers[str(n)] = signers_gas
                 progress(f"batch {name} {scheme.value} N={n}: {gas:,} gas, {gas // n:,} per channel")
             models[(kind, scheme)] = _fit(gas_by_n)
             largest, gas, size = bench.largest(kind, scheme, models[(kind, scheme)].largest_batch(BLOCK_GAS))

@@ -1,14 +1,15 @@
-"""`channeld demo`: three real nodes in one process, one embedded chain, real loopback TCP.
+"""`channeld demo`: three real nodes and a watchtower in one process, one embedded chain, loopback TCP.
 
 Alice, Bob and Carol each run a full node (`channeld.node.Node`: LevelDB store, BOLT 8 sessions, chain
 watcher, transaction outbox) in one trio run, all sharing one in-process EVM (eth-tester / py-evm), so
-the first run needs nothing but pip. The story: open channels, stream direct payments (payments per
-second are measured), withdraw while a channel stays open, close one channel cooperatively, stop Bob's
-node, let Alice close unilaterally while he is away (her close carries none of the payments she made
-him), bring Bob's node back before the deadline so that it disputes by itself, settle, and finish with a
-table of every account's on-chain balance that is checked to add up to the wei. Data lives in a
-temporary directory that is removed afterwards.
-"""
+the first run needs nothing but pip; a standalone `Watchtower` (its own key, LevelDB and account) runs
+beside them. The story: open channels, stream direct payments (payments per second are measured),
+withdraw while a channel stays open, close one channel cooperatively; stop Bob's node and let Alice close
+unilaterally while he is away (her close carries none of the payments she made him), then bring Bob's
+node back before the deadline so that it disputes by itself; let Bob delegate to the tower and vanish
+for good while Carol closes unilaterally, so that the tower disputes for him; settle, and finish with a
+table of every account's on-chain balance, checked to add up to the wei. Data lives in a temporary
+directory that is removed afterwards."""
 
 from __future__ import annotations
 

@@ -151,6 +151,7 @@ def test_pay_and_payments(pair: Pair, cli: Any) -> None:
     refused(cli(pair.alice.datadir, "pay", pair.bob.node_id, "0.5eth"), "pay", "max_payment")
     refused(cli(pair.alice.datadir, "pay", pair.bob.node_id, "100eth"), "pay", "balance on our side")
     refused(cli(pair.alice.datadir, "pay", "02" + "11" * 32, "1"), "pay", "no open channel")
+    refused(cli(pair.root / "nowhere", "payments"), "payments", "no running node")
 
 
 def test_channels(pair: Pair, cli: Any) -> None:
@@ -225,6 +226,7 @@ def test_audit_verify_and_export(pair: Pair, cli: Any, tmp_path: Path) -> None:
     lines = target.read_text().splitlines()
     assert len(lines) == 1 + exported.json()["entries"] > 1  # a header line, then one line per entry
     assert all(json.loads(line) for line in lines)
+    refused(cli(pair.root / "nowhere", "audit", "verify"), "audit", "no running node")
     refused(cli(pair.alice.datadir, "audit", "export"), "audit", "needs a FILE")
     refused(cli(pair.alice.datadir, "audit", "export", str(target)), "audit", "exists")
 
@@ -245,6 +247,11 @@ def test_watchtower_add_and_list(pair: Pair, cli: Any) -> None:
     refused(cli(pair.bob.datadir, "watchtower", "add", tower), "watchtower", "already added")
     refused(cli(pair.bob.datadir, "watchtower", "add", pair.bob.uri), "watchtower", "own watchtower")
     refused(cli(pair.bob.datadir, "watchtower", "add", "nonsense"), "watchtower", "uri")
+
+
+@pytest.mark.parametrize("argv", [["watchtower", "list"], ["watchtower", "add", "x@127.0.0.1:1"]])
+def test_watchtower_commands_need_a_running_node(cli: Any, tmp_path: Path, argv: list[str]) -> None:
+    refused(cli(tmp_path, *argv), "watchtower", "no running node")
 
 
 # --- devnet --------------------------------------------------------------------------------------------

@@ -251,9 +251,11 @@ def _admin_routes(api: FastAPI, node: Node, guard: Guard) -> None:
     @api.post("/watchtowers", dependencies=admin, status_code=201)
     async def add_tower(body: TowerBody) -> dict[str, Any]:
         try:
-            return node.towers.add(body.uri)
+            added = node.towers.add(body.uri)
         except BadPeerUri as exc:
             raise _uri_error(exc) from None
+        node.bus.publish("watchtower_added", None, uri=added["uri"])
+        return added
 
     @api.post("/backup", dependencies=admin)
     async def backup(body: PathBody) -> dict[str, Any]:

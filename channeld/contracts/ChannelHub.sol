@@ -127,10 +127,53 @@ contract ChannelHub is ChannelBase {
         address receiver,
         Signature calldata partnerSignature
     ) external {
-        (bytes32 next, uint256 amount, bytes32 digest, address partner) =
-            _prepareWithdraw(channelId, ch, msg.sender, totalWithdraw, expiry, receiver);
-        _checkSigner(digest, partnerSignature, partner);
-        _finishWithdraw(channelId, next, msg.sender, totalWithdraw, receiver, ch.token, amount);
+        // The most frequent call of a merchant, so written close to the metal: the same checks as
+        // _prepareWithdraw, on the calldata words in place (ch is 8 static words, no decoding needed).
+        if (block.timestamp > expiry) revert WithdrawExpired(expiry);
+        if (receiver == address(0)) revert InvalidReceiver();
+        uint256 ptr;
+        bytes32 stored;
+        bytes32 slot;
+        uint256 current;
+        uint256 available;
+        address partner;
+        uint256 field; // the sender's withdrawn word: 6 or 7, else 0
+        assembly ("memory-safe") {
+            let first := calldataload(ch)
+            let second := calldataload(add(ch, 0x20))
+            if eq(caller(), first) { field := 6 partner := second }
+            if eq(caller(), second) { field := 7 partner := first }
+            ptr := mload(0x40)
+            calldatacopy(ptr, ch, 0x100)
+            stored := keccak256(ptr, 0x100)
+            mstore(0x00, channelId)
+            mstore(0x20, channels.slot)
+            slot := keccak256(0x00, 0x40)
+            current := mload(add(ptr, shl(5, field)))
+            // A committed state never withdraws more than its deposits (both checked when committed).
+            available := sub(add(mload(add(ptr, 0x80)), mload(add(ptr, 0xa0))), add(mload(add(ptr, 0xc0)), mload(add(ptr, 0xe0))))
+        }
+        if (field == 0) revert NotParticipant(msg.sender);
+        bytes32 held = channels[channelId];
+        if (held != stored) _refuseState(channelId, held);
+        if (totalWithdraw <= current) revert WithdrawNotIncreasing(current, totalWithdraw);
+        uint256 amount = totalWithdraw - current;
+        if (amount > available) revert WithdrawExceedsChannel(amount, available);
+        bytes32 next;
+        assembly ("memory-safe") {
+            mstore(add(ptr, shl(5, field)), totalWithdraw)
+            next := keccak256(ptr, 0x100)
+        }
+        _checkSigner(
+            _withdrawDigest(domainSeparator(), channelId, msg.sender, totalWithdraw, expiry, receiver),
+            partnerSignature,
+            partner
+        );
+        assembly ("memory-safe") {
+            sstore(slot, next)
+        }
+        emit ChannelWithdraw(channelId, msg.sender, totalWithdraw, receiver);
+        _send(ch.token, receiver, amount);
     }
 
     /// @notice Close with the partner's latest balance proof (nonce 0 and all-zero fields for none).

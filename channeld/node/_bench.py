@@ -2,9 +2,10 @@
 
 Driving every payment through the control API costs far more than the payment itself (an HTTP request,
 JSON, a task), so `POST /api/v1/bench/pay` (admin token) hands the loop to the node: it applies
-`ActionPay` directly, keeps at most `window` payments unanswered, and times each from the moment it is
-signed to the moment the partner's durable acceptance is itself durable here (`EventPaymentSent` carried
-out). It runs the same code path as any payment: risk limits aside, nothing is skipped or weakened.
+`ActionPay` directly, keeps at most `window` payments unacknowledged by the partner (the protocol's
+in-flight count), and times each from the moment it is signed to the moment the partner's durable
+acceptance is itself durable here (`EventPaymentSent` carried out). It runs the same code path as any
+payment: risk limits aside, nothing is skipped or weakened.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from channeld.protocol import (
     MAX_IN_FLIGHT,
     ActionPay,
     ChannelStatus,
+    Effect,
     EventPaymentRefused,
     EventPaymentSent,
     TooManyInFlight,
@@ -84,6 +86,10 @@ class _Run:
         self.count = count
         self.wake = trio.Event()
 
+    def on_applied(self, cid: bytes, effects: list[Effect]) -> None:
+        if any(isinstance(effect, EventPaymentSent) for effect in effects):
+            self.wake.set()  # acknowledged: room in the window before the acknowledgement is durable here
+
     def on_outcome(self, outcome: EventPaymentSent | EventPaymentRefused) -> None:
         began = self.started.pop(outcome.payment_id, None)
         if began is None:
@@ -103,6 +109,7 @@ async def bench_pay(channels: ChannelService, cid: bytes, count: int, amount: in
     base = secrets.randbits(62)
     rounds_before = channels.flush_rounds
     channels.payment_listeners.append(run.on_outcome)
+    channels.applied_listeners.append(run.on_applied)
     began = time.perf_counter()
     try:
         with trio.fail_after(BENCH_TIMEOUT):
@@ -112,6 +119,7 @@ async def bench_pay(channels: ChannelService, cid: bytes, count: int, amount: in
                            f"{BENCH_TIMEOUT:.0f}s") from None
     finally:
         channels.payment_listeners.remove(run.on_outcome)
+        channels.applied_listeners.remove(run.on_applied)
     seconds = time.perf_counter() - began
     ordered = sorted(run.latencies)
     return BenchResult(count, window, seconds, count / seconds, _percentile_ms(ordered, 50),
@@ -120,15 +128,17 @@ async def bench_pay(channels: ChannelService, cid: bytes, count: int, amount: in
 
 async def _drive(channels: ChannelService, cid: bytes, run: _Run, base: int, amount: int,
                  window: int) -> None:
+    entry = channels.entry(cid)
     sent = 0
     while len(run.latencies) < run.count:
-        while sent < run.count and len(run.started) < window:
+        # the window counts payments the partner has not acknowledged yet (the protocol's in-flight)
+        while sent < run.count and len(entry.state.in_flight) < window:
             payment_id = base + sent
             run.started[payment_id] = time.perf_counter()
             try:
                 channels.apply(cid, ActionPay(payment_id, amount))
             except TooManyInFlight:
-                del run.started[payment_id]  # the partner has not answered enough yet: wait for it
+                del run.started[payment_id]  # other payments fill the channel: wait for answers
                 break
             sent += 1
         await run.wake.wait()

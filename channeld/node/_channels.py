@@ -14,11 +14,13 @@ is `apply` plus waiting for that round.
 from __future__ import annotations
 
 import logging
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import trio
+import trio.testing
 
 from channeld.chain import contract as hub
 from channeld.errors import LocalFault
@@ -54,6 +56,10 @@ log = logging.getLogger("channeld.node")
 
 # Rounds queued to the store at once: one being fsynced while the next waits, so fsyncs run back to back.
 PIPELINE_DEPTH = 2
+# The longest a round waits for the tasks applying a burst of inputs (see `_let_runnable_tasks_run`).
+GATHER_LIMIT = 0.0005
+# Seconds a thread may hold the GIL while another waits for it (Python's default is 0.005).
+WRITER_SWITCH_INTERVAL = 0.0002
 
 
 class UnknownChannel(LocalFault):
@@ -153,6 +159,18 @@ def operation_of(effect: Effect) -> Operation | None:
     return None
 
 
+async def _let_runnable_tasks_run() -> None:
+    """Return once every other task is blocked (or after `GATHER_LIMIT` at most).
+
+    A burst of messages from a partner is applied by other tasks, one message per scheduling turn; a
+    round submitted on the first of them would carry one payment and leave the rest to the next fsync.
+    Waiting until nothing else can run lets the whole burst join the round, at no cost when idle. The
+    limit keeps a busy node from starving the flusher.
+    """
+    with trio.move_on_after(GATHER_LIMIT):
+        await trio.testing.wait_all_tasks_blocked()
+
+
 class ChannelService:
     """The node's channels. `send(peer_id, message)` queues a message to a peer (never blocks)."""
 
@@ -179,6 +197,8 @@ class ChannelService:
         self.payment_outcomes: dict[int, Effect] = {}
         # called with every payment's outcome as it is carried out (the benchmark load path listens here)
         self.payment_listeners: list[Callable[[EventPaymentSent | EventPaymentRefused], None]] = []
+        # called with a channel's effects as soon as an input is applied (before they are durable)
+        self.applied_listeners: list[Callable[[bytes, list[Effect]], None]] = []
         self.flush_rounds = 0
         self.on_queued: Callable[[int, bytes], None] = lambda seq, raw: None
         # multi-hop hook (node/_transfers.py): sees every input's effects inside the `apply` that made them
@@ -305,6 +325,8 @@ class ChannelService:
         if effects:
             self._mark_dirty()
             self.on_effects(cid, effects)
+            for listener in self.applied_listeners:
+                listener(cid, effects)
 
     def _audit(self, cid: bytes, kind: str, who: bytes, amount: int, proof_hash: bytes,
                payment_id: int) -> None:
@@ -329,12 +351,17 @@ class ChannelService:
         in order and only then carries its effects out.
         """
         task_status.started()
+        # The store's writer thread needs the GIL to start each fsync; with the default 5 ms switch
+        # interval a busy trio thread keeps it that long, which stalls every round behind it.
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch_interval, WRITER_SWITCH_INTERVAL))
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._complete_rounds)
                 while True:
                     await self._dirty.wait()
                     await self._depth.acquire()
+                    await _let_runnable_tasks_run()
                     self._submit_round()
         finally:
             with trio.CancelScope(shield=True):
@@ -342,6 +369,7 @@ class ChannelService:
                     self._submit_round()
                 while self._submitted and self.failure is None:
                     await self._complete_oldest()
+            sys.setswitchinterval(switch_interval)
 
     def _submit_round(self) -> None:
         current, self._round = self._round, _Round()

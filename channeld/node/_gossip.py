@@ -6,6 +6,11 @@ chain holds with exactly those participants and capacity. The chain's view of al
 ours) comes from the contract's logs, read here; an announcement that arrives before its channel's logs
 is dropped and comes again with the next periodic round. A new announcement is relayed to every other
 peer (flooding; a `serial` no higher than the one held stops the flood).
+
+A node that does not forward (`routing.forward = no`) announces nothing: an announcement is the edge
+*out of* its announcer, an offer to carry payments into the channel, and a payer that routed through a
+node that then refuses would wait out its whole lock (reveal timeouts, minutes of chain time) before
+trying another route. Such a node stays reachable as a target through its partners' announcements.
 """
 
 from __future__ import annotations
@@ -109,6 +114,8 @@ class Gossip:
 
     def own_announcements(self) -> list[ChannelAnnouncement]:
         node = self.node
+        if node.config.routing.forward != "yes":
+            return []
         self._serial += 1
         found = []
         for cid, entry in node.channels.channels.items():

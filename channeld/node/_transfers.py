@@ -104,6 +104,7 @@ class TransferService:
         self._waiters: dict[bytes, trio.Event] = {}
         self._outcomes: dict[bytes, TransferEffect] = {}
         self._now = 0
+        self._payer_now = 0  # the time of the block before the newest: our own payments' clock
         self._registry: str | None = None
         self._next_registry_block = 0
 
@@ -174,6 +175,7 @@ class TransferService:
     def _effects(self, state: PaymentState, effects: list[TransferEffect]) -> int:
         """Record the machine's new state in the round filling now, carry out its effects; the round."""
         key = key_of(state)
+        self._learn_failures(self.payments.get(key), effects)
         done = is_done(state)
         if done:
             self.payments.pop(key, None)
@@ -220,12 +222,15 @@ class TransferService:
         self.node.bus.publish("request_paid", None, payment_hash="0x" + effect.secrethash.hex(),
                               amount=str(effect.amount))
 
-    def _settle_waiter(self, effect: TransferEffect) -> None:
-        if isinstance(effect, EventRouteFailed):
-            state = self.payments.get(effect.secrethash)
-            if isinstance(state, InitiatorState):
-                self.node.gossip.graph.record_failure(self.channels.signer.address, state.routes[0])
+    def _learn_failures(self, before: PaymentState | None, effects: list[TransferEffect]) -> None:
+        """A route failed: the graph weighs its edges past our first hop as riskier. Read from the state
+        before the transition, which still holds the attempt (the new one holds the next route)."""
+        if not isinstance(before, InitiatorState) or before.attempt is None:
             return
+        if any(isinstance(e, EventRouteFailed) for e in effects):
+            self.node.gossip.graph.record_failure(self.channels.signer.address, before.attempt.route)
+
+    def _settle_waiter(self, effect: TransferEffect) -> None:
         if not isinstance(effect, EventTransferSucceeded | EventTransferFailed):
             return
         waiter = self._waiters.pop(effect.secrethash, None)
@@ -247,9 +252,14 @@ class TransferService:
                 log.warning("reading the secret registry failed: %s", exc)
             now = self.node.watcher.chain_time
             if now > self._now:
-                self._now = now
-                for secrethash in list(self.payments):
-                    self._to_payment(secrethash, ActionTick(now))
+                # our own payments run a block behind: a partner that has not yet seen the block that
+                # expired our lock refuses the `LockExpired` as premature, and a refused proof is only
+                # resent on reconnect, leaving both sides disagreeing about the lock meanwhile
+                self._payer_now, self._now = self._now, now
+                for secrethash, state in list(self.payments.items()):
+                    at = self._payer_now if isinstance(state, InitiatorState) else now
+                    if at:
+                        self._to_payment(secrethash, ActionTick(at))
             await trio.sleep(TICK_INTERVAL)
 
     async def _registrations(self) -> None:

@@ -36,6 +36,7 @@ from channeld.wire import (
     Lock,
     LockedTransfer,
     LockExpired,
+    Message,
     Payment,
     Unlock,
     decode,
@@ -65,14 +66,32 @@ def _opt_bytes(value: Any) -> bytes | None:
     return value
 
 
+# Wire bytes of messages kept in records. A payment stays in flight over many records (up to 64 at a
+# time, re-encoded whenever its channel is written), so its bytes are computed once. Keyed by identity:
+# the entry holds the message itself, so its id cannot be reused while cached; emptied when full.
+_ENCODED: dict[int, tuple[Message, bytes]] = {}
+_ENCODED_LIMIT = 8192
+
+
+def _encoded(msg: Message) -> bytes:
+    found = _ENCODED.get(id(msg))
+    if found is not None and found[0] is msg:
+        return found[1]
+    if len(_ENCODED) >= _ENCODED_LIMIT:
+        _ENCODED.clear()
+    data = encode(msg)
+    _ENCODED[id(msg)] = (msg, data)
+    return data
+
+
 def to_record(state: ChannelState) -> bytes:
     settle = None if state.settle is None else _settle_fields(state.settle)
     return msgpack.packb([
         SCHEMA_VERSION, state.chain_id, state.contract, state.channel_id, state.challenge_period,
         _side_fields(state.our), _side_fields(state.partner), state.partner_public_key,
         int(state.status), state.now, state.closer, state.settle_deadline, state.settle_submitted,
-        settle, [encode(p) for p in state.in_flight], [encode(p) for p in state.held],
-        state.reveal_timeout, [encode(m) for m in state.locks_in_flight],
+        settle, [_encoded(p) for p in state.in_flight], [_encoded(p) for p in state.held],
+        state.reveal_timeout, [_encoded(m) for m in state.locks_in_flight],
         [[s.secret, s.registering] for s in state.secrets], [list(r) for r in state.registered],
     ], use_bin_type=True)
 

@@ -122,7 +122,7 @@ class PeerConnection:
         self._stream = stream
         self._codec = FrameCodec(keys, limits.max_message_size)
         self._send_lock = trio.Lock()
-        self._receive_guard = trio.Lock()
+        self._receiving = False
         self._bucket = _TokenBucket(limits.max_messages_per_second)
         self._closed = False
         self.failure: TransportError | None = None
@@ -160,15 +160,19 @@ class PeerConnection:
 
     async def receive(self) -> bytes:
         """The next message. Raises `ConnectionClosed` at the end of the stream."""
-        if self._receive_guard.locked():
+        # A flag, not a lock: a message already buffered is returned without a scheduling round trip.
+        if self._receiving:
             raise TransportMisuse("receive() called from two tasks at once")
-        async with self._receive_guard:
+        self._receiving = True
+        try:
             self._check_open()
             try:
                 message = await self._next_message()
             except TransportError as exc:
                 # Cancellation is harmless (partial frames stay buffered); a peer fault is final.
                 await self._fail(exc)
+        finally:
+            self._receiving = False
         if not self._bucket.take():
             rate = self.limits.max_messages_per_second
             await self._fail(RateLimited(f"{self!r} sent over {rate} messages/s"))

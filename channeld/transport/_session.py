@@ -106,6 +106,14 @@ class Session:
     async def receive(self) -> Message:
         """The next message from the peer (never Ping/Pong). Raises `ConnectionClosed` at the end."""
         try:
+            # a message already queued is taken without a scheduling round trip (the reader queues a
+            # whole burst at once); only an empty queue waits
+            return self._recv_out.receive_nowait()
+        except trio.WouldBlock:
+            pass
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise ConnectionClosed(f"{self!r} ended: {self.close_reason}") from self.close_reason
+        try:
             return await self._recv_out.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise ConnectionClosed(f"{self!r} ended: {self.close_reason}") from self.close_reason
@@ -180,7 +188,10 @@ class Session:
             await _send_error(self.connection, ErrorCode.UNEXPECTED_INIT, "init sent twice")
             raise PayloadError("init sent twice")
         else:
-            await self._recv_in.send(message)
+            try:
+                self._recv_in.send_nowait(message)
+            except trio.WouldBlock:
+                await self._recv_in.send(message)  # the queue is full: stop reading until it drains
 
     def _reply_pong(self, length: int) -> None:
         # A full send queue means traffic is flowing, which keeps the peer's idle timer alive anyway.

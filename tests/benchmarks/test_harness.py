@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.__main__ import REQUIRED, main
-from benchmarks._report import Result, Target, cell
+from benchmarks._profile import Hotspot, Profile, Side
+from benchmarks._report import Result, Target, cell, read_json
 from benchmarks._stats import Figure, percentile
 from benchmarks.floor import measure_floor, payee_rate, payer_rate
 
@@ -43,10 +44,11 @@ def test_targets_give_pass_miss_and_not_available() -> None:
 
 
 def test_floor_sides_are_timed_with_the_protocols_own_functions() -> None:
-    assert payer_rate(50) > 0
-    assert payee_rate(50) > 0
+    for rate in (payer_rate(50), payee_rate(50)):
+        assert rate.wall > 0 and rate.cpu > 0
     result = measure_floor(100)
     assert result.floor_pps == min(result.payer_pps, result.payee_pps) > 0
+    assert result.floor_cpu_pps == min(result.payer.cpu, result.payee.cpu) > 0
 
 
 def test_quick_run_writes_report_json_and_plot(tmp_path: Path) -> None:
@@ -63,3 +65,33 @@ def test_quick_run_writes_report_json_and_plot(tmp_path: Path) -> None:
     assert "`direct_pipelined_pps`" in report and "≥ 15,000" in report
     assert "Eclair 89" in report
     assert (tmp_path / "benchmarks.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_render_rewrites_the_report_from_its_json(tmp_path: Path) -> None:
+    assert main(["--quick", "--only", "floor", "hops", "--out", str(tmp_path)]) == 0
+    (tmp_path / "benchmarks.md").unlink()
+    (tmp_path / "benchmarks.png").unlink()
+    assert main(["--render", "--out", str(tmp_path)]) == 0
+    results, _, document = read_json(tmp_path / "benchmarks.json")
+    assert [r.key for r in results] == document["order"]
+    floor = next(r for r in results if r.key == "floor_pps")
+    assert floor.figure is not None and floor.figure.median == document["floor_pps"]
+    report = (tmp_path / "benchmarks.md").read_text()
+    assert "`floor_pps`" in report and "`three_hop_pps`" in report
+    assert (tmp_path / "benchmarks.png").exists()
+
+
+def test_a_run_of_some_cases_updates_them_in_the_existing_report(tmp_path: Path) -> None:
+    assert main(["--quick", "--only", "floor", "hops", "--out", str(tmp_path)]) == 0
+    before = json.loads((tmp_path / "benchmarks.json").read_text())
+    assert main(["--quick", "--only", "hops", "--out", str(tmp_path)]) == 0
+    after = json.loads((tmp_path / "benchmarks.json").read_text())
+    assert after["floor_pps"] == before["floor_pps"] > 0
+    assert after["figures"]["floor_pps"] == before["figures"]["floor_pps"]
+    assert after["run"]["cases_this_run"] == ["hops"]
+    assert "left out" in after["unavailable"]["direct_pipelined_pps"]
+
+
+def test_profile_survives_the_json_round_trip() -> None:
+    profile = Profile(1234.5, "two daemons", [Side("Payer daemon", 0.25, [Hotspot(0.5, "f.py:1 sign")])])
+    assert Profile.from_json(json.loads(json.dumps(profile.as_json()))) == profile

@@ -8,69 +8,20 @@ exactly one channel exists.
 
 from __future__ import annotations
 
-import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-import trio
 from eth_account import Account
 
-from channeld.chain import TransactionSender, TxRequest, deploy, load_artifact, start_embedded
+from channeld.chain import TransactionSender, TxRequest, load_artifact
 from channeld.chain import contract as hub
-from channeld.config import ChainConfig, Config, HostPort, NodeConfig
-from channeld.keys import NodeKey
-from channeld.node import ChainSetup, Node, Operation
+from channeld.node import Operation
 from channeld.node._opens import open_salt, salt_block
 from channeld.node._records import addr_bytes
 from channeld.store import Batch, Namespace, Store
+from tests.node.embedded import ETH, World, until
 
-ETH = 10**18
 PERIOD = 600
-
-
-def _port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _config() -> Config:
-    return Config(node=NodeConfig(listen=HostPort("127.0.0.1", _port()), api=HostPort("127.0.0.1", _port()),
-                                  log_level="warning"), chain=ChainConfig(poll_interval=0.05))
-
-
-class World:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.backend, funded = start_embedded(accounts=1)
-        artifact = load_artifact("ChannelHub")
-        self.payer = TransactionSender(self.backend, Account.from_key(funded[0]), artifact.abi)
-        deployment = deploy(self.payer, artifact, [60, 10**7])
-        self.setup = ChainSetup(self.backend, deployment.address, deployment.block, trio.CapacityLimiter(1))
-        self.keys = {name: NodeKey.generate() for name in ("alice", "bob")}
-        self.configs = {name: _config() for name in self.keys}
-        for key in self.keys.values():
-            self.payer.transact(TxRequest(to=key.address, value=10 * ETH, gas=21000))
-
-    @asynccontextmanager
-    async def node(self, name: str) -> AsyncIterator[Node]:
-        (self.root / name).mkdir(exist_ok=True)
-        node = Node(self.root / name, self.configs[name], self.keys[name], self.setup, api=False)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(node.run)
-            yield node
-            node.stop()
-
-    def opens(self) -> list[hub.ChannelOpened]:
-        found = []
-        for log in self.backend.get_logs(self.setup.contract, 0, self.backend.head()):
-            event = hub.decode_event({"topics": log.topics, "data": log.data})
-            if isinstance(event, hub.ChannelOpened):
-                found.append(event)
-        return found
 
 
 def _leave_open_in_outbox(world: World, ns: Namespace, salt: int) -> Operation:
@@ -93,12 +44,6 @@ def _mine_open_as_alice(world: World, op: Operation) -> None:
     sender.transact(TxRequest(to=world.setup.contract, data=data, value=ETH))
 
 
-async def _until(predicate: object, timeout: float = 20.0) -> None:
-    with trio.fail_after(timeout):
-        while not predicate():  # type: ignore[operator]
-            await trio.sleep(0.02)
-
-
 @pytest.mark.parametrize("mined_before_crash", [True, False])
 async def test_a_restart_sends_an_open_only_if_the_chain_lacks_it(tmp_path: Path,
                                                                   mined_before_crash: bool) -> None:
@@ -111,11 +56,11 @@ async def test_a_restart_sends_an_open_only_if_the_chain_lacks_it(tmp_path: Path
         if mined_before_crash:
             _mine_open_as_alice(world, op)
         async with world.node("alice") as alice:
-            await _until(lambda: not list(alice.store.iter_outbox(alice.ns)))
-            await _until(lambda: len(alice.channels.channels) == 1)
+            await until(lambda: not list(alice.store.iter_outbox(alice.ns)))
+            await until(lambda: len(alice.channels.channels) == 1)
             statuses = [s.status for s in alice.worker.operations.values() if s.kind == "open"]
             assert statuses == ["skipped" if mined_before_crash else "mined"]
-            await _until(lambda: len(bob.channels.channels) == 1)
+            await until(lambda: len(bob.channels.channels) == 1)
     assert len(world.opens()) == 1
 
 
