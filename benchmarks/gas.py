@@ -398,7 +398,7 @@ channel's slot (cold read and write, 5,000) and its event (about 2,000); ECDSA a
 check and one hash-to-curve (about 180,000 gas per batch) and needs each partner's key registered once (with
 its proof of possession) and the batch's signer list registered once (its keys summed on chain), so a batch
 checks one aggregate key. Calldata, not gas, limits batches in practice: geth's transaction pool takes
-transactions up to 128 KiB, about 400 channels with ECDSA and 490 with BLS; larger ones must go to a builder
+transactions up to 128 KiB, about 400 channels with ECDSA and 500 with BLS; larger ones must go to a builder
 directly. See docs/batch.md."""
 
 
@@ -434,21 +434,21 @@ EIP-2098 compact form (64 bytes, no ABI offset and length words), and the partic
 withdraw or cooperative close needs no signature of its own. Events carry every field of the state, so a
 follower rebuilds it without reading storage.
 
-withdraw misses its 0.6 target (0.612; it was 0.641). What was done: the participant who sends its own
-withdrawal no longer passes an empty signature (the binding sends the shorter `withdraw`, 64 bytes and
-one address less), the state is hashed once from a single copy of the calldata words and the EIP-712
-digest, ecrecover and token transfer are written in assembly, and withdraw takes no reentrancy lock (its
-only external call comes last, after the new commitment is stored; it still refuses to run inside another
-call's lock). What holds the rest back, in the ERC-20 sequence: 61,407 gas are fixed by the sequence
-(21,000 base, 32,307 for the token transfer onto a zero balance, 5,000 for the channel's slot, 3,100 for
-the partner's ecrecover), which leaves 7,431 at 0.6 for calldata, the event and execution; they take
-8,855: calldata 4,364 (13 words, 215 of 420 bytes non-zero: the channel id, three addresses, the
-receiver, the signature and the 2**256 - 1 expiry the reference sequence uses), the ChannelWithdraw event
-2,012 and execution 2,479 (dispatch, decoding, two state hashes, the digest, the token call's setup).
-The remaining levers each cost more than they save: a packed, non-ABI calldata layout saves only zero
-bytes (about 300 gas after its length word); dropping the receiver from ChannelWithdraw saves 256 gas but
-followers read it; 1,000,000 optimizer runs save about 220 gas per withdraw (and 300 per settle) but grow
-ChannelHub to 15 kB and its deployment past 3.4M gas, so the artifact is built with 200 runs.
+withdraw misses its 0.6 target (0.609; it was 0.641). What was done: the participant who sends its own
+withdrawal no longer passes an empty signature (the binding sends the shorter `withdraw`: 64 bytes and
+one address less), `withdraw` checks the calldata words in place and hashes the state from one copy of
+them, the EIP-712 digest, ecrecover and token transfer are written in assembly, and withdraw takes no
+reentrancy lock (its only external call comes last, after the new commitment is stored). What holds the
+rest back, in the ERC-20 sequence: 61,407 gas are fixed by the sequence (21,000 base, 32,307 for the
+token transfer onto a zero balance, 5,000 for the channel's slot, 3,100 for the partner's ecrecover),
+which leaves 7,461 at 0.6 for calldata, the event and execution; they take 8,452: calldata 4,388 (13
+words, 215 of 420 bytes non-zero: the channel id, three addresses, the receiver, the signature and the
+2**256 - 1 expiry the reference sequence uses), the ChannelWithdraw event 2,012 and execution 2,052
+(318 of it dispatch and decoding, about 300 hashing, the rest checks and call set-up). The remaining
+levers each cost more than they save: a packed, non-ABI calldata layout saves only zero bytes (about 300
+gas after its length word); dropping the receiver from ChannelWithdraw saves 256 gas but followers read
+it; 1,000,000 optimizer runs save about 220 gas per withdraw (and 300 per settle) but grow ChannelHub to
+15 kB and its deployment past 3.4M gas, so the artifact is built with 200 runs.
 
 register_secret is one fresh slot in the SecretRegistry (22,100) and its event; unlock_1 and unlock_32
 look each lock's secret up in the registry (one call and one cold slot read per lock, about 3,800 gas per

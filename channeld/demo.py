@@ -84,7 +84,7 @@ class Report:
     def step(self, what: str, why: str) -> None:
         self.steps.append(Step(what, why))
         if not self.json_output:
-            print(f"{len(self.steps):>2}. {what}\n    why: {why}", flush=True)
+            print(f"{len(self.steps):>2}. {what} — {why}", flush=True)
 
     def finish(self, checks: list[str]) -> None:
         if self.json_output:

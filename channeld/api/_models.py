@@ -85,6 +85,7 @@ class PayBody(Body):
     node_id: NodeId | None = None
     amount: Amount | None = None
     request: str | None = Field(default=None, min_length=8, max_length=1024)
+    max_fee: Amount | None = None  # the most a routed payment may pay the mediators in fees
 
     @model_validator(mode="after")
     def _one_form(self) -> PayBody:

@@ -187,10 +187,11 @@ class Idempotency:
 
 
 async def _pay(node: Node, body: PayBody) -> dict[str, Any]:
+    max_fee = None if body.max_fee is None else int(body.max_fee)
     if body.request is not None:
-        return await node.requests.pay(body.request)
+        return await node.requests.pay(body.request, max_fee)
     assert body.node_id is not None and body.amount is not None  # the model checks one form is given
-    return await node.pay(bytes.fromhex(body.node_id), int(body.amount))
+    return await node.pay(bytes.fromhex(body.node_id), int(body.amount), max_fee=max_fee)
 
 
 def _payment_routes(api: FastAPI, node: Node, guard: Guard, idempotency: Idempotency) -> None:

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Protocol
 
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
 from channeld.batch._errors import InvalidBatch
-from channeld.chain.contract import ChannelState, InvalidCallArgument
 
 UINT256_MAX = 2**256 - 1
 WITHDRAW_LEAF = keccak(text="channeld.batch.withdraw")
@@ -66,12 +66,34 @@ class BatchEntry:
                 self.withdrawn1, self.withdrawn2, self.amount)
 
 
-def entry_from_state(channel_id: bytes, state: ChannelState, sender: str, amount: int) -> BatchEntry:
+class OpenState(Protocol):
+    """The open state of a channel, as channeld.chain.contract.ChannelState has it (not imported here, so
+    this package loads neither web3 nor trio)."""
+
+    @property
+    def participant1(self) -> str: ...
+    @property
+    def participant2(self) -> str: ...
+    @property
+    def challenge_period(self) -> int: ...
+    @property
+    def deposit1(self) -> int: ...
+    @property
+    def deposit2(self) -> int: ...
+    @property
+    def withdrawn1(self) -> int: ...
+    @property
+    def withdrawn2(self) -> int: ...
+
+
+def entry_from_state(channel_id: bytes, state: OpenState, sender: str, amount: int) -> BatchEntry:
     """The entry of `sender`'s channel `channel_id` whose current on-chain state is `state`."""
+    participants = {to_checksum_address(state.participant1): state.participant2,
+                    to_checksum_address(state.participant2): state.participant1}
     try:
-        partner = state.partner_of(sender)
-    except InvalidCallArgument as error:
-        raise InvalidBatch(str(error)) from error
+        partner = participants[to_checksum_address(sender)]
+    except (KeyError, ValueError, TypeError) as error:
+        raise InvalidBatch(f"{sender!r} is not a participant of this channel") from error
     return BatchEntry(channel_id, partner, state.challenge_period, state.deposit1, state.deposit2,
                       state.withdrawn1, state.withdrawn2, amount)
 

@@ -274,15 +274,27 @@ abstract contract ChannelBase {
     }
 
     /// @dev Pay, or record the payout as claimable: one side's failing receiver must not block the other.
+    /// Nothing the callee returns is copied beyond one word, so no answer, however long, can make the
+    /// payout (and with it the other side's) run out of gas.
     function _payOrDefer(address token, address to, uint256 amount) internal {
         if (amount == 0) return;
         bool ok;
-        if (token == address(0)) {
-            (ok,) = to.call{value: amount}("");
-        } else {
-            bytes memory result;
-            (ok, result) = token.call(abi.encodeCall(IERC20Minimal.transfer, (to, amount)));
-            ok = ok && _returnedTrue(token, result);
+        assembly ("memory-safe") {
+            switch token
+            case 0 { ok := call(gas(), to, amount, 0, 0, 0, 0) }
+            default {
+                let ptr := mload(0x40)
+                mstore(ptr, shl(224, 0xa9059cbb)) // transfer(address,uint256)
+                mstore(add(ptr, 0x04), to)
+                mstore(add(ptr, 0x24), amount)
+                mstore(0x00, 0)
+                ok := call(gas(), token, 0, ptr, 0x44, 0x00, 0x20)
+                // true, or nothing at all from a contract (USDT and the like)
+                switch returndatasize()
+                case 0 { ok := and(ok, gt(extcodesize(token), 0)) }
+                case 32 { ok := and(ok, eq(mload(0x00), 1)) }
+                default { ok := 0 }
+            }
         }
         if (!ok) {
             unclaimed[token][to] += amount;

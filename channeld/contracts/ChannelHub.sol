@@ -451,8 +451,16 @@ contract ChannelHub is ChannelBase {
     }
 
     function _checkClosed(bytes32 channelId, Channel calldata ch, Closing calldata closing) private view {
+        bytes32 expected;
+        // keccak256(abi.encode(ch, closing)) from the calldata words (both static: 8 and 10 words)
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            calldatacopy(ptr, ch, 0x100)
+            calldatacopy(add(ptr, 0x100), closing, 0x140)
+            expected := keccak256(ptr, 0x240)
+        }
         bytes32 stored = channels[channelId];
-        if (stored != keccak256(abi.encode(ch, closing))) _refuseState(channelId, stored);
+        if (stored != expected) _refuseState(channelId, stored);
     }
 
 

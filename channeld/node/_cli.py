@@ -174,6 +174,7 @@ def register_client_commands(commands: Subparsers) -> None:
     p = commands.add_parser("pay", help="pay a peer directly (NODE_ID AMOUNT) or pay a request (chpr1...)")
     p.add_argument("node_id", help="the payee's node id, or a payment request string")
     p.add_argument("amount", nargs="?", help="wei, or with a unit (not with a payment request)")
+    p.add_argument("--max-fee", help="the most a routed payment may pay in fees (wei, or with a unit)")
     _json_flag(p)
     p.set_defaults(run=run_pay)
     p = commands.add_parser("request", help="create a payment request for AMOUNT (prints the string)")
@@ -274,8 +275,11 @@ def run_pay(args: argparse.Namespace) -> int:
         raise ConfigError("pay NODE_ID needs an AMOUNT")
     else:
         body = {"node_id": args.node_id, "amount": str(parse_amount(args.amount))}
+    if args.max_fee is not None:
+        body["max_fee"] = str(parse_amount(args.max_fee))
     result = _client(args).call("POST", "/payments", body)
-    lines = [f"payment {result['payment_id']} of {format_amount(int(result['amount']))}: {result['status']}"]
+    lines = [f"payment {result['payment_id']} of {format_amount(int(result['amount']))}: {result['status']}"
+             + (f" ({result['reason']})" if result.get("reason") else "")]
     if result.get("preimage"):
         lines.append(f"receipt (preimage) {result['preimage']}")
     _print(args, result, lines)

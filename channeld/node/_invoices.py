@@ -95,7 +95,7 @@ class PaymentRequestBook:
                                    "(or is being paid)")
         return request
 
-    async def pay(self, text: str) -> dict[str, Any]:
+    async def pay(self, text: str, max_fee: int | None = None) -> dict[str, Any]:
         request = self.check_payable(text)
         key = request.payment_hash.hex()
         journal = self.node.journal
@@ -103,7 +103,8 @@ class PaymentRequestBook:
         waiter = self._receipts.setdefault(request.payment_hash, trio.Event())
         try:
             result = await self.node.pay(request.node_id, request.amount,
-                                         metadata=payment_metadata(request.payment_hash))
+                                         metadata=payment_metadata(request.payment_hash),
+                                         max_fee=max_fee)
         except BaseException:
             journal.delete(PAID, key)
             raise

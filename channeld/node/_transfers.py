@@ -104,7 +104,7 @@ class TransferService:
         self._waiters: dict[bytes, trio.Event] = {}
         self._outcomes: dict[bytes, TransferEffect] = {}
         self._now = 0
-        self._payer_now = 0  # the time of the block before the newest: our own payments' clock
+        self._payments_now = 0  # the time of the block before the newest: the payment machines' clock
         self._registry: str | None = None
         self._next_registry_block = 0
 
@@ -252,14 +252,14 @@ class TransferService:
                 log.warning("reading the secret registry failed: %s", exc)
             now = self.node.watcher.chain_time
             if now > self._now:
-                # our own payments run a block behind: a partner that has not yet seen the block that
-                # expired our lock refuses the `LockExpired` as premature, and a refused proof is only
-                # resent on reconnect, leaving both sides disagreeing about the lock meanwhile
-                self._payer_now, self._now = self._now, now
-                for secrethash, state in list(self.payments.items()):
-                    at = self._payer_now if isinstance(state, InitiatorState) else now
-                    if at:
-                        self._to_payment(secrethash, ActionTick(at))
+                # payments run a block behind: a partner that has not yet seen the block that expired
+                # our lock refuses the `LockExpired` as premature, and a refused proof is only resent on
+                # reconnect, leaving both sides disagreeing about the lock meanwhile (a block is far
+                # shorter than a reveal timeout, the margin every claim keeps)
+                self._payments_now, self._now = self._now, now
+                if self._payments_now:
+                    for secrethash in list(self.payments):
+                        self._to_payment(secrethash, ActionTick(self._payments_now))
             await trio.sleep(TICK_INTERVAL)
 
     async def _registrations(self) -> None:

@@ -60,7 +60,8 @@ class TlsDaemon(Daemon):
 
 def test_the_api_serves_https_with_the_configured_certificate(tmp_path: Path, network: Network) -> None:
     plain = make_daemon(tmp_path, "tls", network.anvil, network.a.contract, network.a.zygote)
-    daemon = TlsDaemon(plain.datadir, plain.address, plain.node_id, plain.rpc_url, plain.contract, plain.zygote)
+    daemon = TlsDaemon(plain.datadir, plain.address, plain.node_id, plain.rpc_url, plain.contract,
+                       plain.zygote)
     daemon.tls = _self_signed(tmp_path)
     daemon.start()
     try:

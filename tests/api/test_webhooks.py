@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -90,3 +91,30 @@ def test_webhook_urls_are_validated(network: Network) -> None:
         response = api.post("/webhooks", {"url": url})
         assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", "url"]
     assert network.api_b.with_scope("read").post("/webhooks", {"url": "http://x.example/"}).status_code == 403
+
+
+def test_undelivered_events_survive_a_node_restart(network: Network) -> None:
+    down = Receiver(failures=10**9)  # answers 500 until told otherwise
+    try:
+        hook = network.api_b.with_scope("invoice").ok("POST", "/webhooks", {"url": down.url}, status=201)
+        network.api_a.ok("POST", "/payments", {"node_id": network.b.node_id, "amount": "31"})
+        wait_until(lambda: len(down.calls) >= 2, what="delivery attempts")
+        network.b.kill(signal.SIGTERM)
+        network.b.start()
+        down.failures = 0
+        verifier = WebhookVerifier(hook["secret"])
+
+        def paid() -> bool:
+            events = [verifier.verify(h, b) for h, b in down.acknowledged()[len(verifier_seen):]]
+            verifier_seen.extend(events)
+            return any(e["kind"] == "payment_received" and e["amount"] == "31" for e in verifier_seen)
+
+        verifier_seen: list[dict[str, Any]] = []
+        wait_until(paid, what="the payment delivered after the restart")
+        seqs = [e["seq"] for e in verifier_seen]
+        assert seqs == list(range(hook["cursor"] + 1, hook["cursor"] + 1 + len(seqs)))
+        network.api_b.http.delete(f"/webhooks/{hook['id']}")
+    finally:
+        down.server.shutdown()
+        down.server.server_close()
+    wait_until(lambda: network.b.node_id in network.api_a.ok("GET", "/info")["peers"], what="reconnect")

@@ -97,3 +97,12 @@ def test_encoders_refuse_malformed_batches() -> None:
     with pytest.raises(InvalidBatch):
         encode_batch_bls(terms, [_entry(1)], b"\x00" * 96, b"\x00" * 256)
     assert signers_id([HUB, WALLET]) != signers_id([WALLET, HUB])
+
+
+def test_the_batch_package_loads_no_io_libraries() -> None:
+    import subprocess
+    import sys
+
+    probe = "import sys, channeld.batch; print(sorted({'trio', 'web3', 'plyvel'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -61,3 +61,40 @@ def test_revert_data_decodes_to_the_named_error() -> None:
     refused = decode_revert(data)
     assert (refused.name, refused.args_) == ("NonceNotIncreasing", (5, 5))
     assert decode_revert(b"\xde\xad").name == "Unknown"
+
+
+def test_withdraw_without_the_withdrawers_own_signature_uses_the_shorter_call() -> None:
+    from eth_utils import keccak
+
+    state = ChannelState(A, B, hub_abi.ETHER, 10, deposit1=100)
+    signature = b"\x01" * 32 + b"\x02" * 32 + b"\x1b"
+    short = hub_abi.encode_set_total_withdraw(b"\x00" * 32, state, A, 5, 99, A, b"", signature)
+    full = hub_abi.encode_set_total_withdraw(b"\x00" * 32, state, A, 5, 99, A, signature, signature)
+    by_partner = hub_abi.encode_set_total_withdraw(b"\x00" * 32, state, A, 5, 99, A, signature, b"")
+    assert short[:4] == keccak(text=f"withdraw(bytes32,{hub_abi.CHANNEL_TUPLE},uint256,uint256,address,"
+                                    f"{hub_abi.SIGNATURE_TUPLE})")[:4]
+    assert full[:4] == by_partner[:4] != short[:4]
+    assert len(short) == len(full) - 96
+
+
+def test_registry_logs_decode_and_others_are_refused() -> None:
+    secret = b"\x09" * 32
+    log = {"topics": [hub_abi.SECRET_REVEALED_TOPIC, hub_abi.secret_hash(secret)], "data": secret}
+    assert hub_abi.decode_registry_event(log) == hub_abi.SecretRevealed(hub_abi.secret_hash(secret), secret)
+    with pytest.raises(UnknownEvent):
+        hub_abi.decode_registry_event({"topics": log["topics"][:1], "data": secret})
+    with pytest.raises(UnknownEvent):
+        hub_abi.decode_registry_event({"topics": [b"\x00" * 32, secret], "data": secret})
+
+
+def test_unlock_events_apply_once_per_side_and_only_after_a_settle() -> None:
+    cid = b"\x05" * 32
+    state = ChannelState(A, B, hub_abi.ETHER, 10, deposit1=100)
+    closing = hub_abi.Closing(B, 50, proof1=StoredProof(1, 0, 30, b"\x07" * 32))
+    settled = hub_abi.OnChainChannel(cid, state, closing, hub_abi.settlement(state, closing))
+    unlocked = hub_abi.apply_event(settled, hub_abi.ChannelUnlocked(cid, state.participant1, 30, 0))
+    assert unlocked.unlocked1 and unlocked.commitment() == hub_abi.ZERO_ROOT
+    with pytest.raises(UnknownEvent):
+        hub_abi.apply_event(unlocked, hub_abi.ChannelUnlocked(cid, state.participant1, 30, 0))
+    with pytest.raises(UnknownEvent):
+        hub_abi.apply_event(hub_abi.OnChainChannel(cid, state), hub_abi.ChannelUnlocked(cid, A, 0, 0))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import trio
 
+from channeld.node import Node
 from channeld.node._towers import PUSH_INTERVAL, TowerRefused
 from channeld.protocol import ChannelStatus
 from channeld.transport import BadPeerUri
@@ -26,7 +27,7 @@ async def test_pushes_coalesce_and_the_tower_holds_the_newest_proof(tmp_path: Pa
     async with world.tower() as (tower, tower_uri), world.node("bob") as bob, world.node("alice") as alice:
         bob.towers.add(tower_uri)
         await alice.open_channel(bob.uri, ETH, challenge_period=600)
-        await until(lambda: any(e.state.status is ChannelStatus.OPEN for e in bob.channels.channels.values()))
+        await until(lambda: all(_has_open(n) for n in (alice, bob)))
         cid = next(iter(bob.channels.channels))
         client = bob.towers.clients[tower_uri]
         started = time.monotonic()
@@ -39,7 +40,7 @@ async def test_pushes_coalesce_and_the_tower_holds_the_newest_proof(tmp_path: Pa
         elapsed = time.monotonic() - started
         sent = PAYMENTS // CONCURRENCY * CONCURRENCY
         held = tower.db.get_held(cid, bytes.fromhex(bob.key.address[2:]))
-        assert held is not None and held.proof.nonce == sent
+        assert held is not None and held.nonce == sent and held.transferred_amount == sent * 10**15
         pushes = client.statistics().pushes_sent
         assert 1 <= pushes <= elapsed / PUSH_INTERVAL + 3, (pushes, elapsed)
         listed = bob.towers.list()
@@ -50,9 +51,13 @@ async def test_pushes_coalesce_and_the_tower_holds_the_newest_proof(tmp_path: Pa
         await until(lambda: client.statistics().channels == 0)
 
 
-async def _pay_many(payer: object, payee: bytes, count: int) -> None:
+def _has_open(node: Node) -> bool:
+    return any(entry.state.status is ChannelStatus.OPEN for entry in node.channels.channels.values())
+
+
+async def _pay_many(payer: Node, payee: bytes, count: int) -> None:
     for _ in range(count):
-        result = await payer.pay(payee, 10**15)  # type: ignore[attr-defined]
+        result = await payer.pay(payee, 10**15)
         assert result["status"] == "accepted", result
 
 

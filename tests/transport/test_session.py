@@ -175,3 +175,32 @@ async def test_close_ends_run_and_the_peer_sees_the_end(nursery: trio.Nursery) -
     assert isinstance(b.close_reason, ConnectionClosed)
     assert [s.closed for s in (a, b)] == [True, True]
     assert ALICE != BOB
+
+
+async def test_a_burst_of_queued_messages_goes_out_in_one_socket_write(nursery: trio.Nursery) -> None:
+    a_conn, b_conn = await connection_pair(LIMITS)
+    writes: list[int] = []
+    send_all = a_conn._stream.send_all
+
+    async def counting_send_all(data: bytes | bytearray | memoryview) -> None:
+        writes.append(len(data))
+        await send_all(data)
+
+    a_conn._stream.send_all = counting_send_all  # type: ignore[method-assign]
+    sessions: dict[str, Session] = {}
+
+    async def establish(name: str, connection: PeerConnection, init: Init) -> None:
+        sessions[name] = await establish_session(connection, init)
+
+    async with trio.open_nursery() as both:
+        both.start_soon(establish, "a", a_conn, make_init(1))
+        both.start_soon(establish, "b", b_conn, make_init(2))
+    a, b = sessions["a"], sessions["b"]
+    writes.clear()
+    for n in range(LIMITS.send_queue_size):  # queued before the writer runs: one burst
+        a.send_nowait(note(n))
+    nursery.start_soon(a.run)
+    nursery.start_soon(b.run)
+    received = [await b.receive() for _ in range(LIMITS.send_queue_size)]
+    assert received == [note(n) for n in range(LIMITS.send_queue_size)]
+    assert len(writes) == 1
