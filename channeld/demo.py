@@ -35,7 +35,6 @@ from channeld.errors import LocalFault
 from channeld.keys import NodeKey
 from channeld.limits import RiskLimits
 from channeld.node import ChainSetup, Node
-from channeld.node._towers import PUSH_INTERVAL
 from channeld.protocol import ChannelStatus
 from channeld.store import Namespace
 from channeld.watchtower import TowerDB, TowerSettings, Watchtower
@@ -335,9 +334,7 @@ class Demo:
         client = bob.towers.clients[tower_uri]
         more = PAYMENTS // 3
         await self.stream(("carol",), "bob", more)
-        await trio.sleep(2 * PUSH_INTERVAL)  # the feeder hands the newest proof over within one interval
-        with trio.fail_after(WAIT):
-            await client.wait_synced()
+        await until(bob.towers.is_synced, "the tower to hold Carol's newest proof")
         pushes = client.statistics().pushes_sent
         self.report.figures["tower_pushes"] = pushes
         self.report.step(f"Bob delegates to a watchtower (`channeld watchtower add`); Carol pays him {more} "

@@ -205,14 +205,12 @@ def test_backup_and_restore(pair: Pair, cli: Any, tmp_path: Path) -> None:
     ran = cli(pair.alice.datadir, "backup", str(target), "--json")
     assert ran.code == 0 and ran.json()["records"] > 0 and target.stat().st_size > 0
     refused(cli(pair.alice.datadir, "backup", str(target)), "backup", "exists")
-    fresh = tmp_path / "restored"
-    fresh.mkdir()  # a data directory made by `channeld init`, before its first start
+    fresh = tmp_path / "restored"  # not there yet: a restore onto a fresh machine creates it
     restored = cli(fresh, "restore", str(target), "--json")
     assert restored.code == 0 and restored.json()["records"] == ran.json()["records"]
     assert (fresh / "db").is_dir()
     refused(cli(fresh, "restore", str(target)), "restore", "not an empty directory")
     (tmp_path / "junk").write_bytes(b"not a backup")
-    (tmp_path / "other").mkdir()
     refused(cli(tmp_path / "other", "restore", str(tmp_path / "junk")), "restore")
 
 

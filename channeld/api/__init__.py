@@ -13,6 +13,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
+from channeld.api import _routes, _stream, _webhooks  # noqa: F401  (loaded once, before any fork)
 from channeld.api._app import create_app
 from channeld.api._tokens import RateLimiter, Scope, TokenBook, TokenRecord
 from channeld.config import is_loopback

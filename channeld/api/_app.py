@@ -19,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from channeld.api._tokens import AuthError, RateLimiter, Scope, TokenBook, TokenRecord, retry_after
 from channeld.errors import ChanneldError
 from channeld.node._channels import UnknownChannel
+from channeld.node._invoices import UnknownRequest
 
 if TYPE_CHECKING:
     from channeld.node import Node
@@ -56,8 +57,8 @@ class Guard:
 
 
 def status_of(exc: ChanneldError) -> int:
-    unknown = str(exc).startswith(("no operation", "no payment request"))
-    if isinstance(exc, UnknownChannel | NotFound) or unknown:
+    unknown_operation = str(exc).startswith("no operation")  # _ops.operation's refusal
+    if isinstance(exc, UnknownChannel | UnknownRequest | NotFound) or unknown_operation:
         return 404
     return 400
 

@@ -394,6 +394,7 @@ def run_restore(args: argparse.Namespace) -> int:
     from channeld.node._node import STORE_DIR
     from channeld.store import restore_backup
 
+    args.datadir.mkdir(mode=0o700, parents=True, exist_ok=True)  # a restore onto a fresh machine
     records = restore_backup(args.file, args.datadir / STORE_DIR)
     _print(args, {"records": records, "datadir": str(args.datadir)},
            [f"{records} records restored into {args.datadir / STORE_DIR}",

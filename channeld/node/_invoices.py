@@ -3,6 +3,8 @@
 Recipient: `create` makes a fresh preimage, signs a request for its sha256 and journals both. When a
 direct payment arrives whose metadata names an open request and pays at least its amount, the request
 is marked paid (event `request_paid`) and the preimage goes back to the payer in a `SecretReveal`.
+That message may be lost with the connection, so it is sent again whenever the payer reconnects, for
+each request it paid that has not yet expired (a payer ignores a preimage it already holds).
 
 Payer: `pay` refuses a request it already paid or is paying (journaled before any money moves), pays
 the request's node with the hash in the payment's metadata, and waits a moment for the preimage, which
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from channeld.client._payreq import PaymentRequest, hash_from_metadata, payment_metadata
+from channeld.errors import LocalFault
 from channeld.node._events import NodeEvent
 from channeld.node._ops import OperationRefused
 from channeld.wire import SecretReveal
@@ -30,6 +33,10 @@ ISSUED = "requests"
 PAID = "paid"
 MAX_EXPIRY = 365 * 24 * 3600
 RECEIPT_WAIT = 10.0
+
+
+class UnknownRequest(LocalFault):
+    """No payment request with this hash was issued by this node."""
 
 
 class PaymentRequestBook:
@@ -54,11 +61,14 @@ class PaymentRequestBook:
     def get(self, payment_hash: bytes) -> dict[str, Any]:
         record = self.node.journal.get(ISSUED, payment_hash.hex())
         if record is None:
-            raise OperationRefused(f"no payment request 0x{payment_hash.hex()}")
+            raise UnknownRequest(f"no payment request 0x{payment_hash.hex()}")
         return _public(record)
 
     def on_event(self, event: NodeEvent) -> None:
         """Bus sink: settle an issued request when the payment that pays it arrives."""
+        if event.kind == "peer_connected":
+            self._reveal_again(str(event.data["node_id"]))
+            return
         if event.kind != "payment_received" or event.channel_id is None:
             return
         payment_hash = hash_from_metadata(bytes.fromhex(str(event.data.get("metadata", ""))))
@@ -78,6 +88,12 @@ class PaymentRequestBook:
                                   amount=str(event.data["amount"]), payment_id=event.data["payment_id"])
         if record["status"] == "paid" and record["paid_by"] == entry.peer_id.hex():
             self.node.peers.send(entry.peer_id, SecretReveal(bytes.fromhex(record["preimage"])))
+
+    def _reveal_again(self, peer_hex: str) -> None:
+        now = time.time()
+        for _, record in self.node.journal.items(ISSUED):
+            if record["status"] == "paid" and record["paid_by"] == peer_hex and now < record["expiry"]:
+                self.node.peers.send(bytes.fromhex(peer_hex), SecretReveal(bytes.fromhex(record["preimage"])))
 
     # --- payer ---------------------------------------------------------------------------------------
 

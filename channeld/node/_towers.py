@@ -13,6 +13,7 @@ matters. A (re)start and a newly added tower trigger a push of every channel's n
 from __future__ import annotations
 
 import builtins
+import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -22,12 +23,14 @@ import trio
 from channeld.errors import LocalFault
 from channeld.node._events import NodeEvent
 from channeld.protocol import ChannelStatus
-from channeld.transport import PeerUri
+from channeld.transport import BadPeerUri, PeerUri
 from channeld.watchtower.client import TowerClient
 from channeld.wire import BalanceProof
 
 if TYPE_CHECKING:
     from channeld.node._node import Node
+
+log = logging.getLogger("channeld.node.towers")
 
 TOWERS_TABLE = "watchtowers"
 PUSH_INTERVAL = 0.25  # seconds: at most four pushes per second per channel, however fast payments come
@@ -79,10 +82,20 @@ class TowerSet:
                  "accepted": 0, "refused": 0, "connects": 0}
         if client is not None:
             stats = client.statistics()
-            found.update(connected=stats.connected, channels=stats.channels, pending=stats.pending,
-                         pushes_sent=stats.pushes_sent, accepted=stats.accepted, refused=stats.refused,
-                         connects=stats.connects)
+            # pending counts what the client still has to get accepted, plus what the feeder has not
+            # handed it yet: zero means the tower holds every channel's newest proof
+            found.update(connected=stats.connected, channels=stats.channels,
+                         pending=stats.pending + self.unfed(), pushes_sent=stats.pushes_sent,
+                         accepted=stats.accepted, refused=stats.refused, connects=stats.connects)
         return found
+
+    def unfed(self) -> int:
+        """Channels marked since the feeder last ran (all of them when a rescan is due)."""
+        return len(self.node.channels.channels) if self._rescan else len(self._dirty)
+
+    def is_synced(self) -> bool:
+        """Every tower is connected and holds every channel's newest proof (or refused it for good)."""
+        return self.unfed() == 0 and all(client.is_synced() for client in self.clients.values())
 
     def list(self) -> builtins.list[dict[str, Any]]:
         return [self.describe(str(record.get("uri"))) for _, record in self.node.journal.items(TOWERS_TABLE)]
@@ -92,8 +105,11 @@ class TowerSet:
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            for _, record in self.node.journal.items(TOWERS_TABLE):
-                self._start(PeerUri.parse(str(record.get("uri"))))
+            for key, record in self.node.journal.items(TOWERS_TABLE):
+                try:
+                    self._start(PeerUri.parse(str(record.get("uri"))))
+                except BadPeerUri as exc:  # a damaged record must not keep the node from starting
+                    log.error("watchtower record %s is not usable and is skipped: %s", key, exc)
             task_status.started()
             while True:
                 self.feed()

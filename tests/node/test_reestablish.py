@@ -25,7 +25,7 @@ from channeld.keys import NodeKey
 from channeld.limits import RiskLimits
 from channeld.node import ChainSetup, Node
 from channeld.node._node import transport_limits
-from channeld.protocol import ChannelStatus, KnownKey
+from channeld.protocol import ChannelState, ChannelStatus, KnownKey, Side
 from channeld.transport import Cut, CutPoint, FaultPlan, InjectedCut, Session, SessionManager
 from channeld.wire import (
     PROTOCOL_VERSION,
@@ -37,6 +37,7 @@ from channeld.wire import (
     PaymentAccepted,
     PaymentRefused,
     Reestablish,
+    SecretReveal,
     SettleRequest,
     SettleSignature,
     WithdrawRequest,
@@ -79,7 +80,7 @@ class Pair:
     def node(self, name: str) -> Node:
         return self.a if name == "a" else self.b
 
-    def state(self, name: str) -> object:
+    def state(self, name: str) -> ChannelState:
         return self.node(name).channels.entry(self.cid).state
 
     async def pay(self, payer: str, amount: int, count: int = 1, status: str = "accepted") -> None:
@@ -189,7 +190,7 @@ async def withdraw(pair: Pair, withdrawer: str, partner: str) -> None:
     await pair.pay(withdrawer, AMOUNT)  # the channel still carries payments afterwards
 
 
-def _side(pair: Pair, viewer: str, who: str) -> object:
+def _side(pair: Pair, viewer: str, who: str) -> Side:
     state = pair.node(viewer).channels.entry(pair.cid).state
     return state.our if viewer == who else state.partner
 
@@ -223,6 +224,15 @@ async def _drop_session(pair: Pair) -> None:
     session.close(InjectedCut("test: drop the session to force re-establishment"))
 
 
+async def request_paid_with_receipt(pair: Pair, payer: str, payee: str) -> None:
+    """A payment request paid directly: the payee answers the payment with the preimage (the receipt)."""
+    issued = pair.node(payee).requests.create(AMOUNT, "reestablish")
+    result = await pair.node(payer).requests.pay(str(issued["request"]))
+    assert result["status"] == "accepted", result
+    pair.paid[payer][int(result["payment_id"])] = AMOUNT
+    assert result["preimage"] is not None, "the payer never got its receipt"
+
+
 async def cooperative_settle(pair: Pair, requester: str, partner: str) -> None:
     await pair.node(requester).close(pair.cid)
     await until(lambda: all(pair.node(n).channels.entry(pair.cid).state.status is ChannelStatus.SETTLED
@@ -236,6 +246,7 @@ CASES: dict[str, tuple[type[Message], bool, Workload, int]] = {
     "PaymentAccepted": (PaymentAccepted, False, payments, 0),
     "PaymentAccepted-2nd-of-3": (PaymentAccepted, False, payments, 1),
     "PaymentRefused": (PaymentRefused, False, refused_until_the_deposit_is_seen, 0),
+    "SecretReveal": (SecretReveal, False, request_paid_with_receipt, 0),
     "WithdrawRequest": (WithdrawRequest, True, withdraw, 0),
     "WithdrawSignature": (WithdrawSignature, False, withdraw, 0),
     "SettleRequest": (SettleRequest, True, cooperative_settle, 0),
@@ -261,7 +272,7 @@ async def test_cut_around_each_message_and_every_payment_ends_exactly_once(
     assert plan.fired == [cut], plan
     await until(lambda: agreed(pair) and pair.a.peers.is_connected(pair.b.node_id),
                 "re-established agreement")
-    if pair.state("a").status is ChannelStatus.OPEN:  # type: ignore[attr-defined]
+    if pair.state("a").status is ChannelStatus.OPEN:
         await pair.pay(other, AMOUNT)  # still carries payments after the cut, both ways
         await pair.pay(sender, AMOUNT)
         await until(lambda: agreed(pair), "agreement after the last payments")

@@ -13,7 +13,8 @@ from pathlib import Path
 import trio
 
 from channeld.node import Node
-from channeld.node._towers import PUSH_INTERVAL, TowerRefused
+from channeld.node._journal import Journal
+from channeld.node._towers import PUSH_INTERVAL, TOWERS_TABLE, TowerRefused
 from channeld.protocol import ChannelStatus
 from channeld.transport import BadPeerUri
 from tests.node.embedded import ETH, World, until
@@ -34,9 +35,7 @@ async def test_pushes_coalesce_and_the_tower_holds_the_newest_proof(tmp_path: Pa
         async with trio.open_nursery() as nursery:
             for _ in range(CONCURRENCY):
                 nursery.start_soon(_pay_many, alice, bob.node_id, PAYMENTS // CONCURRENCY)
-        await trio.sleep(2 * PUSH_INTERVAL)
-        with trio.fail_after(20):
-            await client.wait_synced()
+        await until(bob.towers.is_synced)
         elapsed = time.monotonic() - started
         sent = PAYMENTS // CONCURRENCY * CONCURRENCY
         held = tower.db.get_held(cid, bytes.fromhex(bob.key.address[2:]))
@@ -79,6 +78,10 @@ async def test_adding_a_tower_is_checked_and_kept_across_restarts(tmp_path: Path
                 assert "already added" in str(exc)
             else:
                 raise AssertionError("a tower was added twice")
-        async with world.node("bob") as bob:
-            assert [t["uri"] for t in bob.towers.list()] == [tower_uri]
+        journal = Journal.open(tmp_path / "bob")  # damage: a record no `add` would have written
+        journal.put(TOWERS_TABLE, "zz", {"uri": "garbage"}, sync=True)
+        journal.close()
+        async with world.node("bob") as bob:  # starts anyway, and uses the good tower again
+            assert [t["uri"] for t in bob.towers.list()] == [tower_uri, "garbage"]
             await until(lambda: bob.towers.list()[0]["connected"])
+            assert list(bob.towers.clients) == [tower_uri]

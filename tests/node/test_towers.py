@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -59,7 +58,8 @@ def tower_of(daemon: Daemon, capsys: pytest.CaptureFixture[str]) -> dict[str, ob
 
 
 def wait_tower_synced(daemon: Daemon, capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
-    time.sleep(0.6)  # two feeder rounds: the newest proof has been handed to the tower client
+    # Alice's payment returned only after Bob's node accepted it, so the proof is marked by now; `pending`
+    # counts it until the feeder handed it over and the tower confirmed it
     found: dict[str, object] = wait_until(
         lambda: (t := tower_of(daemon, capsys))["connected"] and t["pending"] == 0 and t["accepted"] and t,
         what="the tower to hold Bob's newest proof")
