@@ -22,15 +22,15 @@ from benchmarks._cases import (
     api_case,
     floor_case,
     floor_ratio,
-    hops_case,
     many_case,
 )
 from benchmarks._cluster import Chain
 from benchmarks._direct import direct_case
 from benchmarks._document import render
+from benchmarks._hops import hops_case
 from benchmarks._life import long_life_case, startup_case
 from benchmarks._profile import Profile, profile_case
-from benchmarks._report import Result, read_json, table, write_json, write_plot
+from benchmarks._report import Result, Target, read_json, table, write_json, write_plot
 
 CASES = ("floor", "direct", "api", "hops", "many", "startup", "long", "profile")
 UNITS = {"_pps": "payments/s", "_ms": "ms", "_s": "s", "_ratio": "ratio", "_per_payment": "bytes",
@@ -89,18 +89,17 @@ class Run:
 
 
 def run_cases(run: Run) -> None:
-    chain = Chain() if set(run.only) - {"floor", "hops"} else None
+    chain = Chain() if set(run.only) - {"floor"} else None
     try:
         run.timed("floor", lambda: floor_case(run.sizes, run.root))
         if chain is not None:
             run.timed("direct", lambda: direct_case(chain, run.root, run.sizes))
-        _add_ratio(run)
         if chain is not None:
             run.timed("api", lambda: api_case(chain, run.root, run.sizes))
-        run.timed("hops", hops_case)
         if chain is not None:
-            one = run.result("direct_pipelined_pps") or Result("direct_pipelined_pps", "", "", None)
-            run.timed("many", lambda: many_case(chain, run.root, run.sizes, one))
+            run.timed("hops", lambda: hops_case(chain, run.root, run.sizes))
+        if chain is not None:
+            run.timed("many", lambda: many_case(chain, run.root, run.sizes))
             run.timed("startup", lambda: startup_case(chain, run.root, run.sizes))
             run.timed("profile", lambda: _profile(run, chain))
             run.timed("long", lambda: long_life_case(chain, run.root, run.sizes))
@@ -114,14 +113,21 @@ def _profile(run: Run, chain: Chain) -> list[Result]:
     return []
 
 
-def _add_ratio(run: Run) -> None:
-    pipelined, floor = run.result("direct_pipelined_pps"), run.result("floor_pps")
-    if pipelined is not None and floor is not None:
-        run.results.append(floor_ratio(pipelined, floor))
-    bound, floor_cpu = run.result("direct_cpu_bound_pps"), run.result("floor_cpu_pps")
-    if bound is not None and floor_cpu is not None:
-        run.results.append(floor_ratio(bound, floor_cpu, "floor_ratio_cpu",
-                                       "the same per CPU-second: CPU-bound pipelined / floor"))
+def derive(results: list[Result]) -> list[Result]:
+    """Figures made from others (which may come from earlier runs): the floor ratios, the many-channel
+    target."""
+    found = {r.key: r for r in results if r.key not in ("floor_ratio", "floor_ratio_cpu")}
+    pairs = (("floor_ratio", "direct_pipelined_pps", "floor_pps", "pipelined durable / floor"),
+             ("floor_ratio_cpu", "direct_cpu_bound_pps", "floor_cpu_pps",
+              "the same per CPU-second: CPU-bound pipelined / floor"))
+    ratios = [floor_ratio(found[top], found[bottom], key, label) for key, top, bottom, label in pairs
+              if top in found and bottom in found]
+    one, many = found.get("direct_pipelined_pps"), found.get("many_channels_pps")
+    if one is not None and one.figure is not None and many is not None:
+        bound = one.figure.median
+        found["many_channels_pps"] = dataclasses.replace(
+            many, target=Target.at_least(bound, f"≥ one channel ({bound:,.0f})"))
+    return [*found.values(), *ratios]
 
 
 def missing(run: Run) -> list[Result]:
@@ -147,7 +153,7 @@ def write_outputs(run: Run, out: Path, seconds: float) -> None:
         case_seconds = {**previous_info.get("case_seconds", {}), **case_seconds}
         if profile is None and "profile" in document and "profile" not in run.only:
             profile = Profile.from_json(document["profile"])
-    results = run.results + earlier
+    results = derive(run.results + earlier)
     results += [r for r in missing(run) if r.key not in {e.key for e in results}]
     out.mkdir(parents=True, exist_ok=True)
     info = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": os.cpu_count(),

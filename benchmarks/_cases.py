@@ -40,6 +40,8 @@ class Sizes:
     one_at_a_time: int = 1_000
     api_pipelined: int = 2_000
     api_one_at_a_time: int = 200
+    hop_payments: int = 500
+    hop_one_at_a_time: int = 100
     many_wallets: int = 1_000
     many_payments: int = 10_000
     startup_channels: int = 10_000
@@ -50,8 +52,8 @@ class Sizes:
 
 FULL = Sizes()
 TINY = Sizes(runs=2, floor_payments=300, commits=20, warmup=20, pipelined=200, window8=100, one_at_a_time=20,
-             api_pipelined=20, api_one_at_a_time=5, many_wallets=3, many_payments=30, startup_channels=20,
-             long_payments=200, long_wallets=2)
+             api_pipelined=20, api_one_at_a_time=5, hop_payments=8, hop_one_at_a_time=4, many_wallets=3,
+             many_payments=30, startup_channels=20, long_payments=200, long_wallets=2)
 
 
 def core(index: int) -> int | None:
@@ -181,25 +183,14 @@ def _open_both(payer: Daemon, payee: Daemon) -> bool:
             == str(DEPOSIT))
 
 
-# --- 3. multi-hop ---------------------------------------------------------------------------------------
-
-
-def hops_case() -> list[Result]:
-    reason = ("multi-hop is not built in the node yet: the protocol core has mediated transfers, but the "
-              "daemon and its API pay only over a direct channel")
-    return [
-        Result.unavailable("two_hop_pps", "two hops", PPS, reason),
-        Result.unavailable("three_hop_pps", "three hops", PPS, reason, Target.at_least(2_000, "≥ 2,000")),
-        Result.unavailable("three_hop_latency_p50_ms", "three hops: latency p50", "ms", reason,
-                           Target.below(5, "< 5")),
-    ]
-
-
 # --- 4. many channels -----------------------------------------------------------------------------------
 
 
-def many_case(chain: Chain, root: Path, sizes: Sizes, one_channel: Result) -> list[Result]:
-    extra = ["--set", f"transport.max_connections={sizes.many_wallets + 100}"]
+def many_case(chain: Chain, root: Path, sizes: Sizes) -> list[Result]:
+    """Its target (at least one channel's pipelined rate) is attached where the report is written."""
+    # a hub serving wallets forwards nothing; with forwarding on, the node re-announces every channel to
+    # every peer each gossip interval (channels x peers messages), which stalls payments at 1,000 wallets
+    extra = ["--set", f"transport.max_connections={sizes.many_wallets + 100}", "--set", "routing.forward=no"]
     chain.deploy_hub()
     daemon = Daemon.create(root, "many", chain, extra)
     daemon.start(core(0))
@@ -209,11 +200,9 @@ def many_case(chain: Chain, root: Path, sizes: Sizes, one_channel: Result) -> li
         result = run_driver(wallet_spec(chain, daemon, root / "many-wallets", sizes.many_wallets, phases))
     finally:
         daemon.stop()
-    bound = one_channel.figure.median if one_channel.figure else None
-    target = None if bound is None else Target.at_least(bound, f"≥ one channel ({bound:,.0f})")
     label = f"{sizes.many_wallets:,} channels to {sizes.many_wallets:,} wallets, one payment each at a time"
     return [
-        Result("many_channels_pps", label, PPS, by_name(result, "spread", "pps"), target),
+        Result("many_channels_pps", label, PPS, by_name(result, "spread", "pps")),
         Result("many_channels_latency_p50_ms", "many channels: latency p50", "ms",
                by_name(result, "spread", "p50_ms")),
         busy(result, "spread", "many_channels_daemon_cpu", "many channels: daemon busy"),

@@ -91,40 +91,50 @@ def _case_times(run_info: dict[str, Any]) -> str:
 
 
 FINDINGS = """\
-What the figures and the profiles say:
+What the figures and the profiles say (written from the run of 2026-11-25 on the shared two-core
+development machine; check them against the tables after a new run):
 
-- **On this shared machine the wall-clock rates mostly measure the neighbours.** The load average beside
+- **On a shared machine the wall-clock rates mostly measure the neighbours.** The load average beside
   the run date counts runnable processes on two cores; at 10 to 20 each benchmark process gets a small
-  slice of a core, and the floor itself (a tight loop with no IO) falls far below what one core does.
+  slice of a core, and even the floor (a tight loop with no IO) falls far below what one core does.
   The CPU-time figures are steadier: each daemon's CPU per payment (`direct_pipelined_payer_cpu_us`,
   `direct_pipelined_payee_cpu_us`), the rate that implies with a core per daemon
-  (`direct_cpu_bound_pps`), and the floor per CPU-second (`floor_cpu_pps`, `floor_ratio_cpu`).
-- **Per payment, a daemon spends several times the floor's CPU.** The floor is one digest and one
-  signature (payer) or one recovery (payee), a few tens of microseconds; a daemon spends a few hundred.
-  The rest is the per-message machinery around the cryptography, which the profiles below break down:
-  the hand-off of each store commit to the writer thread (`SimpleQueue.put`, `lock.release`: the trio
-  thread wakes the writer and then contends with it for the GIL), the node's journal append, BOLT 8
-  framing and encryption and the socket calls, msgpack and wire encoding, `dataclasses.replace` for the
-  immutable states, and trio's scheduling. The signature and the recovery are each well under a tenth of
-  the busy time.
-- **Pipelining is bounded by round trips as much as by CPU.** A payment counts once the payer has
-  committed the acknowledgement: three commits in series (payer, payee, payer) plus two loopback hops
-  per payment, with up to 64 under way. The profiles show each daemon idle for a large share of its
-  loop's time during the pipelined run, waiting for the peer or for an fsync, so throughput is roughly
-  window / latency (`direct_pipelined_latency_p50_ms`).
-- **Latency one at a time** is those three commits (`durable_commit_p50_ms` each at best; the writer
-  thread groups commits, so a lone payment waits for a whole fsync each time), the thread hand-offs and
-  wake-ups, and two loopback hops with encryption. p99 follows the disk's tail (`durable_commit_p99_ms`)
-  and the scheduling of a machine shared with other work.
-- **The control API** adds HTTP parsing, pydantic validation and JSON per payment, and a request returns
-  only once the payment is accepted. With 64 requests outstanding (`api_w64_*`) throughput falls below
-  the 16-request figure while both daemons and the client stay mostly idle: requests wait on each other
-  somewhere in the node's payment path rather than for CPU, which is worth a look.
-- **Many channels**: one payment at a time per wallet over many channels gives the daemon more
-  independent work, but each wallet's payment still waits for its own commits; the daemon's CPU per
-  payment (`many_channels_daemon_cpu_us`) compares with the single channel's.
+  (`direct_cpu_bound_pps`), and the floor per CPU-second (`floor_cpu_pps`, `floor_ratio_cpu`). A run on
+  a quiet machine is the one to compare with the targets.
+- **Pipelined, both daemons are idle most of the time**: the profiles below show the payer's trio loop
+  idle about three quarters of its time and the payee's about half, during a window of 64. Throughput is
+  then window / latency: each payment needs three commits in series (the payer's proof, the payee's
+  acceptance, the payer's record of the acknowledgement), two loopback hops and the wake-ups between
+  trio and the store's writer thread, on a machine where every one of those steps waits for a core.
+- **Per payment, a daemon spends five to seven times the floor's CPU.** The floor is one digest and one
+  signature (payer, about 35 µs on a free core) or one recovery (payee, about 50 µs); each daemon spent
+  about 250 to 270 µs. The signature and the recovery are the largest single items of the busy time
+  (about an eighth on the payer, a sixth on the payee); the rest is Python object work spread thin:
+  copying immutable states (`dataclasses.replace`), building and validating message and record objects
+  (`__init__`, `__post_init__`), msgpack and wire encoding and decoding, trio's task plumbing, and the
+  hand-off of each commit to the writer thread (`SimpleQueue.put`, `lock.release`). No single hot spot
+  dominates; reaching the floor ratio means fewer objects per payment (mutable per-channel state in the
+  node, encoded once per commit round), not a faster signature.
+- **Latency one at a time** is those three commits (`durable_commit_p50_ms` each at best; a lone payment
+  waits for a whole fsync at every step), the thread hand-offs and two loopback hops with encryption.
+  p99 follows the disk's tail (`durable_commit_p99_ms`) and the machine's scheduling.
+- **The control API** adds HTTP parsing, pydantic validation, the idempotency journal and JSON to each
+  payment, and a call returns only once the payment is accepted. With 64 requests outstanding
+  (`api_w64_*`) throughput fell below the 16-request figure and the median call took most of a second
+  while both daemons and the client stayed mostly idle: requests wait on each other somewhere in the
+  node's payment path rather than for CPU, which is worth a look.
+- **Many channels**: with the node's default `routing.forward = yes`, 1,000 wallets stalled the node
+  after 3 to 4 payments each: every gossip interval it signs an announcement for each of its channels and
+  sends all of them to every connected peer, 1,000 x 1,000 messages queued ahead of the payments' own
+  acknowledgements. The case therefore runs the hub with `routing.forward = no` (a hub serving wallets
+  forwards nothing); with it, the daemon's CPU per payment (`many_channels_daemon_cpu_us`) is about twice
+  the single channel's, and latency grows with a thousand payments in flight at once.
 - **Start-up** is dominated by Python importing the node's dependencies (`startup_imports_s`: web3,
-  FastAPI, py-evm, py_ecc); loading 10,000 channels adds the rest.
+  FastAPI, py-evm, py_ecc); with 10,000 channels in the store the node also ticks every channel with the
+  chain's time on its first block and writes them all back, before it reports ready.
+- **Long life**: the store grows with history, not only with channels (`store_bytes_per_payment`): every
+  payment appends an audit-log entry (`channeld/store/_audit.py`), kept until pruned, beside the one
+  record per channel that is overwritten. Restart time stays that of an empty store: nothing is replayed.
 """
 
 

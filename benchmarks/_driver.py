@@ -137,6 +137,10 @@ async def _api_phase(client: httpx.AsyncClient, phase: dict[str, Any], payee: st
 def main() -> None:
     spec = json.loads(sys.argv[1])
     runner = run_api if spec.get("mode") == "api" else run
+    if spec.get("mode") == "routed":
+        from benchmarks._routed import run_routed
+
+        runner = run_routed
     print(json.dumps(trio.run(runner, spec)), flush=True)
 
 

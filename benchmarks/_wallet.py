@@ -49,6 +49,7 @@ from channeld.wire import PROTOCOL_VERSION, ChannelGossip, ChannelOpened, Error,
 CHALLENGE_PERIOD = 3600
 FUNDING = 10**21
 OPENING_THREADS = 8
+STALL_SECONDS = 60.0
 
 # The fleet sends as fast as it is answered; the node's per-peer rate limit is what it is configured to.
 LIMITS = TransportLimits(max_messages_per_second=1e9, send_queue_size=4096, receive_queue_size=4096,
@@ -173,11 +174,25 @@ class Fleet:
         share, extra = divmod(total, len(self.wallets))
         started = time.perf_counter()
         async with trio.open_nursery() as nursery:
-            for index, wallet in enumerate(self.wallets):
-                nursery.start_soon(self._drive_one, wallet, share + (index < extra), window, amount)
+            nursery.start_soon(self._watch_progress)
+            async with trio.open_nursery() as paying:
+                for index, wallet in enumerate(self.wallets):
+                    paying.start_soon(self._drive_one, wallet, share + (index < extra), window, amount)
+            nursery.cancel_scope.cancel()
         if self.failure is not None:
             raise WalletFailure(self.failure)
         return time.perf_counter() - started
+
+    async def _watch_progress(self) -> None:
+        """Void the run if no payment is accepted for STALL_SECONDS (a stuck node must not hang it)."""
+        seen, since = len(self.latencies), time.monotonic()
+        while True:
+            await trio.sleep(1.0)
+            if len(self.latencies) != seen:
+                seen, since = len(self.latencies), time.monotonic()
+            elif time.monotonic() - since > STALL_SECONDS:
+                self._fail(f"no payment was accepted for {STALL_SECONDS:.0f} s ({seen} were)")
+                return
 
     async def _drive_one(self, wallet: Wallet, count: int, window: int, amount: int) -> None:
         slots = trio.Semaphore(window)

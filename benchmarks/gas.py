@@ -441,14 +441,17 @@ them, the EIP-712 digest, ecrecover and token transfer are written in assembly, 
 reentrancy lock (its only external call comes last, after the new commitment is stored). What holds the
 rest back, in the ERC-20 sequence: 61,407 gas are fixed by the sequence (21,000 base, 32,307 for the
 token transfer onto a zero balance, 5,000 for the channel's slot, 3,100 for the partner's ecrecover),
-which leaves 7,461 at 0.6 for calldata, the event and execution; they take 8,452: calldata 4,388 (13
+which leaves 7,461 at 0.6 for calldata, the event and execution; they take 8,440: calldata 4,376 (13
 words, 215 of 420 bytes non-zero: the channel id, three addresses, the receiver, the signature and the
-2**256 - 1 expiry the reference sequence uses), the ChannelWithdraw event 2,012 and execution 2,052
-(318 of it dispatch and decoding, about 300 hashing, the rest checks and call set-up). The remaining
-levers each cost more than they save: a packed, non-ABI calldata layout saves only zero bytes (about 300
-gas after its length word); dropping the receiver from ChannelWithdraw saves 256 gas but followers read
-it; 1,000,000 optimizer runs save about 220 gas per withdraw (and 300 per settle) but grow ChannelHub to
-15 kB and its deployment past 3.4M gas, so the artifact is built with 200 runs.
+2**256 - 1 expiry the reference sequence uses), the ChannelWithdraw event 2,012 and execution 2,052 (318
+of it dispatch and decoding, about 300 hashing, the rest checks and call set-up): 979 gas too many. The
+remaining levers each cost more than they save: a packed, non-ABI calldata layout saves only zero bytes
+(about 300 gas after its length word); dropping the receiver from ChannelWithdraw saves 256 gas but
+followers read it; 1,000,000 optimizer runs save about 220 gas per withdraw but grow ChannelHub to 15 kB
+and its deployment past 3.4M gas, so the artifact is built with 200 runs. settle and cooperative_close
+gained from the same work: the closed state is hashed straight from calldata and payouts are made in
+assembly, copying at most one word of whatever the callee returns (no answer, however long, can make one
+side's payout run the other's out of gas).
 
 register_secret is one fresh slot in the SecretRegistry (22,100) and its event; unlock_1 and unlock_32
 look each lock's secret up in the registry (one call and one cold slot read per lock, about 3,800 gas per

@@ -134,7 +134,10 @@ async def test_wallet_pays_a_request_keeps_its_channel_across_a_restart(tmp_path
             again = await wallet.pay(node.node_id, 1000)
             assert again["status"] == "accepted"
             assert [t["uri"] for t in wallet.watchtowers()] == [f"02{'44' * 32}@127.0.0.1:9"]
-        assert node.channel()["partner_balance"] == str(10**16 - 5000)
+            await wallet.withdraw(channel_id, 10**15)
+            assert wallet.channel(channel_id)["our_withdrawn"] == str(10**15)
+        assert node.channel()["partner_balance"] == str(10**16 - 5000 - 10**15)  # paid 5000, withdrew 10**15
+        assert node.channel()["partner_withdrawn"] == str(10**15)
     finally:
         zygote.stop()
         anvil.stop()

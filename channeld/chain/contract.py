@@ -325,16 +325,17 @@ def encode_set_total_withdraw(
 ) -> bytes:
     """Calldata of setTotalWithdraw; signature1/2 are participant1's/participant2's Withdraw signatures
     (the sender's own may be b"": its transaction is its consent). When the withdrawing participant's
-    own signature is b"", it must send the transaction itself, and the shorter `withdraw` call is used."""
+    own signature is b"" and it is paid to itself, it must send the transaction itself, and the shorter
+    `withdraw` call is used."""
     first = state.is_first(participant)
     own, partner_signature = (signature1, signature2) if first else (signature2, signature1)
-    if own == b"" and partner_signature != b"":
+    to_self = _address(receiver, "receiver") == _address(participant, "participant")
+    if own == b"" and partner_signature != b"" and to_self:
         return _call(
-            f"withdraw(bytes32,{CHANNEL_TUPLE},uint256,uint256,address,{SIGNATURE_TUPLE})",
-            ["bytes32", CHANNEL_TUPLE, "uint256", "uint256", "address", SIGNATURE_TUPLE],
+            f"withdraw(bytes32,{CHANNEL_TUPLE},uint256,uint256,{SIGNATURE_TUPLE})",
+            ["bytes32", CHANNEL_TUPLE, "uint256", "uint256", SIGNATURE_TUPLE],
             [_bytes32(cid, "channel_id"), state.as_abi(), _uint(total_withdraw, "total_withdraw"),
-             _uint(expiry, "expiry"), _address(receiver, "receiver"),
-             _signature(partner_signature, "partner_signature")],
+             _uint(expiry, "expiry"), _signature(partner_signature, "partner_signature")],
         )
     return _call(
         f"setTotalWithdraw(bytes32,{CHANNEL_TUPLE},address,uint256,uint256,address,{SIGNATURE_TUPLE},"

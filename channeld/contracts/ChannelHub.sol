@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
-import {ChannelBase, IERC20Minimal} from "./ChannelBase.sol";
+import {ChannelBase} from "./ChannelBase.sol";
 import {SecretRegistry} from "./SecretRegistry.sol";
 import {BATCH_CODEHASH} from "./BatchCodehash.sol";
 
@@ -16,11 +16,13 @@ import {BATCH_CODEHASH} from "./BatchCodehash.sol";
 ///   closed:  keccak256(abi.encode(Channel, Closing))         18 words
 ///   settled: after a cooperative settle, SETTLED; after a unilateral settle, zero (the refund pays for
 ///            a good part of the settle) when nothing stays locked, else keccak256(abi.encode(token,
-///            participant1, locked1, locksRoot1, participant2, locked2, locksRoot2)), 7 words, kept for a
-///            later unlock.
+///            participant1, locked1, locksRoot1, participant2, locked2, locksRoot2)), 7 words, kept for
+///            unlock, which zeroes the side it releases and clears the slot once nothing stays locked.
 /// Channel ids never repeat: an id hashes the opener, the partner, a salt and the opening block's
-/// timestamp; a slot is non-zero from its opening until a unilateral settle, which comes strictly later
-/// than the opening second, so no later opening can hash to a cleared id.
+/// timestamp; a slot is non-zero from its opening until a unilateral settle or the last unlock, which
+/// come strictly later than the opening second, so no later opening can hash to a cleared id.
+/// Batches of many channels (ChannelBatch, docs/batch.md) run on this contract's storage through its
+/// fallback, once the one extension whose code hash is compiled in here has been attached.
 contract ChannelHub is ChannelBase {
     /// @dev proto/locks.md: a packed lock is amount || expiration || secrethash, 32 bytes each.
     uint256 private constant PACKED_LOCK_SIZE = 96;
@@ -117,63 +119,88 @@ contract ChannelHub is ChannelBase {
         _finishWithdraw(channelId, next, participant, totalWithdraw, receiver, ch.token, amount);
     }
 
-    /// @notice setTotalWithdraw for the sender's own withdrawal, in less calldata: the sender is the
-    /// participant, so only the partner's Withdraw signature travels.
+    /// @notice setTotalWithdraw for the sender's own withdrawal to itself, in less calldata: the sender
+    /// is both the participant and the receiver, so only the partner's Withdraw signature travels.
     function withdraw(
         bytes32 channelId,
         Channel calldata ch,
         uint256 totalWithdraw,
         uint256 expiry,
-        address receiver,
         Signature calldata partnerSignature
     ) external {
-        // The most frequent call of a merchant, so written close to the metal: the same checks as
-        // _prepareWithdraw, on the calldata words in place (ch is 8 static words, no decoding needed).
+        // The most frequent call of a merchant, so written close to the metal: the checks of
+        // _prepareWithdraw on the calldata words in place (ch is 8 static words, no decoding needed), the
+        // digest and the signature recovery inline. Not even the lock is read: every function stores its
+        // new commitment before its external call, so a re-entry sees current states and takes nothing twice.
         if (block.timestamp > expiry) revert WithdrawExpired(expiry);
-        if (receiver == address(0)) revert InvalidReceiver();
-        uint256 ptr;
+        bytes32 separator = domainSeparator();
+        bytes32 typeHash = WITHDRAW_TYPEHASH;
+        uint256 field; // the sender's withdrawn word: 6 or 7, else 0
+        address partner;
         bytes32 stored;
+        bytes32 next;
         bytes32 slot;
         uint256 current;
         uint256 available;
-        address partner;
-        uint256 field; // the sender's withdrawn word: 6 or 7, else 0
+        uint256 s;
+        address recovered;
         assembly ("memory-safe") {
             let first := calldataload(ch)
             let second := calldataload(add(ch, 0x20))
             if eq(caller(), first) { field := 6 partner := second }
             if eq(caller(), second) { field := 7 partner := first }
-            ptr := mload(0x40)
+            let ptr := mload(0x40)
             calldatacopy(ptr, ch, 0x100)
             stored := keccak256(ptr, 0x100)
-            mstore(0x00, channelId)
-            mstore(0x20, channels.slot)
-            slot := keccak256(0x00, 0x40)
             current := mload(add(ptr, shl(5, field)))
             // A committed state never withdraws more than its deposits (both checked when committed).
             available := sub(add(mload(add(ptr, 0x80)), mload(add(ptr, 0xa0))), add(mload(add(ptr, 0xc0)), mload(add(ptr, 0xe0))))
-        }
-        if (field == 0) revert NotParticipant(msg.sender);
-        bytes32 held = channels[channelId];
-        if (held != stored) _refuseState(channelId, held);
-        if (totalWithdraw <= current) revert WithdrawNotIncreasing(current, totalWithdraw);
-        uint256 amount = totalWithdraw - current;
-        if (amount > available) revert WithdrawExceedsChannel(amount, available);
-        bytes32 next;
-        assembly ("memory-safe") {
             mstore(add(ptr, shl(5, field)), totalWithdraw)
             next := keccak256(ptr, 0x100)
+            mstore(0x00, channelId)
+            mstore(0x20, channels.slot)
+            slot := keccak256(0x00, 0x40)
+            // Withdraw(channelId, participant = sender, totalWithdraw, expiry, receiver = sender)
+            mstore(ptr, typeHash)
+            mstore(add(ptr, 0x20), channelId)
+            mstore(add(ptr, 0x40), caller())
+            mstore(add(ptr, 0x60), totalWithdraw)
+            mstore(add(ptr, 0x80), expiry)
+            mstore(add(ptr, 0xa0), caller())
+            mstore(add(ptr, 0x40), keccak256(ptr, 0xc0))
+            mstore(ptr, 0x1901)
+            mstore(add(ptr, 0x20), separator)
+            let digest := keccak256(add(ptr, 0x1e), 0x42)
+            let vs := calldataload(add(partnerSignature, 0x20))
+            s := and(vs, shr(1, not(0)))
+            mstore(ptr, digest)
+            mstore(add(ptr, 0x20), add(27, shr(255, vs)))
+            mstore(add(ptr, 0x40), calldataload(partnerSignature))
+            mstore(add(ptr, 0x60), s)
+            mstore(0x00, 0)
+            pop(staticcall(gas(), 1, ptr, 0x80, 0x00, 0x20))
+            recovered := mload(0x00)
         }
-        _checkSigner(
-            _withdrawDigest(domainSeparator(), channelId, msg.sender, totalWithdraw, expiry, receiver),
-            partnerSignature,
-            partner
-        );
+        if (field == 0) revert NotParticipant(msg.sender);
+        bytes32 held;
+        assembly ("memory-safe") {
+            held := sload(slot)
+        }
+        if (held != stored) _refuseState(channelId, held);
+        if (totalWithdraw <= current) revert WithdrawNotIncreasing(current, totalWithdraw);
+        uint256 amount;
+        unchecked {
+            amount = totalWithdraw - current;
+        }
+        if (amount > available) revert WithdrawExceedsChannel(amount, available);
+        // Only low-s signatures can be written compactly, so no malleable twin gets through.
+        if (s > HALF_CURVE_ORDER || recovered == address(0)) revert InvalidSignature();
+        if (recovered != partner) revert WrongSigner(partner, recovered);
         assembly ("memory-safe") {
             sstore(slot, next)
         }
-        emit ChannelWithdraw(channelId, msg.sender, totalWithdraw, receiver);
-        _send(ch.token, receiver, amount);
+        emit ChannelWithdraw(channelId, msg.sender, totalWithdraw, msg.sender);
+        _send(ch.token, msg.sender, amount);
     }
 
     /// @notice Close with the partner's latest balance proof (nonce 0 and all-zero fields for none).

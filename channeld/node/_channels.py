@@ -376,8 +376,12 @@ class ChannelService:
         self._dirty = trio.Event()
         number = self._round_no
         self._round_no += 1
-        batch = current.batch(self.ns, self.channels)
-        pending = self.store.submit(batch) if len(batch) else None
+        try:
+            batch = current.batch(self.ns, self.channels)
+            pending = self.store.submit(batch) if len(batch) else None
+        except BaseException as exc:
+            self._fail(exc)
+            raise
         self._submitted.append((number, current, pending))
         self._submitted_more.set()
 
@@ -398,8 +402,7 @@ class ChannelService:
             except trio.Cancelled:
                 raise  # the write goes on; the shielded drain at shutdown waits for it again
             except BaseException as exc:
-                self.failure = exc
-                self._finish(number)
+                self._fail(exc)
                 raise
             for seq, raw in zip(receipt.outbox_seqs, current.outbox, strict=True):
                 self.on_queued(seq, raw)
@@ -410,6 +413,12 @@ class ChannelService:
 
     def _finish(self, number: int) -> None:
         self._done_no = number
+        self._done.set()
+        self._done = trio.Event()
+
+    def _fail(self, exc: BaseException) -> None:
+        """The store failed: wake every waiter, which then raises (nothing after this is durable)."""
+        self.failure = exc
         self._done.set()
         self._done = trio.Event()
 

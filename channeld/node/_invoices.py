@@ -132,7 +132,8 @@ class PaymentRequestBook:
         self._receipts.pop(request.payment_hash, None)
         record = journal.get(PAID, key) or {}
         preimage = record.get("preimage")
-        journal.put(PAID, key, {**record, "status": "paid", "payment_id": result["payment_id"]}, sync=True)
+        journal.put(PAID, key, {**record, "status": "paid" if result["status"] == "accepted" else "pending",
+                                "payment_id": result["payment_id"]}, sync=True)
         receipt = None if preimage is None else "0x" + preimage
         return {**result, "payment_hash": "0x" + key, "preimage": receipt}
 

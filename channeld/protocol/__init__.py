@@ -8,8 +8,8 @@ The flow, for the node that drives it:
    `ContractReceive*` from the chain follower, or a decoded wire message from the partner
    (`channeld.wire.Payment`, `PaymentAccepted`, `WithdrawRequest`, ...). It returns
    `(new_state, effects)`.
-3. Carry the effects out in order. `Persist(record)` comes first whenever the state changed: write it
-   (fsync) before sending anything. Then `Send(message)` to the partner, `ContractSend*` to the
+3. Carry the effects out in order. `Persist(state)` comes first whenever the state changed: write its
+   `record` (fsync) before sending anything. Then `Send(message)` to the partner, `ContractSend*` to the
    transaction manager, `Event*` to the user.
 4. A refused input raises and changes nothing. A `PeerFault` from a partner's message is answered: for a
    `Payment` or a lock message with `refusal_for(state, message, error)`, otherwise with a `wire.Error`

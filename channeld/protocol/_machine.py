@@ -33,6 +33,7 @@ from channeld.protocol._events import (
     Send,
 )
 from channeld.protocol._locks import (
+    find_lock,
     handle_action_expire_lock,
     handle_action_learn_secret,
     handle_action_send_locked_transfer,
@@ -83,21 +84,28 @@ from channeld.wire import (
     PaymentAccepted,
     PaymentRefused,
     Reestablish,
+    SecretReveal,
     SettleRequest,
     SettleSignature,
     Unlock,
     WithdrawRequest,
     WithdrawSignature,
+    secrethash_of,
 )
 
 
 def handle_action_reconnected(state: ChannelState, action: ActionReconnected, signer: Signer) -> Transition:
-    """Tell the partner what we hold; resend our requests it may have missed."""
+    """Tell the partner what we hold; resend our requests and secret reveals it may have missed."""
     effects: list[Effect] = [Send(Reestablish(state.chain_id, state.contract, state.channel_id,
                                               state.our.nonce, state.partner.nonce))]
     for request in (withdraw_request_of(state), settle_request_of(state)):
         if request is not None:
             effects.append(Send(request))
+    if state.status is ChannelStatus.OPEN:
+        # a reveal lost with the connection would leave the partner's lock pending until we claim on chain
+        for known in state.secrets:
+            if find_lock(state.partner.locks, secrethash_of(known.secret)) is not None:
+                effects.append(Send(SecretReveal(known.secret)))
     return state, effects
 
 

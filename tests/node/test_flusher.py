@@ -14,7 +14,15 @@ import trio.testing
 from channeld.chain import contract as hub
 from channeld.node import ChannelService, Envelope, EventBus
 from channeld.node._bench import BenchRefused, bench_pay
-from channeld.protocol import ActionPay, ContractReceiveDeposit, Signer, from_record, handle, new_channel
+from channeld.protocol import (
+    ActionPay,
+    ContractReceiveDeposit,
+    Send,
+    Signer,
+    from_record,
+    handle,
+    new_channel,
+)
 from channeld.store import Namespace, Store
 from channeld.wire import Message, Payment, PaymentAccepted
 
@@ -35,10 +43,12 @@ def _service(path: Path, sent: list[Message], check: bool = True) -> tuple[Chann
     onchain = hub.OnChainChannel(CID, hub.ChannelState(p1, p2, "0x" + bytes(20).hex(), 3600))
 
     def send(peer: bytes, message: Message) -> None:
-        if check and isinstance(message, Payment):
+        if check and isinstance(message, Payment | PaymentAccepted):
             stored = from_record(Envelope.decode(store.get_channel(NS, CID) or b"").protocol_record)
-            # persist before send: the proof leaving now is in the store already
-            assert stored.our.nonce >= message.balance_proof.nonce
+            if isinstance(message, Payment):  # persist before send: the proof leaving now is stored
+                assert stored.our.nonce >= message.balance_proof.nonce
+            else:  # persist before acknowledge: the partner's proof acknowledged now is stored
+                assert stored.partner.nonce >= message.nonce
         sent.append(message)
 
     service = ChannelService(store, NS, ours, EventBus(), send)
@@ -116,3 +126,57 @@ async def test_bench_pay_counts_acknowledged_payments_and_refuses_bad_requests(t
     assert result.pps > 0 and 0 < result.p50_ms <= result.p99_ms <= result.max_ms
     assert service.entry(CID).state.our.transferred == 100
     assert service.entry(CID).state.in_flight == ()
+
+
+def _partner_payments(count: int) -> list[Payment]:
+    """Payments the partner signs to us over the test channel."""
+    ours, theirs = Signer(bytes(31) + b"\x01"), Signer(bytes(31) + b"\x02")
+    state = new_channel(CHAIN_ID, CONTRACT, CID, 3600, theirs.address, ours.public_key)
+    state, _ = handle(state, ContractReceiveDeposit(theirs.address, DEPOSIT), theirs)
+    payments = []
+    for n in range(1, count + 1):
+        state, effects = handle(state, ActionPay(100 + n, 1), theirs)
+        payments += [e.message for e in effects if isinstance(e, Send) and isinstance(e.message, Payment)]
+    return payments
+
+
+async def test_each_received_payment_is_durable_before_it_is_acknowledged(tmp_path: Path) -> None:
+    sent: list[Message] = []
+    service, store, theirs = _service(tmp_path / "db", sent)  # `send` checks the store for every ack
+    service.apply(CID, ContractReceiveDeposit(theirs.address, DEPOSIT))
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(service.run_flusher)
+            last = 0
+            for payment in _partner_payments(10):
+                last = service.apply(CID, payment)
+            await service.wait_round(last)
+            nursery.cancel_scope.cancel()
+    finally:
+        store.close()
+    assert sent == [PaymentAccepted(CID, n, 100 + n) for n in range(1, 11)]
+    assert service.entry(CID).state.partner.transferred == 10
+
+
+async def test_a_failing_store_wakes_every_waiter_with_an_error(tmp_path: Path) -> None:
+    sent: list[Message] = []
+    service, store, _ = _service(tmp_path / "db", sent)
+    store.close()  # every later submit is refused: as good as a failed disk for the flusher
+    outcomes: list[str] = []
+
+    async def pay_and_wait() -> None:
+        try:
+            await service.wait_round(service.apply(CID, ActionPay(1, 1)))
+            outcomes.append("durable")
+        except LocalFault:
+            outcomes.append("fault")
+
+    failures: list[BaseException] = []
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pay_and_wait)
+            await nursery.start(service.run_flusher)
+    except* StoreClosed as group:
+        failures += group.exceptions
+    assert outcomes == ["fault"] and len(failures) == 1
+    assert sent == []  # nothing that was not durable left the node

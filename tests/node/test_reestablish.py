@@ -1,10 +1,14 @@
 """Re-establishment under fault injection: two in-process nodes over real loopback TCP on a real anvil.
 
-For every channel message that flows during payments, withdraws and a cooperative settle, for each of
-the two nodes as its sender, the connection is cut just before and just after the message is sent
+For every channel message that flows during payments (direct, refused, paid requests), withdraws and a
+cooperative settle, and for the connection-level `Reestablish` and `ChannelOpened`, with each of the two
+nodes as its sender, the connection is cut just before and just after the message is sent
 (`channeld.transport.FaultPlan`). The dialling node reconnects by itself, both sides re-establish, and
-then every payment must have ended exactly once on both sides: equal balances and nonces, nothing in
-flight, each payment id in the payer's audit log once as sent and in the payee's once as received.
+then every payment must have ended exactly once on both sides: equal proofs, balances and nonces,
+nothing in flight or held, each payment id in the payer's audit log once as sent and in the payee's once
+as received. A storm of cuts on both sides during pipelined bursts each way checks the same. The last
+tests cover the pending-channel limit: a peer announcing channels the chain has not shown is dropped
+past `transport.max_pending_channels`, and the node keeps serving its partners.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ import pytest
 import trio
 
 from channeld.chain import connect_rpc, find_deploy_block
-from channeld.config import ChainConfig, Config, HostPort, NodeConfig, TransportConfig
-from channeld.errors import ConfigError
+from channeld.config import ChainConfig, Config, HostPort, NodeConfig, RoutingConfig, TransportConfig
+from channeld.errors import ConfigError, LocalFault
 from channeld.keys import NodeKey
 from channeld.limits import RiskLimits
 from channeld.node import ChainSetup, Node
@@ -32,6 +36,7 @@ from channeld.wire import (
     ChannelOpened,
     Error,
     Init,
+    LockedTransfer,
     Message,
     Payment,
     PaymentAccepted,
@@ -40,6 +45,7 @@ from channeld.wire import (
     SecretReveal,
     SettleRequest,
     SettleSignature,
+    Unlock,
     WithdrawRequest,
     WithdrawSignature,
 )
@@ -57,7 +63,8 @@ def _config() -> Config:
                           max_channel_deposit=50 * ETH)
     return Config(node=NodeConfig(listen=HostPort("127.0.0.1", free_port()),
                                   api=HostPort("127.0.0.1", free_port()), log_level="warning"),
-                  chain=ChainConfig(poll_interval=0.05, confirmations=0), limits=generous)
+                  chain=ChainConfig(poll_interval=0.05, confirmations=0), limits=generous,
+                  routing=RoutingConfig(gossip_interval=0.2))
 
 
 async def until(predicate: Callable[[], object], what: str, timeout: float = WAIT) -> None:
@@ -97,20 +104,25 @@ class Pair:
                 nursery.start_soon(one)
 
 
-@pytest.fixture
-async def pair(tmp_path: Path, chain: tuple[Anvil, str], nursery: trio.Nursery) -> AsyncIterator[Pair]:
+async def start_nodes(root: Path, chain: tuple[Anvil, str], nursery: trio.Nursery, *names: str) -> list[Node]:
     anvil, contract = chain
     rpc = connect_rpc(anvil.url)
     deploy_block = find_deploy_block(rpc, contract)
     nodes = []
-    for name in ("a", "b"):
+    for name in names:
         key = NodeKey.generate()
         rpc.rpc("anvil_setBalance", [key.address, hex(100 * ETH)])
-        (tmp_path / name).mkdir(mode=0o700)
+        (root / name).mkdir(mode=0o700)
         setup = ChainSetup(connect_rpc(anvil.url), contract, deploy_block)
-        node = Node(tmp_path / name, _config(), key, setup, api=False)
+        node = Node(root / name, _config(), key, setup, api=False)
         nodes.append(await nursery.start(node.run))
-    pair = Pair(*nodes)
+    return nodes
+
+
+@pytest.fixture
+async def pair(tmp_path: Path, chain: tuple[Anvil, str], nursery: trio.Nursery) -> AsyncIterator[Pair]:
+    a, b = nodes = await start_nodes(tmp_path, chain, nursery, "a", "b")
+    pair = Pair(a, b)
     await pair.a.open_channel(pair.b.uri, DEPOSIT, challenge_period=3600)
     await until(lambda: _open_on_both(pair), "the channel open on both nodes")
     await pair.pay("a", SEED)
@@ -170,6 +182,12 @@ Workload = Callable[[Pair, str, str], Awaitable[None]]
 
 async def payments(pair: Pair, payer: str, payee: str) -> None:
     await pair.pay(payer, AMOUNT, count=3)
+
+
+async def payments_one_by_one(pair: Pair, payer: str, payee: str) -> None:
+    """Three payments in turn, so that each gets an acknowledgement of its own (a burst may get one)."""
+    for _ in range(3):
+        await pair.pay(payer, AMOUNT)
 
 
 async def reconnect_while_paying(pair: Pair, sender: str, partner: str) -> None:
@@ -244,7 +262,7 @@ CASES: dict[str, tuple[type[Message], bool, Workload, int]] = {
     "Payment": (Payment, True, payments, 0),
     "Payment-2nd-of-3": (Payment, True, payments, 1),  # mid-burst: the payee holds n=1, lacks n=2, 3
     "PaymentAccepted": (PaymentAccepted, False, payments, 0),
-    "PaymentAccepted-2nd-of-3": (PaymentAccepted, False, payments, 1),
+    "PaymentAccepted-2nd-of-3": (PaymentAccepted, False, payments_one_by_one, 1),
     "PaymentRefused": (PaymentRefused, False, refused_until_the_deposit_is_seen, 0),
     "SecretReveal": (SecretReveal, False, request_paid_with_receipt, 0),
     "WithdrawRequest": (WithdrawRequest, True, withdraw, 0),
@@ -357,3 +375,67 @@ async def _hold(manager: SessionManager, *, task_status: trio.TaskStatus[None]) 
     async with manager:
         task_status.started()
         await trio.sleep_forever()
+
+
+# --- multi-hop: cuts at the mediator of a line A - B - C --------------------------------------------------
+
+
+@pytest.fixture
+async def line(tmp_path: Path, chain: tuple[Anvil, str], nursery: trio.Nursery) -> AsyncIterator[list[Pair]]:
+    """A-B (funded by A) and B-C (funded by B), each seeded the other way so that both directions pay."""
+    a, b, c = await start_nodes(tmp_path, chain, nursery, "a", "b", "c")
+    links = [Pair(a, b), Pair(b, c)]
+    for link in links:
+        await link.a.open_channel(link.b.uri, DEPOSIT, challenge_period=3600)
+        await until(lambda link=link: _open_on_both(link), "a channel of the line open")  # type: ignore[misc]
+        await link.pay("a", SEED)
+        await until(lambda link=link: agreed(link), "agreement after the seed")  # type: ignore[misc]
+    yield links
+    for node in (a, b, c):
+        node.stop()
+
+
+async def pay_request_routed(payer: Node, payee: Node, amount: int) -> dict[str, object]:
+    """Pay a fresh request of `payee` through the line, retrying while gossip has not brought a route."""
+    text = str(payee.requests.create(amount, "routed")["request"])
+    with trio.fail_after(WAIT):
+        while True:
+            try:
+                return await payer.requests.pay(text)
+            except LocalFault as exc:
+                if "NoRoute" not in str(exc) and "no path" not in str(exc):
+                    raise
+            await trio.sleep(0.05)
+
+
+@pytest.mark.parametrize("point", list(CutPoint), ids=lambda p: p.value)
+@pytest.mark.parametrize("payer", ["a", "c"])
+@pytest.mark.parametrize("message", [LockedTransfer, Unlock, SecretReveal], ids=lambda m: m.__name__)
+async def test_cut_at_the_mediator_and_the_routed_payment_ends_exactly_once(
+        line: list[Pair], message: type[Message], payer: str, point: CutPoint) -> None:
+    ab, bc = line
+    paying, paid = (ab.a, bc.b) if payer == "a" else (bc.b, ab.a)
+    before = {id(link): (_transferred(link)) for link in line}
+    plan = FaultPlan(Cut(message, point))
+    ab.b.peers.manager.faults = plan  # B forwards the lock, unlocks onward and reveals backward
+    result = await pay_request_routed(paying, paid, AMOUNT)
+    assert result["status"] == "accepted" and result["preimage"] is not None, result
+    assert plan.fired == [Cut(message, point)], plan
+    for link in line:
+        await until(lambda link=link: agreed(link) and _no_locks(link),  # type: ignore[misc]
+                    "every hop unlocked and agreed")
+    # the amount moved exactly once along each hop, in the payer's direction (no fees configured)
+    for link in line:
+        a_sent, b_sent = _transferred(link)
+        old_a, old_b = before[id(link)]
+        assert (a_sent - old_a, b_sent - old_b) == ((AMOUNT, 0) if payer == "a" else (0, AMOUNT))
+
+
+def _transferred(link: Pair) -> tuple[int, int]:
+    state = link.a.channels.entry(link.cid).state
+    return state.our.transferred, state.partner.transferred
+
+
+def _no_locks(link: Pair) -> bool:
+    a, b = link.a.channels.entry(link.cid).state, link.b.channels.entry(link.cid).state
+    return not (a.our.locked or a.partner.locked or a.locks_in_flight or b.locks_in_flight)

@@ -1,0 +1,100 @@
+"""Case 3, multi-hop: daemons in a line, payer to payee over two hops (three daemons) and three hops
+(four daemons), each payment under a payment request of the payee's, routed by the payer's own graph.
+
+Every daemon announces its channels quickly (`routing.gossip_interval`) so the payer learns the route
+in seconds; the daemons alternate between the two cores and the HTTP client is left to the scheduler.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks._cases import DEPOSIT, PPS, Sizes, by_name, core, phase, run_driver
+from benchmarks._cluster import Chain, ClusterFailure, Daemon, wait_until
+from benchmarks._report import Result, Target
+from channeld.api._client import ApiError
+from channeld.keys import read_api_token
+
+AMOUNT = 1_000
+MAX_FEE = 10**6
+CONCURRENCY = 16
+ROUTE_TIMEOUT = 120.0
+SETTINGS = ["--set", "routing.gossip_interval=1s", "--set", "node.api_rate=100000",
+            "--set", "node.api_burst=1000000"]
+NAMES = {2: "two_hop", 3: "three_hop"}
+
+
+def hops_case(chain: Chain, root: Path, sizes: Sizes) -> list[Result]:
+    return [*line_case(chain, root, sizes, 2), *line_case(chain, root, sizes, 3)]
+
+
+def line_case(chain: Chain, root: Path, sizes: Sizes, hops: int) -> list[Result]:
+    chain.deploy_hub()
+    line = [Daemon.create(root, f"hop{hops}-{i}", chain, SETTINGS) for i in range(hops + 1)]
+    try:
+        for index, daemon in enumerate(line):
+            daemon.start(core(index))
+        _open_line(line)
+        _wait_for_route(line[0], line[-1])
+        phases = [phase("warmup", max(sizes.hop_payments // 10, 4), CONCURRENCY)]
+        for run in range(sizes.runs):
+            phases += [phase(f"concurrent{run}", sizes.hop_payments, CONCURRENCY),
+                       phase(f"single{run}", sizes.hop_one_at_a_time, 1)]
+        result = run_driver({"mode": "routed", "payer": _side(line[0]), "payee": _side(line[-1]),
+                             "amount": AMOUNT, "max_fee": MAX_FEE, "phases": phases}, on_core=None)
+    finally:
+        for daemon in line:
+            daemon.stop()
+    return _results(hops, result)
+
+
+def _side(daemon: Daemon) -> dict[str, str]:
+    return {"url": f"http://127.0.0.1:{daemon.api}", "token": read_api_token(daemon.datadir)}
+
+
+def _open_line(line: list[Daemon]) -> None:
+    """Each daemon opens a funded channel to the next one (liquidity flows payer to payee)."""
+    for here, there in itertools.pairwise(line):
+        here.call("POST", "/channels", {"uri": there.uri, "deposit": str(DEPOSIT), "challenge_period": 3600})
+    for here, there in itertools.pairwise(line):
+        wait_until(lambda a=here, b=there: _open_between(a, b), 120, "the line's channels open")
+
+
+def _open_between(a: Daemon, b: Daemon) -> bool:
+    theirs = {c["channel_id"] for c in b.call("GET", "/channels") if c["partner_deposit"] == str(DEPOSIT)}
+    return any(c["channel_id"] in theirs and c["status"] == "open" for c in a.call("GET", "/channels"))
+
+
+def _wait_for_route(payer: Daemon, payee: Daemon) -> None:
+    """Until one routed payment goes through (the payer's graph has learned the whole line)."""
+    deadline = time.monotonic() + ROUTE_TIMEOUT
+    last = ""
+    while time.monotonic() < deadline:
+        request = payee.call("POST", "/requests", {"amount": str(AMOUNT), "description": "probe"})["request"]
+        try:
+            outcome: dict[str, Any] = payer.call("POST", "/payments", {"request": request,
+                                                                       "max_fee": str(MAX_FEE)})
+        except ApiError as error:
+            last = str(error)
+        else:
+            if outcome.get("status") == "accepted":
+                return
+            last = str(outcome)
+        time.sleep(1.0)
+    raise ClusterFailure(f"no route from payer to payee within {ROUTE_TIMEOUT:.0f} s: {last[:300]}")
+
+
+def _results(hops: int, result: dict[str, Any]) -> list[Result]:
+    key = NAMES[hops]
+    three = hops == 3
+    return [
+        Result(f"{key}_pps", f"{hops} hops, {CONCURRENCY} payments outstanding (control API)", PPS,
+               by_name(result, "concurrent", "pps"), Target.at_least(2_000, "≥ 2,000") if three else None),
+        Result(f"{key}_latency_p50_ms", f"{hops} hops, one at a time: latency p50", "ms",
+               by_name(result, "single", "p50_ms"), Target.below(5, "< 5") if three else None),
+        Result(f"{key}_latency_p99_ms", f"{hops} hops, one at a time: latency p99", "ms",
+               by_name(result, "single", "p99_ms")),
+    ]
