@@ -17,6 +17,7 @@ from eth_account import Account
 
 from channeld.api._client import ApiClient
 from channeld.chain import ChainBackend, TransactionSender, connect_rpc, deploy, load_artifact
+from channeld.errors import LocalFault
 from channeld.keys import create_datadir
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,7 +25,7 @@ ANVIL = REPO / ".tools" / "node_modules" / ".bin" / "anvil"
 PASSWORD = "benchmark password"
 
 
-class ClusterFailure(RuntimeError):
+class ClusterFailure(LocalFault):
     """A process of the benchmark did not start or answer as it should."""
 
 

@@ -39,8 +39,14 @@ transport, control API), and a **load generator** process.
   (bearer token, JSON), the call returning once B accepted: what a wallet or shop server sees end to end.
   16 requests outstanding for throughput (and 64, reported beside it), one at a time for latency. The
   API's per-token rate limit (`node.api_rate`) is lifted for the payer: it would measure the limit.
+- **Multi-hop** (`two_hop_*`, `three_hop_*`): three or four daemons in a line, each with a funded channel
+  to the next (announced quickly: `routing.gossip_interval = 1s`). The payee issues one payment request
+  per payment beforehand (untimed, as a shop makes its invoice first); the payer pays them through
+  `POST /api/v1/payments` with 16 outstanding for throughput and one at a time for latency. A payment
+  counts when the call returns it accepted: locked at every hop, the secret back at the payer.
 - **Many channels**: one daemon, 1,000 wallets, each with its own key, session and channel; each wallet
-  pays one payment at a time, all wallets at once, so about 1,000 payments are in flight.
+  pays one payment at a time, all wallets at once, so about 1,000 payments are in flight. The hub runs
+  with `routing.forward = no` (see below).
 - **The floor**: `benchmarks/floor.py`, the protocol's own `balance_proof_digest`, `Signer.sign` (payer)
   and `KnownKey.check` (payee: recover and compare, the check the protocol really does), in a tight loop,
   the two sides in two processes at once. `floor_pps` is the slower side; `floor_ratio` is direct
@@ -127,8 +133,8 @@ development machine; check them against the tables after a new run):
   after 3 to 4 payments each: every gossip interval it signs an announcement for each of its channels and
   sends all of them to every connected peer, 1,000 x 1,000 messages queued ahead of the payments' own
   acknowledgements. The case therefore runs the hub with `routing.forward = no` (a hub serving wallets
-  forwards nothing); with it, the daemon's CPU per payment (`many_channels_daemon_cpu_us`) is about twice
-  the single channel's, and latency grows with a thousand payments in flight at once.
+  forwards nothing); with it, the daemon's CPU per payment (`many_channels_daemon_cpu_us`) is more than
+  twice the single channel's, and latency grows with a thousand payments in flight at once.
 - **Start-up** is dominated by Python importing the node's dependencies (`startup_imports_s`: web3,
   FastAPI, py-evm, py_ecc); with 10,000 channels in the store the node also ticks every channel with the
   chain's time on its first block and writes them all back, before it reports ready.

@@ -25,7 +25,7 @@ import httpx
 import trio
 
 from benchmarks._stats import percentile
-from benchmarks._wallet import Fleet
+from benchmarks._wallet import Fleet, WalletFailure
 from channeld.chain import connect_rpc
 
 ANNOUNCE_TIMEOUT = 600.0
@@ -122,7 +122,7 @@ async def _api_phase(client: httpx.AsyncClient, phase: dict[str, Any], payee: st
             started = time.perf_counter()
             response = await client.post("/payments", json=body)
             if response.status_code != 200 or response.json().get("status") != "accepted":
-                raise RuntimeError(f"payment not accepted: {response.status_code} {response.text}")
+                raise WalletFailure(f"payment not accepted: {response.status_code} {response.text}")
             latencies.append(time.perf_counter() - started)
 
     began = time.perf_counter()

@@ -16,6 +16,7 @@ import httpx
 import trio
 
 from benchmarks._stats import percentile
+from benchmarks._wallet import WalletFailure
 
 ISSUING = 16  # requests issued at once before a phase
 
@@ -63,7 +64,7 @@ async def pay_all(payer: httpx.AsyncClient, phase: dict[str, Any], requests: lis
             response = await payer.post("/payments", json={"request": request, "max_fee": max_fee})
             document = response.json() if response.status_code == 200 else {}
             if document.get("status") != "accepted":
-                raise RuntimeError(f"routed payment not accepted: {response.status_code} {response.text}")
+                raise WalletFailure(f"routed payment not accepted: {response.status_code} {response.text}")
             latencies.append(time.perf_counter() - started)
 
     began = time.perf_counter()

@@ -27,6 +27,7 @@ from eth_utils import to_checksum_address
 
 from channeld.chain import ChainBackend, TransactionSender, TxRequest, connect_rpc
 from channeld.chain import contract as hub
+from channeld.errors import PeerFault
 from channeld.protocol import (
     ActionPay,
     ChannelState,
@@ -56,8 +57,9 @@ LIMITS = TransportLimits(max_messages_per_second=1e9, send_queue_size=4096, rece
                          handshake_timeout=60.0, connect_timeout=60.0)
 
 
-class WalletFailure(RuntimeError):
-    """The node refused a benchmark payment or broke the session: the run is void."""
+class WalletFailure(PeerFault):
+    """The node refused a benchmark payment, answered with an error or stopped answering: the run is
+    void."""
 
 
 @dataclass(slots=True)

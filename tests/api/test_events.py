@@ -101,3 +101,13 @@ async def test_events_survive_a_node_restart(network: Network) -> None:
     kinds = [e["kind"] for e in events]
     assert "peer_disconnected" in kinds and kinds.count("payment_received") == 3
 
+
+
+async def test_browsers_may_pass_the_token_in_the_query(network: Network) -> None:
+    api = network.api_b
+    start = api.ok("GET", "/health")["last_event"]
+    url = _ws_url(api, max(start - 1, 0)) + f"&access_token={api.token}"
+    with trio.fail_after(20):
+        async with open_websocket_url(url) as socket:
+            event = json.loads(await socket.get_message())
+    assert event["seq"] == max(start, 1)

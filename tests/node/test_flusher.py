@@ -12,6 +12,7 @@ import trio
 import trio.testing
 
 from channeld.chain import contract as hub
+from channeld.errors import LocalFault
 from channeld.node import ChannelService, Envelope, EventBus
 from channeld.node._bench import BenchRefused, bench_pay
 from channeld.protocol import (
@@ -23,7 +24,7 @@ from channeld.protocol import (
     handle,
     new_channel,
 )
-from channeld.store import Namespace, Store
+from channeld.store import Namespace, Store, StoreClosed
 from channeld.wire import Message, Payment, PaymentAccepted
 
 CHAIN_ID = 31337
