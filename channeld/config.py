@@ -113,8 +113,9 @@ class TransportConfig:
     handshake_timeout: float = setting(10.0, "duration", "Time a peer has to finish the handshake.")
     max_message_size: int = setting(65535, "int", "Largest accepted message, in bytes.",
                                     min=1024, max=65535)
-    max_messages_per_second: int = setting(100, "int", "Messages per second one peer may send.",
-                                           min=1, max=100_000)
+    max_messages_per_second: int = setting(50_000, "int",
+                                           "Messages per second one peer may send (a payment is one).",
+                                           min=1, max=1_000_000)
     max_connections: int = setting(256, "int", "Most peer connections open at once.", min=1, max=100_000)
     ping_interval: float = setting(30.0, "duration", "Idle time after which a ping is sent.")
     peer_timeout: float = setting(90.0, "duration",

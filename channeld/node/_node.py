@@ -71,7 +71,7 @@ class ChainSetup:
 def transport_limits(config: Config) -> TransportLimits:
     t = config.transport
     return TransportLimits(handshake_timeout=t.handshake_timeout, max_message_size=t.max_message_size,
-                           max_messages_per_second=float(max(t.max_messages_per_second, 100_000)),
+                           max_messages_per_second=float(t.max_messages_per_second),
                            max_connections=t.max_connections, ping_interval=t.ping_interval,
                            idle_timeout=t.peer_timeout, max_pending_channels=t.max_pending_channels)
 
