@@ -74,7 +74,9 @@ class Run:
             found = case()
         except Exception as error:  # one broken case must not void the others' figures
             traceback.print_exc()
-            self.failures[name] = f"case {name} failed: {type(error).__name__}: {str(error)[:300]}"
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [""]
+            brief = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"
+            self.failures[name] = f"case {name} failed: {type(error).__name__}: {brief[:300]}"
             return
         finally:
             self.case_seconds[name] = time.perf_counter() - started
@@ -153,7 +155,7 @@ def write_outputs(run: Run, out: Path, seconds: float) -> None:
         case_seconds = {**previous_info.get("case_seconds", {}), **case_seconds}
         if profile is None and "profile" in document and "profile" not in run.only:
             profile = Profile.from_json(document["profile"])
-    results = derive(run.results + earlier)
+    results = sorted(derive(run.results + earlier), key=_place)
     results += [r for r in missing(run) if r.key not in {e.key for e in results}]
     out.mkdir(parents=True, exist_ok=True)
     info = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": os.cpu_count(),
@@ -164,6 +166,16 @@ def write_outputs(run: Run, out: Path, seconds: float) -> None:
     write_json(out / "benchmarks.json", results, info, extra)
     write_plot(out / "benchmarks.png", results)
     (out / "benchmarks.md").write_text(render(results, profile, info))
+
+
+# the order figures are reported in, by key prefix (a report merged from several runs stays in order)
+ORDER = ("durable_commit", "floor_payer", "floor_payee", "floor_pps", "floor_cpu", "direct_", "floor_ratio",
+         "wallet_direct", "api_", "two_hop", "three_hop", "many_", "startup", "store_bytes_per_channel",
+         "long_", "store_", "restart_")
+
+
+def _place(result: Result) -> int:
+    return next((i for i, prefix in enumerate(ORDER) if result.key.startswith(prefix)), len(ORDER))
 
 
 def _ran(run: Run, case: str) -> bool:

@@ -146,7 +146,7 @@ class Daemon:
             except ArtifactChanged:
                 # another checkout user is rebuilding channeld/contracts/compiled.json; the daemon
                 # refuses a contract whose code differs from the artifact it loaded. Wait for it to settle.
-                if time.monotonic() > deadline:
+                if time.monotonic() + 5 > deadline:
                     raise
                 time.sleep(1.0)
 

@@ -80,8 +80,9 @@ def render(results: Sequence[Result], profile: Profile | None, run_info: dict[st
              "Written by `make bench` (`python -m benchmarks`); the same figures are in",
              "[benchmarks.json](benchmarks.json). Targets are the project's; a miss is reported, never "
              "hidden.", "",
-             f"Run: {run_info['date']}, {run_info['cores']} cores, sizes `{run_info['sizes']}`, whole run "
-             f"{run_info['seconds']:.0f} s. The machine is shared: its load average (runnable processes, "
+             f"Run: {run_info['date']}, {run_info['cores']} cores, sizes `{run_info['sizes']}`, "
+             f"{_cases_line(run_info)}, {run_info['seconds']:.0f} s. The machine is shared: its load average "
+             "(runnable processes, "
              f"on {run_info['cores']} cores) was {run_info.get('load_average_at_start', 0):.1f} at the start "
              f"and {run_info.get('load_average_at_end', 0):.1f} at the end.", "",
              "![benchmark figures](benchmarks.png)", "", "## Figures", "", *table(results), ""]
@@ -89,6 +90,13 @@ def render(results: Sequence[Result], profile: Profile | None, run_info: dict[st
     if profile is not None:
         lines += _profile_section(profile)
     return "\n".join(lines) + "\n"
+
+
+def _cases_line(run_info: dict[str, Any]) -> str:
+    ran = run_info.get("cases_this_run")
+    if not ran or len(ran) == 8:
+        return "all cases"
+    return f"cases {', '.join(ran)} (the other figures from earlier runs, listed in Time per case)"
 
 
 def _case_times(run_info: dict[str, Any]) -> str:

@@ -319,24 +319,37 @@ def encode_set_total_deposit(cid: bytes, state: ChannelState, participant: str, 
     )
 
 
+WITHDRAW_PACKED_SELECTOR = keccak(text="withdrawPacked()")[:4]
+
+
+def _fits_packed_withdraw(state: ChannelState, total_withdraw: int) -> bool:
+    """Whether withdrawPacked's fixed widths (4 bytes of challenge period, 16 per amount) hold the values."""
+    amounts = (state.deposit1, state.deposit2, state.withdrawn1, state.withdrawn2,
+               _uint(total_withdraw, "total_withdraw"))
+    return state.challenge_period < 2**32 and all(amount < 2**128 for amount in amounts)
+
+
 def encode_set_total_withdraw(
     cid: bytes, state: ChannelState, participant: str, total_withdraw: int, expiry: int, receiver: str,
     signature1: bytes, signature2: bytes,
 ) -> bytes:
     """Calldata of setTotalWithdraw; signature1/2 are participant1's/participant2's Withdraw signatures
     (the sender's own may be b"": its transaction is its consent). When the withdrawing participant's
-    own signature is b"" and it is paid to itself, it must send the transaction itself, and the shorter
-    `withdraw` call is used."""
+    own signature is b"" and it is paid to itself, it must send the transaction itself, and the shorter,
+    packed `withdrawPacked` call is used whenever the state's values fit its widths."""
     first = state.is_first(participant)
     own, partner_signature = (signature1, signature2) if first else (signature2, signature1)
     to_self = _address(receiver, "receiver") == _address(participant, "participant")
-    if own == b"" and partner_signature != b"" and to_self:
-        return _call(
-            f"withdraw(bytes32,{CHANNEL_TUPLE},uint256,uint256,{SIGNATURE_TUPLE})",
-            ["bytes32", CHANNEL_TUPLE, "uint256", "uint256", SIGNATURE_TUPLE],
-            [_bytes32(cid, "channel_id"), state.as_abi(), _uint(total_withdraw, "total_withdraw"),
-             _uint(expiry, "expiry"), _signature(partner_signature, "partner_signature")],
-        )
+    if own == b"" and partner_signature != b"" and to_self and _fits_packed_withdraw(state, total_withdraw):
+        r, vs = _signature(partner_signature, "partner_signature")
+        addresses = (state.participant1, state.participant2, state.token)
+        amounts = (state.deposit1, state.deposit2, state.withdrawn1, state.withdrawn2, total_withdraw)
+        return b"".join((
+            WITHDRAW_PACKED_SELECTOR, _bytes32(cid, "channel_id"),
+            *(bytes.fromhex(address[2:]) for address in addresses),
+            state.challenge_period.to_bytes(4, "big"), *(amount.to_bytes(16, "big") for amount in amounts),
+            _uint(expiry, "expiry").to_bytes(32, "big"), r, vs,
+        ))
     return _call(
         f"setTotalWithdraw(bytes32,{CHANNEL_TUPLE},address,uint256,uint256,address,{SIGNATURE_TUPLE},"
         f"{SIGNATURE_TUPLE})",

@@ -28,6 +28,9 @@ contract ChannelHub is ChannelBase {
     uint256 private constant PACKED_LOCK_SIZE = 96;
     uint256 public constant MAX_LOCKS = 32;
 
+    /// @notice withdrawPacked's calldata is not its 272-byte layout.
+    error InvalidPackedCall();
+
     /// @notice Where unlock looks up when each secret was revealed (created by this contract).
     SecretRegistry public immutable secretRegistry;
     uint256 public immutable minChallengePeriod;
@@ -120,18 +123,27 @@ contract ChannelHub is ChannelBase {
     }
 
     /// @notice setTotalWithdraw for the sender's own withdrawal to itself, in less calldata: the sender
-    /// is both the participant and the receiver, so only the partner's Withdraw signature travels.
-    function withdraw(
-        bytes32 channelId,
-        Channel calldata ch,
-        uint256 totalWithdraw,
-        uint256 expiry,
-        Signature calldata partnerSignature
-    ) external {
+    /// is both the participant and the receiver, so only the partner's Withdraw signature travels, and the
+    /// arguments are packed, not ABI-encoded (a zero byte of calldata still costs 4 gas):
+    ///   channelId 32 | participant1 20 | participant2 20 | token 20 | challengePeriod 4 | deposit1 16 |
+    ///   deposit2 16 | withdrawn1 16 | withdrawn2 16 | totalWithdraw 16 | expiry 32 | r 32 | vs 32
+    /// (272 bytes after the selector). A state whose values do not fit these widths uses setTotalWithdraw.
+    function withdrawPacked() external {
         // The most frequent call of a merchant, so written close to the metal: the checks of
-        // _prepareWithdraw on the calldata words in place (ch is 8 static words, no decoding needed), the
-        // digest and the signature recovery inline. Not even the lock is read: every function stores its
-        // new commitment before its external call, so a re-entry sees current states and takes nothing twice.
+        // _prepareWithdraw on the unpacked words, the digest and the signature recovery inline. Not even
+        // the lock is read: every function stores its new commitment before its external call, so a
+        // re-entry sees current states and takes nothing twice.
+        if (msg.data.length != 276) revert InvalidPackedCall();
+        bytes32 channelId;
+        uint256 totalWithdraw;
+        uint256 expiry;
+        address token;
+        assembly ("memory-safe") {
+            channelId := calldataload(4)
+            token := shr(96, calldataload(76))
+            totalWithdraw := shr(128, calldataload(164))
+            expiry := calldataload(180)
+        }
         if (block.timestamp > expiry) revert WithdrawExpired(expiry);
         bytes32 separator = domainSeparator();
         bytes32 typeHash = WITHDRAW_TYPEHASH;
@@ -145,12 +157,19 @@ contract ChannelHub is ChannelBase {
         uint256 s;
         address recovered;
         assembly ("memory-safe") {
-            let first := calldataload(ch)
-            let second := calldataload(add(ch, 0x20))
+            let first := shr(96, calldataload(36))
+            let second := shr(96, calldataload(56))
             if eq(caller(), first) { field := 6 partner := second }
             if eq(caller(), second) { field := 7 partner := first }
             let ptr := mload(0x40)
-            calldatacopy(ptr, ch, 0x100)
+            mstore(ptr, first)
+            mstore(add(ptr, 0x20), second)
+            mstore(add(ptr, 0x40), token)
+            mstore(add(ptr, 0x60), shr(224, calldataload(96)))
+            mstore(add(ptr, 0x80), shr(128, calldataload(100)))
+            mstore(add(ptr, 0xa0), shr(128, calldataload(116)))
+            mstore(add(ptr, 0xc0), shr(128, calldataload(132)))
+            mstore(add(ptr, 0xe0), shr(128, calldataload(148)))
             stored := keccak256(ptr, 0x100)
             current := mload(add(ptr, shl(5, field)))
             // A committed state never withdraws more than its deposits (both checked when committed).
@@ -171,11 +190,11 @@ contract ChannelHub is ChannelBase {
             mstore(ptr, 0x1901)
             mstore(add(ptr, 0x20), separator)
             let digest := keccak256(add(ptr, 0x1e), 0x42)
-            let vs := calldataload(add(partnerSignature, 0x20))
+            let vs := calldataload(244)
             s := and(vs, shr(1, not(0)))
             mstore(ptr, digest)
             mstore(add(ptr, 0x20), add(27, shr(255, vs)))
-            mstore(add(ptr, 0x40), calldataload(partnerSignature))
+            mstore(add(ptr, 0x40), calldataload(212))
             mstore(add(ptr, 0x60), s)
             mstore(0x00, 0)
             pop(staticcall(gas(), 1, ptr, 0x80, 0x00, 0x20))
@@ -200,7 +219,7 @@ contract ChannelHub is ChannelBase {
             sstore(slot, next)
         }
         emit ChannelWithdraw(channelId, msg.sender, totalWithdraw, msg.sender);
-        _send(ch.token, msg.sender, amount);
+        _send(token, msg.sender, amount);
     }
 
     /// @notice Close with the partner's latest balance proof (nonce 0 and all-zero fields for none).

@@ -72,10 +72,12 @@ def test_withdraw_without_the_withdrawers_own_signature_uses_the_shorter_call() 
     full = hub_abi.encode_set_total_withdraw(b"\x00" * 32, state, A, 5, 99, A, signature, signature)
     by_partner = hub_abi.encode_set_total_withdraw(b"\x00" * 32, state, A, 5, 99, A, signature, b"")
     elsewhere = hub_abi.encode_set_total_withdraw(b"\x00" * 32, state, A, 5, 99, B, b"", signature)
-    assert short[:4] == keccak(text=f"withdraw(bytes32,{hub_abi.CHANNEL_TUPLE},uint256,uint256,"
-                                    f"{hub_abi.SIGNATURE_TUPLE})")[:4]
+    assert short[:4] == keccak(text="withdrawPacked()")[:4]
     assert full[:4] == by_partner[:4] == elsewhere[:4] != short[:4]
-    assert len(short) == len(full) - 128
+    assert len(short) == 4 + 272
+    huge = ChannelState(A, B, hub_abi.ETHER, 10, deposit1=2**128)
+    unpackable = hub_abi.encode_set_total_withdraw(b"\x00" * 32, huge, A, 5, 99, A, b"", signature)
+    assert unpackable[:4] == full[:4]
 
 
 def test_registry_logs_decode_and_others_are_refused() -> None:

@@ -158,3 +158,43 @@ def _claim(token: str, to: str) -> bytes:
     from channeld.chain.contract import encode_claim
 
     return encode_claim(token, to)
+
+
+def test_the_short_withdraw_checks_like_the_long_one(world: World) -> None:
+    cid = open_channel(world, 100, 50)
+    alice, state = world.alice.address, world.hub.view(cid).state
+
+    def pair(signature: bytes) -> tuple[bytes, bytes]:
+        return (b"", signature) if state.is_first(alice) else (signature, b"")
+
+    carol_signature = world.hub.sign_withdraw(world.carol, cid, alice, 10, FAR, alice)
+    with reverts("WrongSigner"):
+        world.hub.withdraw(alice, cid, alice, 10, FAR, alice, *pair(carol_signature))
+    now = world.chain.timestamp()
+    stale = world.hub.sign_withdraw(world.bob, cid, alice, 10, now - 1, alice)
+    with reverts("WithdrawExpired"):
+        world.hub.withdraw(alice, cid, alice, 10, now - 1, alice, *pair(stale))
+    too_much = world.hub.sign_withdraw(world.bob, cid, alice, 151, FAR, alice)
+    with reverts("WithdrawExceedsChannel"):
+        world.hub.withdraw(alice, cid, alice, 151, FAR, alice, *pair(too_much))
+    other_amount = world.hub.sign_withdraw(world.bob, cid, alice, 11, FAR, alice)
+    with reverts("WrongSigner"):  # signed for 11, sent for 10
+        world.hub.withdraw(alice, cid, alice, 10, FAR, alice, *pair(other_amount))
+    before = world.token.balance(alice)
+    good = world.hub.sign_withdraw(world.bob, cid, alice, 10, FAR, alice)
+    world.hub.withdraw(alice, cid, alice, 10, FAR, alice, *pair(good))
+    assert world.token.balance(alice) == before + 10
+    with reverts("WithdrawNotIncreasing"):
+        world.hub.withdraw(alice, cid, alice, 10, FAR, alice, *pair(good))
+    assert_synced(world, cid)
+
+
+def test_the_short_withdraw_pays_ether(world: World) -> None:
+    cid = open_channel(world, 100, ether=True)
+    alice, state = world.alice.address, world.hub.view(cid).state
+    signature = world.hub.sign_withdraw(world.bob, cid, alice, 40, FAR, alice)
+    pair = (b"", signature) if state.is_first(alice) else (signature, b"")
+    receipt = world.hub.withdraw(alice, cid, alice, 40, FAR, alice, *pair)
+    assert world.chain.balance(ETHER, world.hub.address) == 60
+    assert receipt["gasUsed"] < 50_000
+    assert_synced(world, cid)
