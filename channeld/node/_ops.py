@@ -135,6 +135,10 @@ class NodeOperations:
         if not any(e.state.status is ChannelStatus.OPEN for _, e in node.channels.of_peer(peer_id)):
             from channeld.node._transfers import pay_routed  # multi-hop: no channel of ours reaches it
 
+            # the same risk limits as a direct payment, checked before any lock is signed
+            now = time.time()
+            check_payment(node.config.limits, self.ledger, peer_id.hex(), amount, now)
+            self.ledger = record_payment(self.ledger, peer_id.hex(), amount, now)
             return await pay_routed(node, peer_id, amount, metadata, timeout, max_fee)
         cid = self._payable(peer_id, amount)
         now = time.time()
