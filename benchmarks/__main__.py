@@ -59,6 +59,7 @@ class Run:
     profile: Profile | None = None
     load_at_start: float = dataclasses.field(default_factory=lambda: os.getloadavg()[0])
     failures: dict[str, str] = dataclasses.field(default_factory=dict)
+    case_load: dict[str, float] = dataclasses.field(default_factory=dict)  # load average as each ended
     out: Path | None = None  # written after every case, so an interrupted run keeps what it measured
     started: float = dataclasses.field(default_factory=time.perf_counter)
 
@@ -80,6 +81,7 @@ class Run:
             return
         finally:
             self.case_seconds[name] = time.perf_counter() - started
+            self.case_load[name] = os.getloadavg()[0]
         del self.failures[name]
         self.results += found
         print("\n".join(table(found)), flush=True)
@@ -147,12 +149,13 @@ def missing(run: Run) -> list[Result]:
 def write_outputs(run: Run, out: Path, seconds: float) -> None:
     """The report of this run; a run of some cases (`--only`) updates those in an existing report."""
     earlier: list[Result] = []
-    case_seconds, profile = dict(run.case_seconds), run.profile
+    case_seconds, case_load, profile = dict(run.case_seconds), dict(run.case_load), run.profile
     if set(run.only) != set(CASES) and (out / "benchmarks.json").exists():
         previous, previous_info, document = read_json(out / "benchmarks.json")
         ours = {r.key for r in run.results} | {k for k, case in REQUIRED.items() if _ran(run, case)}
         earlier = [r for r in previous if r.key not in ours]
         case_seconds = {**previous_info.get("case_seconds", {}), **case_seconds}
+        case_load = {**previous_info.get("case_load", {}), **case_load}
         if profile is None and "profile" in document and "profile" not in run.only:
             profile = Profile.from_json(document["profile"])
     results = sorted(derive(run.results + earlier), key=_place)
@@ -161,6 +164,7 @@ def write_outputs(run: Run, out: Path, seconds: float) -> None:
     info = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": os.cpu_count(),
             "load_average_at_start": run.load_at_start, "load_average_at_end": os.getloadavg()[0],
             "sizes": _sizes_text(run.sizes), "seconds": seconds, "case_seconds": case_seconds,
+            "case_load": case_load,
             "sizes_full": dataclasses.asdict(run.sizes), "cases_this_run": list(run.only)}
     extra = {} if profile is None else {"profile": profile.as_json()}
     write_json(out / "benchmarks.json", results, info, extra)

@@ -100,7 +100,9 @@ def _cases_line(run_info: dict[str, Any]) -> str:
 
 
 def _case_times(run_info: dict[str, Any]) -> str:
-    parts = [f"{name} {seconds:.0f} s" for name, seconds in run_info["case_seconds"].items()]
+    loads = run_info.get("case_load", {})
+    parts = [f"{name} {seconds:.0f} s" + (f" (load average {loads[name]:.0f})" if name in loads else "")
+             for name, seconds in run_info["case_seconds"].items()]
     return "Time per case: " + ", ".join(parts) + "."
 
 
@@ -110,7 +112,8 @@ development machine; check them against the tables after a new run):
 
 - **On a shared machine the wall-clock rates mostly measure the neighbours.** The load average beside
   the run date counts runnable processes on two cores; at 10 to 20 each benchmark process gets a small
-  slice of a core, and even the floor (a tight loop with no IO) falls far below what one core does.
+  slice of a core, and even the floor (a tight loop with no IO) falls far below what one core does (in
+  this session's runs the load average was between 9 and 23, from other engineers' test suites).
   The CPU-time figures are steadier: each daemon's CPU per payment (`direct_pipelined_payer_cpu_us`,
   `direct_pipelined_payee_cpu_us`), the rate that implies with a core per daemon
   (`direct_cpu_bound_pps`), and the floor per CPU-second (`floor_cpu_pps`, `floor_ratio_cpu`). A run on
@@ -120,9 +123,11 @@ development machine; check them against the tables after a new run):
   then window / latency: each payment needs three commits in series (the payer's proof, the payee's
   acceptance, the payer's record of the acknowledgement), two loopback hops and the wake-ups between
   trio and the store's writer thread, on a machine where every one of those steps waits for a core.
-- **Per payment, a daemon spends five to seven times the floor's CPU.** The floor is one digest and one
-  signature (payer, about 35 µs on a free core) or one recovery (payee, about 50 µs); each daemon spent
-  about 250 to 270 µs. The signature and the recovery are the largest single items of the busy time
+- **Per payment, a daemon spends four to seven times the floor's CPU.** The floor is one digest and one
+  signature (payer, about 35 µs of CPU) or one recovery (payee, about 50 µs); each daemon spent about
+  200 to 270 µs in this session's runs, so the pair would do about 4,000 payments a second with a core
+  each (`direct_cpu_bound_pps`), a fifth of the floor (`floor_ratio_cpu`). The signature and the
+  recovery are the largest single items of the busy time
   (about an eighth on the payer, a sixth on the payee); the rest is Python object work spread thin:
   copying immutable states (`dataclasses.replace`), building and validating message and record objects
   (`__init__`, `__post_init__`), msgpack and wire encoding and decoding, trio's task plumbing, and the
