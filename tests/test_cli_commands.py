@@ -190,8 +190,15 @@ def test_force_close_and_settle(pair: Pair, cli: Any) -> None:
     backend.rpc("evm_increaseTime", [PERIOD + 1])
     backend.rpc("evm_mine", [])
     wait_until(lambda: channel(pair.bob, cid)["settle_deadline"] < backend.timestamp(), what="deadline")
-    settled = cli(pair.bob.datadir, "settle", cid)
-    # the nodes settle by themselves after the deadline: a CLI settle either queues or finds it done
+
+    def settle_once_the_node_sees_the_deadline_pass() -> Any:
+        # the chain is past the deadline; the node's watcher learns it at its next poll, and until then a
+        # settle is refused (changing nothing). The nodes also settle by themselves after the deadline, so a
+        # CLI settle either queues or finds it done.
+        ran = cli(pair.bob.datadir, "settle", cid)
+        return None if "challenge period ends" in ran.err else ran
+
+    settled = wait_until(settle_once_the_node_sees_the_deadline_pass, what="the node to see the deadline")
     assert settled.code == 0 or "not closed" in settled.err, settled
     wait_until(lambda: channel(pair.alice, cid)["status"] == "settled", what="settled")
     refused(cli(pair.alice.datadir, "settle", "0x" + "cd" * 32), "settle", "no channel")
