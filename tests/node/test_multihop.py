@@ -31,7 +31,10 @@ class Line:
 def line(tmp_path_factory: pytest.TempPathFactory, chain: tuple[Anvil, str],
          zygote: Zygote) -> Iterator[Line]:
     root = tmp_path_factory.mktemp("line")
-    daemons = (start(root, "a", chain, zygote),
+    # A's risk limits sit above the channels' capacity, so a routed payment too large for the route
+    # meets the route's error, and one above the limit meets the limit first
+    daemons = (start(root, "a", chain, zygote, "limits.max_payment=5eth",
+                     "limits.max_per_peer_per_hour=50eth", "limits.max_total_per_hour=50eth"),
                start(root, "b", chain, zygote, f"routing.fee_base={B_FEE_BASE}"),
                start(root, "c", chain, zygote, f"routing.fee_ppm={C_FEE_PPM}"),
                start(root, "d", chain, zygote),
@@ -101,6 +104,8 @@ def test_cli_says_why_there_is_no_route(line: Line, capsys: pytest.CaptureFixtur
     assert code == 1 and out.count("\n") == 1 and "NoRoute: no path" in out, out
     code, out = _cli_pay(line.a, request(line.d, 2 * DEPOSIT), capsys)
     assert code == 1 and out.count("\n") == 1 and "NoCapacity" in out, out
+    code, out = _cli_pay(line.a, request(line.d, 6 * DEPOSIT), capsys)  # routed payments meet the limits too
+    assert code == 1 and out.count("\n") == 1 and "limits.max_payment" in out, out
 
 
 def test_cli_says_when_the_route_goes_through_an_offline_peer(line: Line,
