@@ -158,9 +158,11 @@ class Node(NodeOperations):
         self._build(setup)
         async with trio.open_nursery() as nursery:
             await nursery.start(self.channels.run_flusher)
+            # caught up with the chain (and its clock) before any peer is served: decisions about expiries
+            # never rest on the time stored before a restart
+            await nursery.start(self.watcher.run)
             self.listen_port = await nursery.start(self.peers.run, self.config.node.listen.host,
                                                    self.config.node.listen.port)
-            await nursery.start(self.watcher.run)
             nursery.start_soon(self.worker.run)
             await nursery.start(self.towers.run)
             await nursery.start(self.gossip.run)  # multi-hop: the graph, then the payment machines' clock
