@@ -32,6 +32,7 @@ from channeld.chain import (
     verify_deployment,
 )
 from channeld.chain import contract as hub
+from channeld.chain.sender import FeePolicy
 from channeld.config import Config
 from channeld.errors import ConfigError
 from channeld.keys import NodeKey
@@ -116,6 +117,7 @@ class Node(NodeOperations):
         self.ready = trio.Event()
         self._cancel = trio.CancelScope()
         self._slots = {}
+        self._refused = {}
 
     @property
     def node_id(self) -> bytes:
@@ -168,6 +170,8 @@ class Node(NodeOperations):
             await nursery.start(self.gossip.run)  # multi-hop: the graph, then the payment machines' clock
             nursery.start_soon(self.transfers.run)
             nursery.start_soon(self._refresh_metrics)
+            nursery.start_soon(self.journal.run_pruning, self.config.journal.retention)
+            await nursery.start(self.batch.run)
             if self.api_enabled:
                 from channeld.api import serve_api  # FastAPI loads only for nodes that serve it
 
@@ -195,11 +199,15 @@ class Node(NodeOperations):
             confirmations=0 if setup.backend.is_embedded else self.config.chain.confirmations,
             poll_interval=self.config.chain.poll_interval)
         artifact = load_artifact("ChannelHub")
-        sender = TransactionSender(setup.backend, Account.from_key(self.key.private_key.secret), artifact.abi)
+        fees = FeePolicy(self.config.watchtower.bump_after, self.config.watchtower.max_fee_per_gas)
+        sender = TransactionSender(setup.backend, Account.from_key(self.key.private_key.secret), artifact.abi,
+                                   fee_policy=fees)
         self.worker = TransactionWorker(self.chain, sender, self.channels, self.ns, setup.contract, self.bus,
                                         safety_margin=self.config.watchtower.safety_margin)
         self.worker.chain_time = lambda: self.watcher.chain_time
         self.channels.on_queued = self._on_queued
+        self.channels.limits = self.config.limits
+        self.channels.payment_listeners.append(self.note_refusal)
         self.requests = PaymentRequestBook(self)
         self.towers = TowerSet(self)
         self.bus.sinks += [self.requests.on_event, self.towers.on_event]
@@ -221,6 +229,10 @@ class Node(NodeOperations):
             requests_secret(peer_id, secret)
 
         self.peers.on_secret = on_secret
+        from channeld.node._batch import BatchService
+
+        self.batch = BatchService(self)
+        self.peers.on_batch = self.batch.on_message
 
     def _on_queued(self, seq: int, raw: bytes) -> None:
         from channeld.node._onchain import OperationStatus

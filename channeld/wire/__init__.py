@@ -6,6 +6,18 @@ BOLT 8 transport delivers) or `MessageStream` (a byte stream). Every decoding fa
 `DecodeError`, a `PeerFault`: answer it with an `Error` message and drop the connection.
 """
 
+from channeld.wire._batch import (
+    BATCH_CLOSE,
+    BATCH_WITHDRAW,
+    NO_BRANCH,
+    SCHEME_BLS,
+    SCHEME_ECDSA,
+    BatchConsent,
+    BatchConsentRequest,
+    BatchRefusal,
+    EntryTerms,
+    MerkleBranch,
+)
 from channeld.wire._codec import MAX_MESSAGE_SIZE, MessageStream, decode, encode
 from channeld.wire._errors import (
     DecodeError,
@@ -18,9 +30,11 @@ from channeld.wire._errors import (
 from channeld.wire._messages import (
     PROTOCOL_VERSION,
     ZERO32,
+    AssetId,
     BalanceProof,
     ChannelGossip,
     ChannelOpened,
+    ConversionGossip,
     Error,
     Init,
     Lock,
@@ -48,14 +62,25 @@ from channeld.wire._messages import (
 from channeld.wire._part import CATALOGUE, Message, Part
 
 __all__ = [
+    "BATCH_CLOSE",
+    "BATCH_WITHDRAW",
     "CATALOGUE",
     "MAX_MESSAGE_SIZE",
+    "NO_BRANCH",
     "PROTOCOL_VERSION",
+    "SCHEME_BLS",
+    "SCHEME_ECDSA",
     "ZERO32",
+    "AssetId",
     "BalanceProof",
+    "BatchConsent",
+    "BatchConsentRequest",
+    "BatchRefusal",
     "ChannelGossip",
     "ChannelOpened",
+    "ConversionGossip",
     "DecodeError",
+    "EntryTerms",
     "Error",
     "Init",
     "InvalidField",
@@ -63,6 +88,7 @@ __all__ = [
     "Lock",
     "LockExpired",
     "LockedTransfer",
+    "MerkleBranch",
     "Message",
     "MessageStream",
     "MessageTooLarge",
