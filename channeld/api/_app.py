@@ -49,8 +49,10 @@ class Guard:
         return record
 
     def need(self, scope: Scope) -> Callable[..., Any]:
-        def dependency(request: Request,
-                       _: HTTPAuthorizationCredentials | None = Security(_bearer)) -> TokenRecord:  # noqa: B008
+        # async on purpose: FastAPI runs a plain `def` dependency in a worker thread, a thread hop per
+        # request that serialised concurrent requests behind the GIL and the thread limiter
+        async def dependency(request: Request,
+                             _: HTTPAuthorizationCredentials | None = Security(_bearer)) -> TokenRecord:  # noqa: B008
             return self.admit(request.headers.get("authorization"), scope)
 
         return dependency

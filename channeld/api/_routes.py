@@ -21,6 +21,7 @@ from channeld.api._models import (
     Amount,
     AmountBody,
     BenchBody,
+    BenchRequestsBody,
     Body,
     ChannelStatusName,
     CloseBody,
@@ -39,7 +40,7 @@ from channeld.api._models import (
 )
 from channeld.api._tokens import Scope, TokenRecord
 from channeld.client._payreq import PaymentRequest
-from channeld.node._bench import bench_pay
+from channeld.node._bench import bench_pay, bench_pay_requests
 from channeld.node._onchain import OperationStatus
 from channeld.transport import BadPeerUri
 
@@ -150,6 +151,12 @@ def _channel_routes(api: FastAPI, node: Node, guard: Guard) -> None:
                                  body.window)
         return result.as_json()
 
+    @api.post("/bench/pay-requests", dependencies=admin)
+    async def bench_requests(body: BenchRequestsBody) -> dict[str, Any]:
+        """The node pays a list of payment requests itself: the routed benchmarks' load path."""
+        max_fee = None if body.max_fee is None else int(body.max_fee)
+        return (await bench_pay_requests(node, body.requests, body.window, max_fee)).as_json()
+
 
 class Idempotency:
     """Payments by idempotency key: a retried request (even a concurrent one) returns the first result.
@@ -230,7 +237,7 @@ def _request_routes(api: FastAPI, node: Node, guard: Guard) -> None:
 
     @api.post("/requests", dependencies=[Depends(guard.need(Scope.INVOICE))], status_code=201)
     async def create(body: RequestBody) -> dict[str, Any]:
-        return node.requests.create(int(body.amount), body.description, body.expires_in)
+        return await node.requests.issue(int(body.amount), body.description, body.expires_in)
 
     @api.get("/requests/{payment_hash}", dependencies=read)
     async def get(payment_hash: str) -> dict[str, Any]:

@@ -188,7 +188,9 @@ class Node(NodeOperations):
         self.channels = ChannelService(self.store, self.ns, signer, self.bus,
                                        lambda peer, message: self.peers.send(peer, message))
         self.channels.load()
-        init = Init(PROTOCOL_VERSION, b"", self.chain_id, self.ns.contract)
+        from channeld.node._gossip import GOSSIP_FEATURES  # a node keeps a graph: it wants announcements
+
+        init = Init(PROTOCOL_VERSION, GOSSIP_FEATURES, self.chain_id, self.ns.contract)
         self.peers = PeerService(self.store, self.channels, self.bus, init, self.key.private_key,
                                  transport_limits(self.config))
         self.peers.load()

@@ -163,6 +163,11 @@ class TransferService:
         self._to_payment(secrethash, ActionTick(self._chain_now()))
         self._to_payment(secrethash, SecretReveal(secret))
 
+    @property
+    def held_reveals(self) -> int:
+        """Partner reveals waiting for a fresh chain view."""
+        return len(self._deferred)
+
     def reveal_deferred(self) -> int:
         """Apply the held reveals that a chain read started after them has caught up with; how many."""
         fresh = self.node.watcher.fresh_as_of
@@ -262,11 +267,14 @@ class TransferService:
     def _request_paid(self, effect: EventTransferReceived) -> None:
         journal = self.node.journal
         record = journal.get(ISSUED, effect.secrethash.hex())
+        announce = functools.partial(self.node.bus.publish, "request_paid", None,
+                                     payment_hash="0x" + effect.secrethash.hex(), amount=str(effect.amount))
         if record is not None and record.get("status") == "open":
-            journal.put(ISSUED, effect.secrethash.hex(), {**record, "status": "paid", "paid_at": time.time()},
-                        sync=True)
-        self.node.bus.publish("request_paid", None, payment_hash="0x" + effect.secrethash.hex(),
-                              amount=str(effect.amount))
+            # the writer thread's fsync, not the trio loop's; announced once the mark is on disk
+            paid = {**record, "status": "paid", "paid_at": time.time()}
+            journal.put_soon(ISSUED, effect.secrethash.hex(), paid, announce)
+        else:
+            announce()
 
     def _learn_failures(self, before: PaymentState | None, effects: list[TransferEffect]) -> None:
         """A route failed: the graph weighs its edges past our first hop as riskier. Read from the state
