@@ -55,10 +55,12 @@ from channeld.batch import (
 )
 from channeld.chain import TxRequest
 from channeld.errors import ChanneldError, LocalFault, PeerFault
+from channeld.node._channels import operation_of
 from channeld.node._records import Operation
 from channeld.protocol import (
     ActionBatchConsented,
     ChannelStatus,
+    ContractSendCooperativeSettle,
     batch_consent_of,
     batch_message_of,
     batch_request,
@@ -312,12 +314,36 @@ class BatchService:
                    "token": to_checksum_address(plan.token), "receiver": to_checksum_address(plan.receiver),
                    "included": ["0x" + c.hex() for c in included],
                    "left_out": {"0x" + c.hex(): why for c, why in left_out.items()}}
+        summary["closed_singly"] = await self._close_consented_singly(plan, requests, included)
         if not included:
             return {**summary, "amount": "0", "operation": None}
         amount = sum(self._paid(plan.kind, requests[c]) for c in included)
         expiry = NO_EXPIRY if plan.kind == BATCH_CLOSE and scheme is Scheme.ECDSA else plan.expiry
         status = await self._submit(Operation("batch", (calldata, expiry)))
         return {**summary, "amount": str(amount), "operation": status.as_json()}
+
+    async def _close_consented_singly(self, plan: _Plan, requests: dict[bytes, BatchConsentRequest],
+                                      included: list[bytes]) -> list[str]:
+        """A partner who consented to a close that did not make it into the batch (its BLS key was not
+        registered in time, say) has stopped paying on its channel: close it on its own, with the
+        CooperativeSettle both already signed, rather than leave it waiting."""
+        if plan.kind != BATCH_CLOSE:
+            return []  # a withdraw consent just expires
+        queued: list[str] = []
+        for cid in requests:
+            s = self.node.channels.entry(cid).state.settle
+            if cid in included or s is None or not s.requested_by_us:
+                continue
+            if s.signature1 is None or s.signature2 is None:
+                continue
+            effect = ContractSendCooperativeSettle(cid, s.participant1, s.amount1, s.receiver1,
+                                                   s.participant2, s.amount2, s.receiver2, s.signature1,
+                                                   s.signature2)
+            op = operation_of(effect)
+            assert op is not None  # a cooperative settle is a transaction
+            await self.node.channels.wait_round(self.node.channels.enqueue_operation(op))
+            queued.append("0x" + cid.hex())
+        return queued
 
     def _paid(self, kind: int, request: BatchConsentRequest) -> int:
         """What the batch pays the hub's receiver from this entry's channel."""

@@ -117,6 +117,7 @@ def test_batch_withdraw_close_end_to_end(network: tuple[Anvil, Daemon, list[Daem
     before = {address: balance(anvil, address) for address in expected}
     started = time.monotonic()
     result = batch_call(hub, "/batch/close", {"scheme": "bls", "timeout": 60})
+    assert result["batches"][0]["closed_singly"] == []
     print(f"BLS batch close (keys and signer list registered), 3 signers, mined: "
           f"{time.monotonic() - started:.1f} s")
     (batch,) = result["batches"]
