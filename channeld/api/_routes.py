@@ -60,10 +60,10 @@ def _uri_error(exc: BadPeerUri) -> HTTPException:
     return field_error("body", "uri", str(exc))
 
 
-def register_routes(api: FastAPI, node: Node, guard: Guard) -> None:
+def register_routes(api: FastAPI, node: Node, guard: Guard, idempotency: Idempotency) -> None:
     _node_routes(api, node, guard)
     _channel_routes(api, node, guard)
-    _payment_routes(api, node, guard, Idempotency(node))
+    _payment_routes(api, node, guard, idempotency)
     _request_routes(api, node, guard)
     _admin_routes(api, node, guard)
     _batch_routes(api, node, guard)
@@ -185,18 +185,26 @@ class Idempotency:
             if stored["fingerprint"] != fingerprint:
                 raise HTTPException(409, detail="this idempotency key was used for a different payment")
             return stored["result"] or {"status": "unknown", "idempotency_key": given}
-        self.node.journal.put(IDEMPOTENCY_TABLE, key, {"fingerprint": fingerprint, "result": None}, sync=True)
-        self._running[key] = done = trio.Event()
+        self._running[key] = done = trio.Event()  # before the first await: a retry waits for this one
         try:
-            result = await _pay(self.node, body)
-            self.node.journal.put(IDEMPOTENCY_TABLE, key, {"fingerprint": fingerprint, "result": result},
-                                  sync=True)
-        except BaseException:
-            self.node.journal.delete(IDEMPOTENCY_TABLE, key)  # refused before paying: the key may be reused
-            raise
+            return await self._pay_once(key, fingerprint, body)
         finally:
             del self._running[key]
             done.set()
+
+    async def _pay_once(self, key: str, fingerprint: str, body: PayBody) -> dict[str, Any]:
+        # durable writes through the journal's writer thread: a synced put on the loop would stall every
+        # other request and payment of the node for an fsync (grouped with other writes there)
+        journal = self.node.journal
+        await journal.put_durable(IDEMPOTENCY_TABLE, key, {"fingerprint": fingerprint, "result": None})
+        try:
+            result = await _pay(self.node, body)
+        except Exception:
+            # refused before paying: the key may be reused (reads miss it at once). A cancelled request
+            # leaves the key answering `unknown`, as a crash does: it may have paid.
+            journal.delete_soon(IDEMPOTENCY_TABLE, key)
+            raise
+        await journal.put_durable(IDEMPOTENCY_TABLE, key, {"fingerprint": fingerprint, "result": result})
         return result
 
 

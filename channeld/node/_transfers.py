@@ -30,7 +30,7 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -76,6 +76,7 @@ from channeld.protocol import (
 from channeld.wire import LockExpired, SecretReveal
 
 if TYPE_CHECKING:
+    from channeld.node._channels import ChannelService
     from channeld.node._node import Node
 
 log = logging.getLogger("channeld.node")
@@ -405,15 +406,55 @@ class TransferService:
     # --- views ----------------------------------------------------------------------------------------
 
     def _states(self) -> Mapping[bytes, ChannelState]:
-        return {cid: e.state for cid, e in self.channels.channels.items()}
+        return _ChannelStates(self.channels)
 
-    def _by_partner(self) -> dict[bytes, ChannelState]:
-        found: dict[bytes, ChannelState] = {}
-        for entry in self.channels.channels.values():
+    def _by_partner(self) -> Mapping[bytes, ChannelState]:
+        return _PartnerChannels(self.channels, self.node.peers.addresses)
+
+
+class _ChannelStates(Mapping[bytes, ChannelState]):
+    """Every channel's state by id, read when asked: a payment looks up one or two of a hub's thousand
+    channels, so copying them all into a dict per input made each payment O(channels)."""
+
+    def __init__(self, channels: ChannelService) -> None:
+        self._channels = channels.channels
+
+    def __getitem__(self, channel_id: bytes) -> ChannelState:
+        return self._channels[channel_id].state
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._channels)
+
+    def __len__(self) -> int:
+        return len(self._channels)
+
+
+class _PartnerChannels(Mapping[bytes, ChannelState]):
+    """Our channel with each partner address (an open one where there is one), found through the
+    partner index rather than a scan of every channel per mediated lock."""
+
+    def __init__(self, channels: ChannelService, node_ids: Mapping[bytes, bytes]) -> None:
+        self._channels = channels
+        self._node_ids = node_ids  # partner address -> node id
+
+    def __getitem__(self, address: bytes) -> ChannelState:
+        node_id = self._node_ids.get(address)
+        found = None
+        entries = self._channels.channels.values() if node_id is None else (
+            entry for _, entry in self._channels.of_peer(node_id))
+        for entry in entries:
             state = entry.state
-            if state.status is ChannelStatus.OPEN or state.partner.address not in found:
-                found[state.partner.address] = state
+            if state.partner.address == address and (found is None or state.status is ChannelStatus.OPEN):
+                found = state
+        if found is None:
+            raise KeyError(address)
         return found
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter({entry.state.partner.address: None for entry in self._channels.channels.values()})
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 def _lock_expired_in_flight(state: ChannelState, nonce: int) -> LockExpired | None:

@@ -101,7 +101,7 @@ def test_batch_withdraw_close_end_to_end(network: tuple[Anvil, Daemon, list[Daem
         pay(partner, hub, 11)
     cold2 = Account.create().address
     started = time.monotonic()
-    result = batch_call(hub, "/batch/withdraw", {"to": cold2, "scheme": "bls", "timeout": 60,
+    result = batch_call(hub, "/batch/withdraw", {"to": cold2, "scheme": "bls", "timeout": 120,
                                                   "min_amount": "10"})
     print(f"first BLS batch withdraw (keys and signer list registered on the way), 3 signers, mined: "
           f"{time.monotonic() - started:.1f} s")
@@ -116,7 +116,7 @@ def test_batch_withdraw_close_end_to_end(network: tuple[Anvil, Daemon, list[Daem
     wait_until(lambda: all(our(hub, c)["our_balance"] == "0" for c in channels[:3]), what="hub balances 0")
     before = {address: balance(anvil, address) for address in expected}
     started = time.monotonic()
-    result = batch_call(hub, "/batch/close", {"scheme": "bls", "timeout": 60})
+    result = batch_call(hub, "/batch/close", {"scheme": "bls", "timeout": 120})
     assert result["batches"][0]["closed_singly"] == []
     print(f"BLS batch close (keys and signer list registered), 3 signers, mined: "
           f"{time.monotonic() - started:.1f} s")
