@@ -6,7 +6,8 @@ channels on chain, waits for the node's announcements, then runs each phase in o
 
 API mode, SPEC: {"mode": "api", "api_url": url, "token": bearer, "payee": node id, "phases": [...]}: what a
 wallet or shop server sees, `POST /api/v1/payments` with up to `window` requests outstanding, each on its
-own keep-alive connection (`benchmarks/_http.py`).
+own keep-alive connection (`benchmarks/_http.py`); a phase with "idempotency_keys": true gives every
+payment its own `Idempotency-Key`.
 
 A phase is {"name": str, "total": payments, "window": unanswered payments allowed per channel (or
 requests outstanding)}; each reports payments per second, latency percentiles, and how busy this process
@@ -118,12 +119,15 @@ async def _api_phase(host: str, port: int, token: str, phase: dict[str, Any], pa
     latencies: list[float] = []
     total, window = int(phase["total"]), int(phase["window"])
     body = {"node_id": payee, "amount": "1"}
+    keyed = bool(phase.get("idempotency_keys"))  # each payment with its own key, as a shop's order id
+    prefix = f"{phase['name']}-{os.getpid()}-{time.time_ns()}"
     connections = [await Connection.open(host, port, token) for _ in range(window)]
 
-    async def worker(connection: Connection, count: int) -> None:
-        for _ in range(count):
+    async def worker(index: int, connection: Connection, count: int) -> None:
+        for number in range(count):
+            headers = [("idempotency-key", f"{prefix}-{index}-{number}")] if keyed else None
             started = time.perf_counter()
-            status, answer = await connection.post("/api/v1/payments", body)
+            status, answer = await connection.post("/api/v1/payments", body, headers)
             if status != 200 or answer.get("status") != "accepted":
                 raise WalletFailure(f"payment not accepted: {status} {answer}")
             latencies.append(time.perf_counter() - started)
@@ -134,7 +138,7 @@ async def _api_phase(host: str, port: int, token: str, phase: dict[str, Any], pa
     try:
         async with trio.open_nursery() as nursery:
             for index, connection in enumerate(connections):
-                nursery.start_soon(worker, connection, share + (index < extra))
+                nursery.start_soon(worker, index, connection, share + (index < extra))
         return {**summarise(phase["name"], total, time.perf_counter() - began, latencies), **cpu.shares()}
     finally:
         for connection in connections:

@@ -27,28 +27,36 @@ class HttpFailure(LocalFault):
 class Connection:
     """One keep-alive HTTP/1.1 connection to the API; requests on it go one after another."""
 
-    def __init__(self, stream: trio.SocketStream, host: str, token: str) -> None:
+    def __init__(self, stream: trio.SocketStream, host: str, port: int, token: str) -> None:
         self.stream = stream
+        self.address = (host, port)
         self.state = h11.Connection(h11.CLIENT)
-        self.headers = [("host", host), ("authorization", f"Bearer {token}"),
+        self.headers = [("host", f"{host}:{port}"), ("authorization", f"Bearer {token}"),
                         ("content-type", "application/json")]
 
     @classmethod
     async def open(cls, host: str, port: int, token: str) -> Connection:
-        return cls(await trio.open_tcp_stream(host, port), f"{host}:{port}", token)
+        return cls(await trio.open_tcp_stream(host, port), host, port, token)
 
-    async def post(self, target: str, body: dict[str, Any]) -> tuple[int, Any]:
-        """POST `body` as JSON; return the status and the decoded JSON answer."""
+    async def post(self, target: str, body: dict[str, Any],
+                   headers: list[tuple[str, str]] | None = None) -> tuple[int, Any]:
+        """POST `body` as JSON (with extra `headers`); return the status and the decoded JSON answer."""
         payload = json.dumps(body).encode()
-        request = h11.Request(method="POST", target=target,
-                              headers=[*self.headers, ("content-length", str(len(payload)))])
+        fields = [*self.headers, *(headers or []), ("content-length", str(len(payload)))]
+        request = h11.Request(method="POST", target=target, headers=fields)
         await self.stream.send_all(self.state.send(request) + self.state.send(h11.Data(data=payload))
                                    + self.state.send(h11.EndOfMessage()))
         status, chunks = await self._response()
         if self.state.our_state is h11.MUST_CLOSE:
-            raise HttpFailure("the API closed a keep-alive connection")
-        self.state.start_next_cycle()
+            await self._reconnect()  # the server ends a connection after so many requests (hypercorn: 1000)
+        else:
+            self.state.start_next_cycle()
         return status, json.loads(b"".join(chunks))
+
+    async def _reconnect(self) -> None:
+        await self.stream.aclose()
+        self.stream = await trio.open_tcp_stream(*self.address)
+        self.state = h11.Connection(h11.CLIENT)
 
     async def _response(self) -> tuple[int, list[bytes]]:
         status = 0

@@ -6,7 +6,7 @@ import hashlib
 import json
 import time
 from pathlib import Path as FilePath
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import trio
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query
@@ -320,6 +320,18 @@ class BatchCloseBody(Body):
     timeout: float = Field(default=10.0, gt=0, le=120)
 
 
+class BatchOpenBody(Body):
+    uris: list[Annotated[str, Field(max_length=300)]] = Field(min_length=1, max_length=400)
+    deposit: Amount
+    token: Address | None = None
+    challenge_period: int = Field(default=3600, ge=1, lt=2**64)
+
+
+class BatchDepositBody(Body):
+    amount: Amount
+    token: Address | None = None
+
+
 def _batch_routes(api: FastAPI, node: Node, guard: Guard) -> None:
     """Batch settlement (docs/batch.md): answered once each batch's transaction is mined or refused."""
     admin = [Depends(guard.need(Scope.ADMIN))]
@@ -332,3 +344,11 @@ def _batch_routes(api: FastAPI, node: Node, guard: Guard) -> None:
     @api.post("/batch/close", dependencies=admin)
     async def batch_close(body: BatchCloseBody) -> dict[str, Any]:
         return {"batches": await node.batch_close(body.scheme, body.to, body.timeout)}
+
+    @api.post("/batch/open", dependencies=admin)
+    async def batch_open(body: BatchOpenBody) -> dict[str, Any]:
+        return await node.batch_open(body.uris, int(body.deposit), body.token, body.challenge_period)
+
+    @api.post("/batch/deposit", dependencies=admin)
+    async def batch_deposit(body: BatchDepositBody) -> dict[str, Any]:
+        return await node.batch_deposit(int(body.amount), body.token)

@@ -15,7 +15,7 @@ from eth_abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
 from eth_utils import keccak, to_checksum_address
 
-from channeld.chain._hub_state import ChannelState, Closing, OnChainChannel, Settlement, StoredProof
+from channeld.chain._hub_state import ChannelState, Closing, OnChainChannel, Settlement, StoredProofFields
 from channeld.chain.artifact import load_artifact
 from channeld.errors import ChainError
 
@@ -25,20 +25,6 @@ class UnknownEvent(ChainError):
 
 
 # Each event class lists the contract event's inputs in ABI order, so decoding is one table lookup.
-
-
-class _CarriesProof:
-    """The stored-proof fields an event reports (ChannelClosed, BalanceProofUpdated), as one value."""
-
-    __slots__ = ()
-    nonce: int
-    transferred_amount: int
-    locked_amount: int
-    locks_root: bytes
-
-    @property
-    def proof(self) -> StoredProof:
-        return StoredProof(self.nonce, self.transferred_amount, self.locked_amount, self.locks_root)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +54,7 @@ class ChannelWithdraw:
 
 
 @dataclass(frozen=True, slots=True)
-class ChannelClosed(_CarriesProof):
+class ChannelClosed(StoredProofFields):
     """The proof fields are the partner's proof that the closer submitted."""
 
     channel_id: bytes
@@ -81,7 +67,7 @@ class ChannelClosed(_CarriesProof):
 
 
 @dataclass(frozen=True, slots=True)
-class BalanceProofUpdated(_CarriesProof):
+class BalanceProofUpdated(StoredProofFields):
     """The closer's proof (signed by `signer`, the closer) that replaced the stored one."""
 
     channel_id: bytes

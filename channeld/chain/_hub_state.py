@@ -76,6 +76,21 @@ class StoredProof:
 NO_PROOF = StoredProof()
 
 
+class StoredProofFields:
+    """A dataclass mixin for events and records that carry a stored proof's four fields flat, in their own
+    field order (ChannelClosed, BalanceProofUpdated, the tower's HeldProof); `proof` gathers them."""
+
+    __slots__ = ()
+    nonce: int
+    transferred_amount: int
+    locked_amount: int
+    locks_root: bytes
+
+    @property
+    def proof(self) -> StoredProof:
+        return StoredProof(self.nonce, self.transferred_amount, self.locked_amount, self.locks_root)
+
+
 @dataclass(frozen=True, slots=True)
 class ChannelState:
     """The open state the contract commits to; participant1 is the lower address."""

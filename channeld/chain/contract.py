@@ -10,10 +10,8 @@ Addresses are checksummed `str` (as web3 returns them), 32-byte values are `byte
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from eth_abi import encode as abi_encode
@@ -55,12 +53,13 @@ from channeld.chain._hub_state import OnChainChannel as OnChainChannel
 from channeld.chain._hub_state import SettledLocks as SettledLocks
 from channeld.chain._hub_state import Settlement as Settlement
 from channeld.chain._hub_state import StoredProof as StoredProof
+from channeld.chain._hub_state import StoredProofFields as StoredProofFields
 from channeld.chain._hub_state import _address, _bytes32, _uint
 from channeld.chain._hub_state import closed_commitment as closed_commitment
 from channeld.chain._hub_state import settled_commitment as settled_commitment
 from channeld.chain._hub_state import settled_locks as settled_locks
 from channeld.chain._hub_state import settlement as settlement
-from channeld.chain.artifact import decode_error, error_selectors
+from channeld.chain.artifact import ContractArtifact, decode_error, error_selectors, load_artifact
 
 # The EIP-712 document builders live beside the contract source; re-exported for the binding's users.
 from channeld.contracts.eip712 import InvalidTypedData as InvalidTypedData
@@ -93,19 +92,16 @@ class ContractRevert(ChainError):
 
 
 @cache
-def artifact() -> dict[str, Any]:
-    text = resources.files("channeld.contracts").joinpath("compiled.json").read_text()
-    loaded: dict[str, Any] = json.loads(text)
-    return loaded
+def _artifact(contract: str) -> ContractArtifact:
+    return load_artifact(contract)
 
 
-def abi(contract: str = "ChannelHub") -> list[dict[str, Any]]:
-    entries: list[dict[str, Any]] = artifact()["contracts"][contract]["abi"]
-    return entries
+def abi(contract: str = "ChannelHub") -> list[Mapping[str, Any]]:
+    return list(_artifact(contract).abi)
 
 
 def bytecode(contract: str = "ChannelHub") -> bytes:
-    return bytes.fromhex(artifact()["contracts"][contract]["bytecode"][2:])
+    return _artifact(contract).bytecode
 
 
 def encode_deploy(min_challenge_period: int, max_challenge_period: int) -> bytes:
@@ -281,18 +277,19 @@ def encode_unlock(cid: bytes, settled: SettledLocks, sender: str, packed_locks: 
     )
 
 
-def encode_register_secret(secret: bytes) -> bytes:
-    """Calldata of SecretRegistry.registerSecret (send it to the registry, `secretRegistry()` of the hub)."""
+def _registrable(secret: bytes) -> bytes:
     if _bytes32(secret, "secret") == ZERO_ROOT:
         raise InvalidCallArgument("the zero secret cannot be registered")
-    return _call("registerSecret(bytes32)", ["bytes32"], [secret])
+    return secret
+
+
+def encode_register_secret(secret: bytes) -> bytes:
+    """Calldata of SecretRegistry.registerSecret (send it to the registry, `secretRegistry()` of the hub)."""
+    return _call("registerSecret(bytes32)", ["bytes32"], [_registrable(secret)])
 
 
 def encode_register_secret_batch(secrets: Sequence[bytes]) -> bytes:
-    for secret in secrets:
-        if _bytes32(secret, "secret") == ZERO_ROOT:
-            raise InvalidCallArgument("the zero secret cannot be registered")
-    return _call("registerSecretBatch(bytes32[])", ["bytes32[]"], [list(secrets)])
+    return _call("registerSecretBatch(bytes32[])", ["bytes32[]"], [[_registrable(s) for s in secrets]])
 
 
 def encode_registration_time(secrethash: bytes) -> bytes:

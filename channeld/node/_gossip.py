@@ -8,7 +8,9 @@ waits for them a few seconds (`EARLY_WAIT`), and is refused if they never come. 
 relayed to every other peer that wants gossip (flooding; a `serial` no higher than the one held stops
 the flood). Our own announcements are signed once per change (a channel newly open, its capacity, our
 fees) and sent incrementally: all of them to a peer newly connected, then only what changed; every
-`routing.gossip_interval` they are re-sent unchanged (same serial: a receiver drops them at once).
+`routing.gossip_interval` all are signed anew (a higher serial, so a flood a peer further away missed,
+having refused an announcement that came before its logs, runs again) and sent to every peer that
+wants gossip.
 
 Only peers whose `Init.features` carry the gossip bit (`GOSSIP_FEATURES`: every channeld node, which
 keeps a graph) get announcements. A wallet that routes nothing sends no features and gets none: a hub
@@ -148,7 +150,9 @@ class Gossip:
 
     def announce(self, *, again: bool = False) -> None:
         """Our announcements to the peers that want gossip: all of them to a peer (session) not told yet,
-        else only those changed since (`again`: all of them to everyone)."""
+        else only those changed since (`again`: all of them signed anew, to everyone)."""
+        if again:
+            self._own = {}
         changed = self._refresh_own()
         everything = [message for _, message in self._own.values()]
         told: dict[bytes, object] = {}
