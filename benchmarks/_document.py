@@ -37,8 +37,11 @@ transport, control API), and a **load generator** process.
   accepted; latency is from `ActionPay`, before signing, to the acceptance).
 - **Control API**: daemon A pays daemon B over their channel through `POST /api/v1/payments`
   (bearer token, JSON), the call returning once B accepted: what a wallet or shop server sees end to end.
-  16 requests outstanding for throughput (and 64, reported beside it), one at a time for latency. The
-  API's per-token rate limit (`node.api_rate`) is lifted for the payer: it would measure the limit.
+  16 requests outstanding for throughput (and 64, reported beside it, and 16 with an `Idempotency-Key`
+  on every payment), one at a time for latency. The API's per-token rate limit (`node.api_rate`) is
+  lifted for the payer: it would measure the limit. The client keeps one keep-alive connection per
+  outstanding request (`benchmarks/_http.py`, h11 over trio): httpx's pool cost 4.8 ms of CPU per
+  request at 64 outstanding and was itself the bottleneck.
 - **Multi-hop** (`two_hop_*`, `three_hop_*`): three or four daemons in a line, each with a funded channel
   to the next (announced quickly: `routing.gossip_interval = 1s`). The payee issues one payment request
   per payment beforehand (untimed, as a shop makes its invoice first); the payer pays them through
@@ -138,11 +141,12 @@ development machine; check them against the tables after a new run):
 - **Latency one at a time** is those three commits (`durable_commit_p50_ms` each at best; a lone payment
   waits for a whole fsync at every step), the thread hand-offs and two loopback hops with encryption.
   p99 follows the disk's tail (`durable_commit_p99_ms`) and the machine's scheduling.
-- **The control API** adds HTTP parsing, pydantic validation, the idempotency journal and JSON to each
-  payment, and a call returns only once the payment is accepted. With 64 requests outstanding
-  (`api_w64_*`) throughput fell below the 16-request figure and the median call took most of a second
-  while both daemons and the client stayed mostly idle: requests wait on each other somewhere in the
-  node's payment path rather than for CPU, which is worth a look.
+- **The control API** adds HTTP parsing (hypercorn, h11), body validation and JSON to each payment, and
+  a call returns only once the payment is accepted. The paying daemon's CPU per payment
+  (`api_payer_daemon_cpu_us`) is the limit: on this shared machine each daemon gets a slice of a core,
+  and HTTP costs more than the payment. `POST /payments` is answered without FastAPI's per-request
+  machinery (`channeld/api/_fastpay.py`), and idempotency records are written by the journal's writer
+  thread instead of an fsync on the loop; docs/performance.md ("Control API") has before and after.
 - **Multi-hop** goes through the control API (a payment request is what names the payee's hash), and
   each payment is a hash-locked transfer on every hop and an unlock back along the line once the
   secret is revealed, each step with its own commits on both sides of a channel: several times the

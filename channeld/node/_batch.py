@@ -177,6 +177,9 @@ class BatchService:
         self._gatherings: dict[bytes, _Gathering] = {}
         self._lock = trio.Lock()
         self._key_registered = False
+        # partners' key hashes seen registered on chain: a key is set once (no rotation), so a later
+        # batch need not read it again
+        self._registered_keys: dict[str, bytes] = {}
         self._nursery: trio.Nursery | None = None
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -482,8 +485,9 @@ class BatchService:
                 for cid in list(pending):
                     key = g1_to_eip2537(consents[cid].bls_public_key)
                     partner = self._partner(cid)
-                    registered = await self.key_hash(partner)
+                    registered = self._registered_keys.get(partner) or await self.key_hash(partner)
                     if registered == keccak(key):
+                        self._registered_keys[partner] = registered
                         ready.append(cid)
                         pending.remove(cid)
                     elif registered != bytes(32):

@@ -64,9 +64,24 @@ def test_a_decoded_request_breaking_a_rule_is_refused() -> None:
     ["close", "--all"],
     ["close", "--all", "--cooperative", "--force"],
     ["close"],
+    ["open", "--deposit", "1"],
+    ["open", "--batch", " , ", "--deposit", "1"],
+    ["open", "--batch", "a@b:1", "c@d:2", "--deposit", "1"],
+    ["deposit", "--all"],
+    ["deposit", "--all", "--amount", "1", "0x" + "11" * 32],
+    ["deposit", "0x" + "11" * 32],
 ])
 def test_batch_cli_refusals_are_one_line(argv: list[str], tmp_path: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["--datadir", str(tmp_path), *argv]) == 1
     err = capsys.readouterr().err
     assert err.startswith("channeld ") and err.count("\n") == 1
+
+
+def test_batch_partners_come_from_a_file_or_a_list(tmp_path: Path) -> None:
+    from channeld.node._cli import batch_uris
+
+    listed = tmp_path / "partners"
+    listed.write_text("# hub partners\na@h:1\n\n b@h:2  # second\n")
+    assert batch_uris(str(listed)) == ["a@h:1", "b@h:2"]
+    assert batch_uris("a@h:1, b@h:2") == ["a@h:1", "b@h:2"]
