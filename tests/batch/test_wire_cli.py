@@ -9,6 +9,7 @@ import msgpack
 import pytest
 
 from channeld import cli, wire
+from channeld.node._cli import batch_uris
 
 CHANNEL = bytes(range(32))
 A1, A2 = bytes([0x11] * 20), bytes([0x22] * 20)
@@ -79,8 +80,6 @@ def test_batch_cli_refusals_are_one_line(argv: list[str], tmp_path: Path,
 
 
 def test_batch_partners_come_from_a_file_or_a_list(tmp_path: Path) -> None:
-    from channeld.node._cli import batch_uris
-
     listed = tmp_path / "partners"
     listed.write_text("# hub partners\na@h:1\n\n b@h:2  # second\n")
     assert batch_uris(str(listed)) == ["a@h:1", "b@h:2"]
