@@ -14,6 +14,7 @@ refused for good.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -56,6 +57,10 @@ log = logging.getLogger("channeld.node")
 T = TypeVar("T")
 APPROVE_SELECTOR = bytes.fromhex("095ea7b3")
 _IGNORED_EVENTS = (hub.PayoutDeferred, hub.PayoutClaimed, hub.SecretRevealed, hub.ChannelUnlocked)
+
+
+class WrongChain(ChainError):
+    """The chain's RPC answers for another chain id than the one the node follows there."""
 
 
 class ChainAccess:
@@ -119,6 +124,13 @@ class ChainWatcher:
         self.head = 0
         self.chain_time = 0
         self.poke = trio.Event()
+        # while the RPC fails: since when (wall-clock seconds) and the last error, for `info` and the API
+        self.failed_since: float | None = None
+        self.last_error: str | None = None
+        # a hanging RPC raises nothing for a long time (timeouts, then the provider's retries): a chain
+        # with no step done for `stall_after` seconds counts as stalled too
+        self.last_progress = time.time()
+        self.stall_after = max(10 * poll_interval, 20.0)  # a busy machine may take seconds per step
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         while not await self._step_or_wait():
@@ -133,11 +145,38 @@ class ChainWatcher:
     async def _step_or_wait(self) -> bool:
         """One step; an unreachable or failing RPC is waited out (the cursor has not moved)."""
         try:
-            return await self.step()
-        except (RpcUnreachable, RpcFailed) as exc:
-            log.warning("chain endpoint failed (%s); retrying", exc)
+            if self.stalled_since() is not None:
+                await self._check_same_chain()
+            caught_up = await self.step()
+        except (RpcUnreachable, RpcFailed, WrongChain) as exc:
+            log.warning("chain %d endpoint failed (%s); retrying", self.ns.chain_id, exc)
+            self.last_error = str(exc)[:300]
+            if self.failed_since is None:
+                self.failed_since = time.time()
+                self.bus.publish("chain_stalled", None, chain_id=self.ns.chain_id, error=self.last_error)
             await trio.sleep(self.poll_interval)
             return False
+        if self.failed_since is not None:
+            self.failed_since = self.last_error = None
+            self.bus.publish("chain_recovered", None, chain_id=self.ns.chain_id)
+        self.last_progress = time.time()
+        return caught_up
+
+    def stalled_since(self) -> float | None:
+        """Since when the chain cannot be followed (its RPC fails or hangs), or None while it can."""
+        if self.failed_since is not None:
+            return self.failed_since
+        if time.time() - self.last_progress > self.stall_after:
+            return self.last_progress
+        return None
+
+    async def _check_same_chain(self) -> None:
+        """An endpoint that comes back may be another chain now (a moved URL, a reset devnet): it must
+        not be followed as ours."""
+        raw = await self.chain.run(self.chain.backend.rpc, "eth_chainId", [])
+        reported = raw if isinstance(raw, int) else int(str(raw), 16)
+        if reported != self.ns.chain_id:
+            raise WrongChain(f"the RPC now serves chain {reported}, not {self.ns.chain_id}")
 
     async def step(self) -> bool:
         """Read and apply one update; True once caught up."""
@@ -152,7 +191,7 @@ class ChainWatcher:
             self.follower.cursor = update.cursor
             position = update.cursor.position
             if position.hash:
-                round_no = self.service.set_cursor(ChainCursor(position.number, position.hash))
+                round_no = self.service.set_cursor(ChainCursor(position.number, position.hash), self.ns)
         self.head, self.chain_time = await self.chain.run(self._head_and_time)
         round_no = max(round_no, self._tick(self.chain_time))
         await self.service.wait_round(round_no)
@@ -164,7 +203,7 @@ class ChainWatcher:
 
     def _tick(self, now: int) -> int:
         round_no = 0
-        for cid, entry in list(self.service.channels.items()):
+        for cid, entry in self.service.on_chain(self.ns):
             if entry.state.now < now:
                 round_no = self.service.apply(cid, ActionTick(now))
         return round_no
@@ -181,7 +220,7 @@ class ChainWatcher:
             self._opened(event)
             return
         entry = self.service.channels.get(event.channel_id)
-        if entry is None:
+        if entry is None or entry.ns != self.ns:
             return
         try:
             self.service.set_onchain(event.channel_id, hub.apply_event(entry.onchain, event))
@@ -209,7 +248,13 @@ class ChainWatcher:
 
     def _opened(self, event: hub.ChannelOpened) -> None:
         p1, p2 = addr_bytes(event.participant1), addr_bytes(event.participant2)
-        if self.our_address not in (p1, p2) or event.channel_id in self.service.channels:
+        if self.our_address not in (p1, p2):
+            return
+        known = self.service.channels.get(event.channel_id)
+        if known is not None:
+            if known.ns != self.ns:  # ids hash a random salt: two chains sharing one is not an accident
+                log.error("channel 0x%s opened on chain %s is known on chain %s: ignored",
+                          event.channel_id.hex(), self.ns, known.ns)
             return
         partner = p2 if p1 == self.our_address else p1
         peer_id = self.peer_of(partner)
@@ -275,7 +320,7 @@ class TransactionWorker:
 
     async def run(self) -> None:
         while True:
-            self.service.outbox_changed = trio.Event()
+            changed = self.service.outbox_event(self.ns)
             waiting = list(self.service.store.iter_outbox(self.ns))
             for seq, raw in waiting:
                 op = Operation.decode(raw)
@@ -283,7 +328,7 @@ class TransactionWorker:
                 if status.status in ("queued", "sent"):
                     await self._execute(status, op)
             with trio.move_on_after(1.0):
-                await self.service.outbox_changed.wait()
+                await changed.wait()
 
     async def _execute(self, status: OperationStatus, op: Operation) -> None:
         try:
@@ -303,7 +348,7 @@ class TransactionWorker:
             return
         details = {k: v for k, v in status.as_json().items() if k not in ("kind", "channel_id")}
         self.bus.publish("operation_" + status.status, status.channel_id, operation=op.kind, **details)
-        await self.service.wait_round(self.service.remove_operation(status.seq))
+        await self.service.wait_round(self.service.remove_operation(status.seq, self.ns))
 
     async def _opened_already(self, op: Operation) -> bool:
         """An open re-sent after a crash must not open a second channel (see `_opens`)."""

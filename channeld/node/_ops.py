@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import trio
-from eth_utils import is_address
+from eth_utils import is_address, to_checksum_address
 
 from channeld.errors import LocalFault
 from channeld.limits import RiskLedger, check_channel_open, check_payment, record_payment
@@ -20,6 +20,8 @@ from channeld.node._channels import ChannelEntry
 from channeld.node._onchain import OperationStatus
 from channeld.node._opens import open_salt
 from channeld.node._records import Operation, addr_bytes
+from channeld.node._rooms import ChainRoom, pick_room
+from channeld.node._tokens import ETHER, NATIVE, check_token
 from channeld.protocol import (
     MAX_IN_FLIGHT,
     ActionClose,
@@ -44,9 +46,10 @@ class OperationRefused(LocalFault):
     """A user request that the channel's state or the node's limits do not allow (nothing changed)."""
 
 
-def channel_json(cid: bytes, entry: ChannelEntry) -> dict[str, Any]:
+def channel_json(cid: bytes, entry: ChannelEntry, chain: str | None = None) -> dict[str, Any]:
     s = entry.state
-    return {"channel_id": "0x" + cid.hex(), "partner": "0x" + s.partner.address.hex(),
+    return {"channel_id": "0x" + cid.hex(), "chain": chain or str(s.chain_id), "chain_id": s.chain_id,
+            "contract": to_checksum_address(s.contract), "partner": "0x" + s.partner.address.hex(),
             "peer": entry.peer_id.hex(), "status": s.status.name.lower(), "token": entry.onchain.state.token,
             "our_deposit": str(s.our.deposit), "partner_deposit": str(s.partner.deposit),
             "our_withdrawn": str(s.our.withdrawn), "partner_withdrawn": str(s.partner.withdrawn),
@@ -69,42 +72,68 @@ class NodeOperations:
         return {"node_id": node.key.node_id, "address": node.key.address, "uri": node.uri,
                 "listen": f"{node.config.node.listen.host}:{node.listen_port}", "chain_id": node.chain_id,
                 "contract": node.contract, "channels": len(node.channels.channels),
-                "peers": [p.hex() for p in node.peers.manager.sessions], "block": node.watcher.head}
+                "peers": [p.hex() for p in node.peers.manager.sessions], "block": node.watcher.head,
+                "chains": [room.as_json() for room in node.rooms]}
 
     def list_channels(self) -> list[dict[str, Any]]:
-        return [channel_json(cid, e) for cid, e in self._self().channels.channels.items()]
+        return [self.channel(cid) for cid in list(self._self().channels.channels)]
 
     def channel(self, cid: bytes) -> dict[str, Any]:
-        return channel_json(cid, self._self().channels.entry(cid))
+        node = self._self()
+        entry = node.channels.entry(cid)
+        room = node.room_of(entry.ns)
+        shown = channel_json(cid, entry, room.name)
+        token = addr_bytes(entry.onchain.state.token)
+        asset = ETHER if token == NATIVE else room.assets.get(token)
+        if asset is not None:  # known once read from the chain (node/_tokens.py)
+            shown["asset"] = {"symbol": asset.symbol, "decimals": asset.decimals,
+                              "our_balance": asset.human(entry.state.our_balance()),
+                              "partner_balance": asset.human(entry.state.partner_balance())}
+        return shown
+
+    def _room(self, cid: bytes) -> ChainRoom:
+        node = self._self()
+        return node.room_of(node.channels.entry(cid).ns)
 
     def list_payments(self, limit: int = 100) -> list[dict[str, Any]]:
         found = []
+        names = {room.ns: room.name for room in self._self().rooms}
         for entry in self._self().store.iter_audit():
             record = entry.record
             if record.kind in ("payment_sent", "payment_received"):
+                ns = record.namespace
                 found.append({"seq": entry.seq, "at_ms": entry.timestamp_ms, "kind": record.kind,
+                              "chain": names.get(ns, str(ns.chain_id)), "chain_id": ns.chain_id,
+                              "contract": to_checksum_address(ns.contract),
                               "channel_id": "0x" + record.channel_id.hex(), "amount": str(abs(record.amount)),
                               "payment_id": int.from_bytes(record.payment_id, "big")})
         return found[-limit:]
 
     def operation(self, seq: int) -> OperationStatus:
-        found = self._self().worker.operations.get(seq)
-        if found is None:
-            raise OperationRefused(f"no operation {seq}")
-        return found
+        for room in self._self().rooms:  # outbox sequence numbers are unique across chains
+            found = room.worker.operations.get(seq)
+            if found is not None:
+                return found
+        raise OperationRefused(f"no operation {seq}")
 
     # --- payments ------------------------------------------------------------------------------------
 
-    def _payable(self, peer_id: bytes, amount: int) -> bytes:
+    def _payable(self, peer_id: bytes, amount: int, chain: str | None = None) -> bytes:
+        """Our channel with the peer (on `chain`, if named) with the largest balance on our side."""
+        node = self._self()
+        room = None if chain is None else pick_room(node.rooms, chain)
         best: tuple[int, bytes] | None = None
-        for cid, entry in self._self().channels.of_peer(peer_id):
+        for cid, entry in node.channels.of_peer(peer_id):
             state = entry.state
+            if room is not None and entry.ns != room.ns:
+                continue
             if state.status is ChannelStatus.OPEN and state.settle is None:
                 balance = state.our_balance()
                 if best is None or balance > best[0]:
                     best = (balance, cid)
         if best is None:
-            raise OperationRefused(f"no open channel with node {peer_id.hex()}")
+            where = "" if room is None else f" on chain {room.name}"
+            raise OperationRefused(f"no open channel with node {peer_id.hex()}{where}")
         if best[0] < amount:
             raise OperationRefused(f"cannot pay {amount}: the channel's balance on our side is {best[0]}")
         return best[1]
@@ -129,8 +158,10 @@ class NodeOperations:
         return node.channels.payment_outcomes.pop(payment_id, None), started, payment_id
 
     async def pay(self, peer_id: bytes, amount: int, timeout: float = PARTNER_TIMEOUT,
-                  metadata: bytes = b"", max_fee: int | None = None) -> dict[str, Any]:
-        """Pay `amount` to `peer_id` over our channel with it; return once the partner accepted it."""
+                  metadata: bytes = b"", max_fee: int | None = None,
+                  chain: str | None = None) -> dict[str, Any]:
+        """Pay `amount` to `peer_id` over our channel with it (on `chain`, if named); return once the
+        partner accepted it."""
         node = self._self()
         if not any(e.state.status is ChannelStatus.OPEN for _, e in node.channels.of_peer(peer_id)):
             from channeld.node._transfers import pay_routed  # multi-hop: no channel of ours reaches it
@@ -140,14 +171,17 @@ class NodeOperations:
             check_payment(node.config.limits, self.ledger, peer_id.hex(), amount, now)
             self.ledger = record_payment(self.ledger, peer_id.hex(), amount, now)
             return await pay_routed(node, peer_id, amount, metadata, timeout, max_fee)
-        cid = self._payable(peer_id, amount)
+        cid = self._payable(peer_id, amount, chain)
+        room = self._room(cid)
+        room.check_usable()
         now = time.time()
         check_payment(node.config.limits, self.ledger, peer_id.hex(), amount, now)
         slots = self._slots.setdefault(cid, trio.Semaphore(MAX_IN_FLIGHT))
         async with slots:  # FIFO back-pressure: at most MAX_IN_FLIGHT of our payments wait for acceptance
             outcome, started, payment_id = await self._pay_in_slot(node, cid, peer_id, amount, now, timeout,
                                                                    metadata)
-        result = {"payment_id": payment_id, "channel_id": "0x" + cid.hex(), "amount": str(amount)}
+        result = {"payment_id": payment_id, "channel_id": "0x" + cid.hex(), "amount": str(amount),
+                  "chain": room.name, "chain_id": room.chain_id}
         if isinstance(outcome, EventPaymentSent):
             node.metrics.latency.observe(time.perf_counter() - started)
             node.metrics.payments.labels("sent", "accepted").inc()
@@ -158,10 +192,11 @@ class NodeOperations:
 
     # --- on-chain ------------------------------------------------------------------------------------
 
-    async def _queue(self, op: Operation) -> OperationStatus:
+    async def _queue(self, op: Operation, room: ChainRoom | None = None) -> OperationStatus:
         node = self._self()
-        await node.channels.wait_round(node.channels.enqueue_operation(op))
-        found = node.worker.latest(op.kind, op.channel_id)
+        room = room or self._room(bytes(op.args[0]))
+        await node.channels.wait_round(node.channels.enqueue_operation(op, room.ns))
+        found = room.worker.latest(op.kind, op.channel_id)
         assert found is not None  # registered when its round committed
         return found
 
@@ -169,8 +204,10 @@ class NodeOperations:
         return await self._self().peers.connect(uri)
 
     async def open_channel(self, uri: str, deposit: int, token: str | None = None,
-                           challenge_period: int = 3600) -> OperationStatus:
+                           challenge_period: int = 3600, chain: str | None = None) -> OperationStatus:
         node = self._self()
+        room = pick_room(node.rooms, chain)
+        room.check_usable()
         check_channel_open(node.config.limits, deposit)
         peer = PeerUri.parse(uri)
         if peer.node_id == node.node_id:
@@ -182,9 +219,11 @@ class NodeOperations:
         if token is not None and not is_address(token):
             raise OperationRefused(f"token {token[:60]!r} is not an address")
         token_bytes = bytes(20) if token is None else addr_bytes(token)
+        await check_token(room, token_bytes)
         # the salt records the head block, so a re-send after a crash can find this open on chain
-        salt = open_salt(node.watcher.head)
-        return await self._queue(Operation("open", (partner, token_bytes, challenge_period, salt, deposit)))
+        salt = open_salt(room.watcher.head)
+        op = Operation("open", (partner, token_bytes, challenge_period, salt, deposit))
+        return await self._queue(op, room)
 
     def _open_entry(self, cid: bytes) -> ChannelEntry:
         entry = self._self().channels.entry(cid)
@@ -202,12 +241,11 @@ class NodeOperations:
 
     async def withdraw(self, cid: bytes, amount: int, to: str | None = None) -> OperationStatus | None:
         """Ask the partner to co-sign; the transaction is queued when its signature arrives."""
-        node = self._self()
         entry = self._open_entry(cid)
         if amount <= 0:
             raise OperationRefused("a withdraw must be positive")
         total = entry.state.our.withdrawn + amount
-        expiry = max(node.watcher.chain_time, entry.state.now) + WITHDRAW_WINDOW
+        expiry = max(self._room(cid).watcher.chain_time, entry.state.now) + WITHDRAW_WINDOW
         receiver = None if to is None else addr_bytes(to)
         return await self._act_then_wait(cid, ActionWithdraw(total, expiry, receiver), "withdraw")
 
@@ -215,7 +253,7 @@ class NodeOperations:
         self._open_entry(cid)
         if force:
             await self._self().channels.handle(cid, ActionClose())
-            return self._self().worker.latest("close", cid)
+            return self._room(cid).worker.latest("close", cid)
         return await self._act_then_wait(cid, ActionCooperativeSettle(), "coop")
 
     async def _act_then_wait(self, cid: bytes, action: object, kind: str) -> OperationStatus | None:
@@ -224,7 +262,7 @@ class NodeOperations:
             await node.channels.handle(cid, action)
             with trio.move_on_after(PARTNER_TIMEOUT):
                 async for event in events:
-                    found = node.worker.latest(kind, cid)
+                    found = self._room(cid).worker.latest(kind, cid)
                     if event.kind == "transaction_queued" and event.channel_id == cid and found is not None:
                         return found
         return None
@@ -234,9 +272,10 @@ class NodeOperations:
         state = node.channels.entry(cid).state
         if state.status is not ChannelStatus.CLOSED:
             raise OperationRefused(f"channel 0x{cid.hex()} is {state.status.name.lower()}, not closed")
-        if node.watcher.chain_time <= state.settle_deadline:
+        chain_time = self._room(cid).watcher.chain_time
+        if chain_time <= state.settle_deadline:
             raise OperationRefused(f"the challenge period ends at chain time {state.settle_deadline}; "
-                                   f"it is now {node.watcher.chain_time}")
+                                   f"it is now {chain_time}")
         return await self._queue(Operation("settle", (cid,)))
 
     # --- store ---------------------------------------------------------------------------------------

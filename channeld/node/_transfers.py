@@ -283,7 +283,7 @@ class TransferService:
     def registered(self, secret: bytes, at: int) -> None:
         """The registry holds `secret`: every channel, then the payment, hears of it."""
         event = ContractReceiveSecretRegistered(secret, at)
-        for cid, entry in list(self.channels.channels.items()):
+        for cid, entry in self.channels.on_chain(self.node.ns):  # the registry of the primary chain
             if type(event) in TRANSITIONS[entry.state.status]:
                 try:
                     self.channels.apply(cid, event)
@@ -321,11 +321,11 @@ class TransferService:
     # --- views ----------------------------------------------------------------------------------------
 
     def _states(self) -> Mapping[bytes, ChannelState]:
-        return {cid: e.state for cid, e in self.channels.channels.items()}
+        return {cid: e.state for cid, e in self.channels.on_chain(self.node.ns)}
 
     def _by_partner(self) -> dict[bytes, ChannelState]:
         found: dict[bytes, ChannelState] = {}
-        for entry in self.channels.channels.values():
+        for _, entry in self.channels.on_chain(self.node.ns):
             state = entry.state
             if state.status is ChannelStatus.OPEN or state.partner.address not in found:
                 found[state.partner.address] = state

@@ -16,6 +16,7 @@ from channeld.wire._errors import (
     UnsupportedVersion,
 )
 from channeld.wire._messages import (
+    CHAIN_ENTRY_SIZE,
     PROTOCOL_VERSION,
     ZERO32,
     BalanceProof,
@@ -43,12 +44,15 @@ from channeld.wire._messages import (
     Unlock,
     WithdrawRequest,
     WithdrawSignature,
+    pack_chains,
     secrethash_of,
+    unpack_chains,
 )
 from channeld.wire._part import CATALOGUE, Message, Part
 
 __all__ = [
     "CATALOGUE",
+    "CHAIN_ENTRY_SIZE",
     "MAX_MESSAGE_SIZE",
     "PROTOCOL_VERSION",
     "ZERO32",
@@ -88,5 +92,7 @@ __all__ = [
     "WithdrawSignature",
     "decode",
     "encode",
+    "pack_chains",
     "secrethash_of",
+    "unpack_chains",
 ]
