@@ -1,12 +1,14 @@
-"""`channeld demo`: three real nodes and a watchtower in one process, one embedded chain, loopback TCP.
+"""`channeld demo`: four real nodes and a watchtower in one process, one embedded chain, loopback TCP.
 
-Alice, Bob and Carol each run a full node (`channeld.node.Node`: LevelDB store, BOLT 8 sessions, chain
+Alice, Bob, Carol and Dave each run a full node (`channeld.node.Node`: LevelDB store, BOLT 8 sessions, chain
 watcher, transaction outbox) in one trio run, all sharing one in-process EVM (eth-tester / py-evm), so
 the first run needs nothing but pip; a standalone `Watchtower` (its own key, LevelDB and account) runs
 beside them. The story: open channels, stream direct payments (payments per second are measured),
-withdraw while a channel stays open, close one channel cooperatively; stop Bob's node and let Alice close
-unilaterally while he is away (her close carries none of the payments she made him), then bring Bob's
-node back before the deadline so that it disputes by itself; let Bob delegate to the tower and vanish
+pay a shop (Dave) that only Carol has a channel with through Carol (a hash time-locked two-hop payment
+under the shop's payment request), withdraw while a channel stays open, close two channels
+cooperatively; stop Bob's node and let Alice close unilaterally while he is away (her close carries none
+of the payments she made him), then bring Bob's node back before the deadline so that it disputes by
+itself; let Bob delegate to the tower and vanish
 for good while Carol closes unilaterally, so that the tower disputes for him; settle, and finish with a
 table of every account's on-chain balance, checked to add up to the wei. Data lives in a temporary
 directory that is removed afterwards."""
@@ -18,7 +20,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,7 @@ from channeld.chain import AsyncSender, TransactionSender, TxRequest, deploy, lo
 from channeld.chain import contract as hub
 from channeld.chain.backend import ChainBackend, embedded_fork_name
 from channeld.chain.follower import EventFollower
-from channeld.config import ChainConfig, Config, HostPort, NodeConfig
+from channeld.config import ChainConfig, Config, HostPort, NodeConfig, RoutingConfig
 from channeld.errors import LocalFault
 from channeld.keys import NodeKey
 from channeld.limits import RiskLimits
@@ -46,7 +48,9 @@ PAYMENTS = 1500
 PAYMENT = ETH // 1000
 CONCURRENCY = 32
 WAIT = 30.0  # seconds any one step may take before the demo gives up
-NAMES = ("alice", "bob", "carol")
+NAMES = ("alice", "bob", "carol", "dave")
+SHOP_PRICE = ETH // 100
+CAROL_FEE_BASE = 10**12
 
 
 class DemoFailed(LocalFault):
@@ -183,11 +187,13 @@ class Demo:
         self.first_block = self.backend.head() + 1
         self.start_balances = {name: self.backend.balance(key.address) for name, key in self.keys.items()}
         self.configs = {name: _config() for name in NAMES}
+        self.configs["carol"] = replace(self.configs["carol"], routing=replace(
+            self.configs["carol"].routing, fee_base=CAROL_FEE_BASE))
         self.nodes: dict[str, Node] = {}
         self._stopped: dict[str, trio.Event] = {}
         self.paid: dict[tuple[str, str], int] = {}
         report.step(f"ChannelHub deployed at {deployment.address} on the embedded EVM "
-                    f"({embedded_fork_name(self.backend)}); four accounts funded with {eth(FUNDING)} each",
+                    f"({embedded_fork_name(self.backend)}); five accounts funded with {eth(FUNDING)} each",
                     "no anvil, no compiler, no network: the first run needs only pip packages")
 
     # --- nodes and the tower -------------------------------------------------------------------------
@@ -238,14 +244,16 @@ class Demo:
     # --- the story -----------------------------------------------------------------------------------
 
     async def open_channels(self) -> None:
-        alice, bob, carol = (self.nodes[n] for n in NAMES)
+        alice, bob, carol, dave = (self.nodes[n] for n in NAMES)
         await alice.open_channel(bob.uri, 5 * ETH, challenge_period=CHALLENGE_PERIOD)
         await carol.open_channel(bob.uri, 2 * ETH, challenge_period=CHALLENGE_PERIOD)
         await alice.open_channel(carol.uri, ETH, challenge_period=CHALLENGE_PERIOD)
-        for payer, payee in (("alice", "bob"), ("carol", "bob"), ("alice", "carol")):
+        await carol.open_channel(dave.uri, ETH, challenge_period=CHALLENGE_PERIOD)
+        for payer, payee in (("alice", "bob"), ("carol", "bob"), ("alice", "carol"), ("carol", "dave")):
             await until(lambda p=payer, q=payee: self._open_on_both(p, q),  # type: ignore[misc]
                         f"{payer}'s channel with {payee}")
-        self.report.step("Alice opens channels to Bob (5 ETH) and Carol (1 ETH), Carol one to Bob (2 ETH); "
+        self.report.step("Alice opens channels to Bob (5 ETH) and Carol (1 ETH), Carol to Bob (2 ETH) and to "
+                         "Dave's shop (1 ETH); "
                          "the nodes dial each other over BOLT 8 on loopback TCP",
                          "one contract holds every channel; both partners learn each channel from the chain")
 
@@ -281,6 +289,46 @@ class Demo:
                          f"in {elapsed:.2f} s: {rate:.0f} payments/s",
                          "each is one signature by the payer, one check and one fsync by the payee; "
                          "the chain sees none of them")
+
+    async def pay_the_shop_through_carol(self) -> None:
+        """Alice has no channel with Dave: she pays his payment request through Carol, hash-locked."""
+        alice, dave = self.nodes["alice"], self.nodes["dave"]
+        request = dave.requests.create(SHOP_PRICE, "one coffee")["request"]
+        shop_channel = self.cid_between("dave", "carol")
+        before = self.state("dave", shop_channel).partner.transferred
+        result = await self._pay_when_routed(alice, request)
+        if result["status"] != "accepted":
+            raise DemoFailed(f"the routed payment was not accepted: {result}")
+        await until(lambda: self.state("dave", shop_channel).partner.transferred == before + SHOP_PRICE
+                    and not self.state("dave", shop_channel).partner.locks, "Carol's unlock to Dave")
+        await until(lambda: not self.state("carol", self.cid_between("carol", "alice")).partner.locks,
+                    "Alice's unlock to Carol")
+        self.report.figures["routed_fee_wei"] = str(result["fees"])
+        self.report.step(f"Dave's shop issues a payment request for {eth(SHOP_PRICE)}; Alice, who has no "
+                         f"channel with Dave, pays it through Carol (fee {eth(int(result['fees']))}): Dave "
+                         "reveals the secret only once the full amount is locked to him, and each hop "
+                         "unlocks backwards", "a payment crosses channels without trusting the node in "
+                         "the middle: every hop is paid, or none (sha256 hash time-locks)")
+
+    async def _pay_when_routed(self, payer: Node, request: str) -> dict[str, Any]:
+        """Pay `request`, retrying while gossip has not yet brought the payer a route."""
+        with trio.move_on_after(WAIT):
+            while True:
+                try:
+                    return await payer.requests.pay(request, max_fee=ETH // 1000)
+                except LocalFault as exc:
+                    if "NoRoute" not in str(exc):
+                        raise
+                await trio.sleep(0.1)
+        raise DemoFailed("timed out waiting for a route from Alice to Dave")
+
+    async def shop_cashes_out(self) -> None:
+        cid = self.cid_between("dave", "carol")
+        await self.nodes["dave"].close(cid)
+        await until(lambda: self.state("dave", cid).status is ChannelStatus.SETTLED,
+                    "Dave's cooperative close")
+        self.report.step("Dave's shop closes its channel with Carol cooperatively",
+                         f"Dave is paid {eth(SHOP_PRICE)} on chain for a sale made off-chain two hops away")
 
     async def withdraw_while_open(self) -> None:
         cid = self.cid_between("bob", "alice")
@@ -389,10 +437,15 @@ class Demo:
         if received != paid_to_bob:
             raise DemoFailed(f"Bob received {received} on chain but was paid {paid_to_bob}")
         self.report.figures["paid_to_bob_wei"] = str(paid_to_bob)
+        dave = self.keys["dave"].address
+        if ledger.paid_out.get(dave, 0) != SHOP_PRICE or ledger.deposited.get(dave, 0) != 0:
+            raise DemoFailed(f"Dave's shop was paid {ledger.paid_out.get(dave, 0)} on chain, "
+                             f"not {SHOP_PRICE}")
         return ["every account: start - deposited + withdrawn + paid out - gas = end, to the wei",
                 f"deposited {eth(total_in)} = withdrawn + paid out {eth(total_out)}; "
                 f"the contract now holds {eth(held)}",
-                f"Bob received on chain exactly what he was paid off-chain: {eth(received)}"]
+                f"Bob received on chain exactly what he was paid off-chain: {eth(received)}",
+                f"Dave's shop received on chain exactly its price, paid two hops away: {eth(SHOP_PRICE)}"]
 
 
 async def until(predicate: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
@@ -408,7 +461,8 @@ def _config() -> Config:
                           max_channel_deposit=50 * ETH)
     return Config(node=NodeConfig(listen=HostPort("127.0.0.1", _free_port()),
                                   api=HostPort("127.0.0.1", _free_port()), log_level="warning"),
-                  chain=ChainConfig(poll_interval=0.05), limits=generous)
+                  chain=ChainConfig(poll_interval=0.05), limits=generous,
+                  routing=RoutingConfig(gossip_interval=0.2))
 
 
 async def story(demo: Demo) -> None:
@@ -417,13 +471,15 @@ async def story(demo: Demo) -> None:
             await demo.start(nursery, name)
         tower_uri = await demo.start_tower(nursery)
         where = [f"{n} on {demo.nodes[n].uri.split('@')[1]}" for n in NAMES]
-        demo.report.step(f"three nodes and a watchtower started in this process: {', '.join(where)}, "
+        demo.report.step(f"four nodes and a watchtower started in this process: {', '.join(where)}, "
                          f"tower on {tower_uri.split('@')[1]}",
                          "each has its own key and LevelDB store; they talk over loopback TCP, encrypted")
         await demo.open_channels()
         await demo.stream_payments()
+        await demo.pay_the_shop_through_carol()
         await demo.withdraw_while_open()
         await demo.cooperative_close()
+        await demo.shop_cashes_out()
         await demo.bob_answers_himself(nursery)
         await demo.the_tower_answers(tower_uri)
         await demo.settle()

@@ -1,4 +1,4 @@
-"""`channeld demo` as a subprocess: three nodes on the embedded chain, and balances that add up."""
+"""`channeld demo` as a subprocess: four nodes on the embedded chain, and balances that add up."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import pytest
 
 from channeld.demo import Report
 
-KEY_STEPS = ("three nodes and a watchtower started", "opens channels to Bob", "payments/s", "withdraws",
-             "cooperatively", "Bob's node stops", "closes unilaterally while Bob is away",
+KEY_STEPS = ("four nodes and a watchtower started", "opens channels to Bob", "payments/s",
+             "pays it through Carol", "withdraws", "cooperatively", "Dave's shop closes", "Bob's node stops",
+             "closes unilaterally while Bob is away",
              "submits Alice's latest proof", "delegates to a watchtower",
              "the tower submits her latest proof", "settle both closed channels")
 
@@ -36,14 +37,21 @@ def report() -> dict[str, Any]:
 
 def test_every_account_adds_up_to_the_wei(report: dict[str, Any]) -> None:
     rows = report["balances"]
-    assert [row["account"].split()[0] for row in rows] == ["alice", "bob", "carol", "tower"]
+    assert [row["account"].split()[0] for row in rows] == ["alice", "bob", "carol", "dave", "tower"]
     for row in rows:
         start, end, gas = int(row["start"]), int(row["end"]), int(row["gas"])
         assert gas > 0  # every node, and the tower, sent transactions of its own
         assert start - int(row["deposited"]) + int(row["withdrawn"]) + int(row["paid_out"]) - gas == end
     deposited = sum(int(row["deposited"]) for row in rows)
     returned = sum(int(row["withdrawn"]) + int(row["paid_out"]) for row in rows)
-    assert deposited == returned == 8 * 10**18
+    assert deposited == returned == 9 * 10**18
+
+
+def test_the_shop_two_hops_away_is_paid_its_price_and_carol_her_fee(report: dict[str, Any]) -> None:
+    dave = next(row for row in report["balances"] if row["account"].startswith("dave"))
+    assert int(dave["deposited"]) == 0 and int(dave["paid_out"]) == 10**16
+    assert int(report["figures"]["routed_fee_wei"]) == 10**12  # Carol's announced base fee
+    assert any("Dave's shop received on chain exactly its price" in check for check in report["checks"])
 
 
 def test_bob_is_paid_exactly_what_he_received_despite_both_stale_closes(report: dict[str, Any]) -> None:
@@ -73,6 +81,6 @@ def test_text_output_prints_numbered_steps_the_table_and_the_checks(
         text.step(step["what"], step["why"])
     text.finish(report["checks"])
     out = capsys.readouterr().out
-    assert out.startswith(" 1. ChannelHub deployed") and "PragueVM" in out and "\n 2. three nodes" in out
+    assert out.startswith(" 1. ChannelHub deployed") and "PragueVM" in out and "\n 2. four nodes" in out
     assert "on-chain balances (ETH)" in out and "tower" in out
     assert "the contract now holds 0 ETH" in out and "to the wei" in out

@@ -10,13 +10,11 @@ import ast
 import contextlib
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import requests
 from eth_abi import encode as abi_encode
-from eth_tester import EthereumTester, PyEVMBackend
-from eth_tester.exceptions import TransactionFailed
 from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
@@ -27,7 +25,6 @@ from web3.exceptions import (
     TransactionNotFound,
     Web3RPCError,
 )
-from web3.providers.eth_tester import EthereumTesterProvider
 from web3.types import RPCEndpoint
 
 from channeld.chain.artifact import decode_revert
@@ -35,8 +32,16 @@ from channeld.chain.errors import RpcFailed, RpcUnreachable
 from channeld.chain.records import BlockMark, RawLog, Receipt
 from channeld.errors import ConfigError
 
+if TYPE_CHECKING:  # py-evm and eth-tester load (~150 ms) only for a node that runs the embedded chain
+    from eth_tester import EthereumTester
+    from eth_tester.exceptions import TransactionFailed
+
 DEFAULT_PRIORITY_FEE = 10**9  # 1 gwei, used when the node has no fee oracle
 _REVERT_PREFIX = "execution reverted: "
+
+
+class _NeverRaised(Exception):
+    """Stands for eth-tester's revert exception on an RPC chain, where that library is not loaded."""
 
 
 class ChainBackend:
@@ -51,6 +56,11 @@ class ChainBackend:
             threading.RLock() if tester is not None else contextlib.nullcontext()
         )
         self._chain_id: int | None = None
+        self._tester_failure: type[Exception] = _NeverRaised
+        if tester is not None:
+            from eth_tester.exceptions import TransactionFailed
+
+            self._tester_failure = TransactionFailed
 
     @property
     def is_embedded(self) -> bool:
@@ -65,7 +75,7 @@ class ChainBackend:
                 raise RpcUnreachable(f"cannot reach the chain at {self.label}: {error}") from error
             except ContractLogicError as error:
                 raise decode_revert(abi, _hex_data(error.data)) from error
-            except TransactionFailed as error:
+            except self._tester_failure as error:
                 raise decode_revert(abi, _tester_revert_data(error)) from error
             except Web3RPCError as error:
                 raise RpcFailed(f"{self.label}: {error.message}") from error
@@ -183,6 +193,9 @@ def connect_rpc(url: str, timeout: float = 10.0) -> ChainBackend:
 
 def start_embedded(accounts: int = 4) -> tuple[ChainBackend, list[bytes]]:
     """An in-process EVM (py-evm, Prague rules) and the private keys of its funded accounts."""
+    from eth_tester import EthereumTester, PyEVMBackend
+    from web3.providers.eth_tester import EthereumTesterProvider
+
     evm = PyEVMBackend(genesis_state=PyEVMBackend.generate_genesis_state(num_accounts=accounts))
     tester = EthereumTester(evm)
     backend = ChainBackend(Web3(EthereumTesterProvider(tester)), tester=tester, label="embedded EVM")

@@ -20,9 +20,10 @@ from typing import Any
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError
-from eth_utils import is_address, keccak, to_checksum_address
+from eth_utils import keccak, to_checksum_address
 
 # The EIP-712 document builders live beside the contract source; re-exported for the binding's users.
+from channeld.addresses import InvalidAddress, checksum_address
 from channeld.contracts.eip712 import InvalidTypedData as InvalidTypedData
 from channeld.contracts.eip712 import balance_proof_typed_data as balance_proof_typed_data
 from channeld.contracts.eip712 import cooperative_settle_typed_data as cooperative_settle_typed_data
@@ -102,9 +103,10 @@ def _uint(value: int, name: str) -> int:
 
 
 def _address(value: str, name: str) -> str:
-    if not isinstance(value, str) or not is_address(value):
-        raise InvalidCallArgument(f"{name} must be a 20-byte hex address: {value!r}")
-    return to_checksum_address(value)
+    try:
+        return checksum_address(value)
+    except InvalidAddress:
+        raise InvalidCallArgument(f"{name} must be a 20-byte hex address: {value!r}") from None
 
 
 def _bytes32(value: bytes, name: str) -> bytes:

@@ -187,6 +187,9 @@ class ChannelService:
         self.bus = bus
         self._send = send
         self.channels: dict[bytes, ChannelEntry] = {}
+        # channel ids per partner (insertion-ordered sets): a hub with thousands of partners finds a
+        # payment's channel without scanning them all
+        self._by_peer: dict[bytes, dict[bytes, None]] = {}
         self._round = _Round()
         self._round_no = 1  # the round now filling
         self._done_no = 0  # the last round durable and carried out
@@ -219,6 +222,7 @@ class ChannelService:
                 onchain = decode_onchain(envelope.onchain)
                 self.channels[cid] = ChannelEntry(from_record(envelope.protocol_record), envelope.peer_id,
                                                   onchain, envelope.onchain, ns)
+                self._by_peer.setdefault(envelope.peer_id, {})[cid] = None
         return len(self.channels)
 
     def entry(self, channel_id: bytes) -> ChannelEntry:
@@ -228,9 +232,8 @@ class ChannelService:
         return found
 
     def of_peer(self, peer_id: bytes) -> Iterator[tuple[bytes, ChannelEntry]]:
-        for cid, entry in self.channels.items():
-            if entry.peer_id == peer_id:
-                yield cid, entry
+        for cid in self._by_peer.get(peer_id, ()):
+            yield cid, self.channels[cid]
 
     def on_chain(self, ns: Namespace) -> Iterator[tuple[bytes, ChannelEntry]]:
         """The channels on one chain (a snapshot: callers may apply inputs while iterating)."""
@@ -269,6 +272,7 @@ class ChannelService:
         raw = encode_onchain(onchain)
         entry = ChannelEntry(state, peer_id, onchain, raw, Namespace(state.chain_id, state.contract))
         self.channels[channel_id] = entry
+        self._by_peer.setdefault(peer_id, {})[channel_id] = None
         self._round.changed[channel_id] = None
         return self._mark_dirty()
 

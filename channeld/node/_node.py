@@ -121,11 +121,13 @@ class Node(NodeOperations):
         self._build(primary, connected)
         async with trio.open_nursery() as nursery:
             await nursery.start(self.channels.run_flusher)
+            # caught up with each chain (and its clock) before any peer is served: decisions about expiries
+            # never rest on the time stored before a restart; a room whose RPC fails later stalls alone
+            for room in self.rooms:
+                await nursery.start(room.watcher.run)
             self.listen_port = await nursery.start(self.peers.run, self.config.node.listen.host,
                                                    self.config.node.listen.port)
             for room in self.rooms:
-                # a room whose RPC fails later stalls alone; at start every chain must answer once
-                await nursery.start(room.watcher.run)
                 nursery.start_soon(room.worker.run)
             await nursery.start(self.towers.run)
             await nursery.start(self.gossip.run)  # multi-hop: the graph, then the payment machines' clock

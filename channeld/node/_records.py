@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgpack
-from eth_utils import to_checksum_address
 
+from channeld.addresses import checksum_bytes
 from channeld.chain import contract as hub
 from channeld.protocol import CorruptRecord
 
@@ -37,7 +37,7 @@ def _i(raw: Any) -> int:
 def _addr(raw: Any) -> str:
     if type(raw) is not bytes or len(raw) != 20:
         raise CorruptRecord("address field is not 20 bytes")
-    return str(to_checksum_address(raw))
+    return checksum_bytes(raw)
 
 
 def addr_bytes(address: str) -> bytes:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from channeld import protocol as p
 from channeld import wire
@@ -32,7 +32,9 @@ class Peer:
     def feed(self, event: object) -> list[p.Effect]:
         """Apply one input; record the effects, queue the messages, keep the last persisted record."""
         new, effects = p.handle(self.state, event, self.signer)
-        if new is not self.state:
+        if new is not self.state and not effects:
+            assert replace(new, now=self.state.now) == self.state, "only the clock may move unpersisted"
+        elif new is not self.state:
             assert isinstance(effects[0], p.Persist), "a changed state must be persisted first"
             self.persisted = effects[0].record
         self.state = new
@@ -43,7 +45,8 @@ class Peer:
     def restart(self) -> None:
         """Crash and come back from the last persisted record; undelivered outbox messages are lost."""
         if self.persisted is not None:
-            self.state = p.from_record(self.persisted)
+            # the node reads the chain's time again before it serves peers: the clock survives a restart
+            self.state = replace(p.from_record(self.persisted), now=self.state.now)
         self.outbox.clear()
 
 

@@ -218,3 +218,19 @@ def test_out_of_range_chain_inputs_are_local_faults(event: object) -> None:
     if isinstance(event, p.ContractReceiveDeposit | p.ContractReceiveWithdraw):
         event = replace(event, participant=alice.signer.address)
     refuse(alice, event, p.IllegalAction, "must be an integer")
+
+
+def test_a_tick_that_only_moves_the_clock_is_not_persisted() -> None:
+    """Ticks come every block for every channel: only a material change may cost a store write."""
+    alice, _ = make_pair(1000, 1000)
+    new, effects = p.handle(alice.state, p.ActionTick(LATER), alice.signer)
+    assert effects == [] and new.now == LATER
+    assert replace(new, now=alice.state.now) == alice.state
+
+
+def test_a_tick_that_expires_a_withdraw_is_persisted_first() -> None:
+    alice, bob = make_pair(1000, 1000)
+    countersigned_withdraw(alice, bob, 400)
+    new, effects = p.handle(alice.state, p.ActionTick(LATER + 1), alice.signer)
+    assert isinstance(effects[0], p.Persist) and effects[0].record == p.to_record(new)
+    assert new.our.withdraw is None
