@@ -322,6 +322,12 @@ class ChannelService:
         """Wait until the next round is carried out (acknowledgements may have arrived with it)."""
         await self._done.wait()
 
+    def ensure_round(self, round_no: int) -> None:
+        """Make sure round `round_no` is committed even if nothing else changes: an input that changed
+        no state (a tick) joins the round filling now without marking it dirty."""
+        if round_no == self._round_no:
+            self._mark_dirty()
+
     async def wait_round(self, round_no: int) -> None:
         while self._done_no < round_no:
             if isinstance(self.failure, trio.Cancelled):

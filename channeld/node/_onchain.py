@@ -194,6 +194,9 @@ class ChainWatcher:
                 round_no = self.service.set_cursor(ChainCursor(position.number, position.hash), self.ns)
         self.head, self.chain_time = await self.chain.run(self._head_and_time)
         round_no = max(round_no, self._tick(self.chain_time))
+        # the round with our cursor may have been submitted while we read the head: a tick that changed
+        # nothing then sits in the next round, which nothing else may ever mark for committing
+        self.service.ensure_round(round_no)
         await self.service.wait_round(round_no)
         return update.caught_up
 

@@ -7,7 +7,11 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from channeld.chain import connect_rpc
+from eth_abi import encode as abi_encode
+from eth_account import Account
+from eth_utils import keccak
+
+from channeld.chain import TransactionSender, TxRequest, connect_rpc, deploy, load_artifact
 from channeld.keys import create_datadir
 from tests.node.helpers import PASSWORD, Daemon, Zygote
 from tests.tools import Anvil
@@ -70,3 +74,16 @@ def make_multichain_daemon(root: Path, name: str, chains: list[ChainEntry],
         connect_rpc(chain.anvil.url).rpc("anvil_setBalance", [key.address, hex(10**22)])
     primary = chains[0]
     return MultiChainDaemon(datadir, key.address, key.node_id, primary.anvil.url, primary.contract, zygote)
+
+
+def deploy_token(anvil: Anvil, name: str, args: list[object], holder: str, amount: int) -> str:
+    """Deploy test token `name` (channeld/contracts/test) and mint `amount` of it to `holder`."""
+    backend = connect_rpc(anvil.url)
+    payer = Account.create()
+    backend.rpc("anvil_setBalance", [payer.address, hex(10**24)])
+    artifact = load_artifact(name)
+    sender = TransactionSender(backend, payer, artifact.abi)
+    token = deploy(sender, artifact, args).address
+    mint = keccak(text="mint(address,uint256)")[:4] + abi_encode(["address", "uint256"], [holder, amount])
+    sender.transact(TxRequest(to=token, data=mint))
+    return str(token)

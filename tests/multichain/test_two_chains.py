@@ -17,7 +17,14 @@ import httpx
 import pytest
 
 from channeld.api._client import ApiError
-from tests.multichain.helpers import ChainEntry, MultiChainDaemon, freeze, make_multichain_daemon, thaw
+from tests.multichain.helpers import (
+    ChainEntry,
+    MultiChainDaemon,
+    deploy_token,
+    freeze,
+    make_multichain_daemon,
+    thaw,
+)
 from tests.node.helpers import Zygote, deploy_hub, wait_until
 from tests.tools import Anvil
 
@@ -153,6 +160,24 @@ def test_restart_restores_the_channels_of_both_chains(setup: Setup) -> None:
     wait_until(lambda: setup.a.call("GET", "/info")["peers"], timeout=30, what="reconnect")
     assert pay(setup.a, setup.b, 3, "alpha")["status"] == "accepted"
     assert pay(setup.a, setup.b, 4, "beta")["status"] == "accepted"
+
+
+def test_tokens_show_in_their_units_and_a_fee_token_is_refused_with_the_reason(setup: Setup) -> None:
+    a, b, anvil = setup.a, setup.b, setup.alpha.anvil
+    plain = deploy_token(anvil, "TestToken", ["Test Token", "TST"], a.address, 10**21)
+    fee = deploy_token(anvil, "FeeOnTransferToken", [], a.address, 10**21)
+    body = {"uri": b.uri, "deposit": str(15 * 10**17), "challenge_period": 30, "chain": "alpha"}
+    a.call("POST", "/channels", {**body, "token": plain})
+    channel = wait_until(lambda: [c for c in a.call("GET", "/channels") if c["token"] == plain
+                                  and "asset" in c], timeout=60, what="token channel with its asset")[0]
+    assert channel["asset"]["symbol"] == "TST" and channel["asset"]["decimals"] == 18
+    assert channel["asset"]["our_balance"] == "1.5 TST"
+    refused = a.call("POST", "/channels", {**body, "token": fee})
+    status = wait_until(lambda: a.call("GET", f"/operations/{refused['operation_id']}")["status"] == "failed"
+                        and a.call("GET", f"/operations/{refused['operation_id']}"), timeout=60,
+                        what="the fee token's open to fail")
+    assert "TokenAmountMismatch" in status["error"]
+    assert not [c for c in a.call("GET", "/channels") if c["token"] == fee]
 
 
 def test_log_names_both_chains(setup: Setup) -> None:
