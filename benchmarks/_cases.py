@@ -117,7 +117,7 @@ def floor_case(sizes: Sizes, root: Path) -> list[Result]:
                Figure.of([percentile(c, 99) * 1000 for c in commits])),
         Result("floor_payer_pps", "floor, payer side: digest + sign", PPS,
                Figure.of([r.payer_pps for r in runs])),
-        Result("floor_payee_pps", "floor, payee side: digest + recover-and-compare", PPS,
+        Result("floor_payee_pps", "floor, payee side: digest + verify against the partner's key", PPS,
                Figure.of([r.payee_pps for r in runs])),
         Result("floor_pps", "floor: the slower side, both sides in parallel", PPS,
                Figure.of([r.floor_pps for r in runs])),

@@ -47,13 +47,13 @@ transport, control API), and a **load generator** process.
 - **Many channels**: one daemon, 1,000 wallets, each with its own key, session and channel; each wallet
   pays one payment at a time, all wallets at once, so about 1,000 payments are in flight. The hub runs
   with `routing.forward = no` (see below).
-- **The floor**: `benchmarks/floor.py`, the protocol's own `balance_proof_digest`, `Signer.sign` (payer)
-  and `KnownKey.check` (payee: recover and compare, the check the protocol really does), in a tight loop,
-  the two sides in two processes at once. `floor_pps` is the slower side; `floor_ratio` is direct
-  pipelined throughput over it (min/max of the ratio pair the extremes of both figures). The same per
-  CPU-second (`floor_cpu_pps`, `floor_ratio_cpu`) compares what each would do on a core of its own.
-  Beside it, one fsynced LevelDB commit (`durable_commit_*`): each side needs one per payment, or per
-  group of payments when commits are grouped.
+- **The floor**: `benchmarks/floor.py`, the protocol's own `balance_proof_digest`, `Signer.sign` (payer) and
+  `KnownKey.check_rs` (payee: ECDSA verification against the partner's key, the check the protocol does), in
+  a tight loop, the two sides in two processes at once. `floor_pps` is the slower side; `floor_ratio` is
+  direct pipelined throughput over it (min/max of the ratio pair the extremes of both figures). The same per
+  CPU-second (`floor_cpu_pps`, `floor_ratio_cpu`) compares what each would do on a core of its own. Beside
+  it, one fsynced LevelDB commit (`durable_commit_*`): each side needs one per payment, or per group of
+  payments when commits are grouped.
 - **Start-up**: process spawn to the daemon's readiness file, with the store filled with 10,000 channel
   records and 10,000 peer records written by the node's own record code (creating 10,000 channels
   through anvil would take many minutes); the chain holds none of them, so no events are replayed.

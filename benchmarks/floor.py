@@ -1,7 +1,8 @@
 """The floor: the work no design can avoid per direct payment, timed alone in a tight loop.
 
 Payer: one EIP-712 digest and one secp256k1 signature. Payee: one digest and one signature check against
-the partner's known key, done as the protocol does it (recover and compare, so that `v` is checked too).
+the partner's known key, done as the protocol does it (ECDSA verification of (r, s); `v` is fixed only
+when a proof is used on chain, see proto/messages.md#signatures).
 Both use channeld.protocol's own functions. The two sides run in two processes at once, one per core, as
 two nodes would; the floor is the slower side's rate. Beside it, the durability floor: one fsynced store
 commit of one channel record, which each side needs once per payment (or per group of them).
@@ -85,7 +86,7 @@ def _signed(count: int) -> list[tuple[int, bytes]]:
 
 
 def payee_rate(count: int, signed: list[tuple[int, bytes]] | None = None) -> Rate:
-    """Payments one core can check: digest, recover the key, compare with the partner's."""
+    """Payments one core can check: digest, then verify (r, s) against the partner's key."""
     signed = signed or _signed(min(count, DISTINCT_SIGNATURES))
     partner = KnownKey(Signer(PAYER_SECRET).public_key)
     cycle = len(signed)
@@ -93,7 +94,7 @@ def payee_rate(count: int, signed: list[tuple[int, bytes]] | None = None) -> Rat
     def loop() -> None:
         for i in range(count):
             nonce, signature = signed[i % cycle]
-            partner.check(_digest(nonce), signature)
+            partner.check_rs(_digest(nonce), signature)
 
     return _timed(count, loop)
 

@@ -142,13 +142,21 @@ class TransportConfig:
 
 @dataclass(frozen=True, slots=True)
 class WatchtowerConfig:
-    """The `[watchtower]` section: disputing stale closes."""
+    """The `[watchtower]` section: disputing stale closes, and raising the fees of unmined transactions."""
 
     safety_margin: float = setting(300.0, "duration",
-                                   "A dispute is submitted at least this long before the challenge deadline.")
+                                   "A dispute is submitted at least this long before the challenge deadline, "
+                                   "and its fee escalates to reach max_fee_per_gas by then.")
+    bump_after: float = setting(12.0, "duration", "An unmined transaction of the node (a dispute or any "
+                                "other) is re-sent with the same nonce and at least 12.5% higher fees "
+                                "after this long.")
+    max_fee_per_gas: int = setting(500 * 10**9, "amount", "Fee cap per gas for re-sent transactions; "
+                                   "fee bumps stop there.")
 
     def __post_init__(self) -> None:
         _validate_fields(self, "watchtower")
+        if self.max_fee_per_gas == 0:
+            raise ConfigError("watchtower.max_fee_per_gas: the fee cap must be above 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +176,18 @@ class RoutingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class JournalConfig:
+    """The `[journal]` section: how long the event journal behind the API's event stream keeps events."""
+
+    retention: float = setting(30 * 86400.0, "duration", "Events older than this are pruned from the "
+                               "journal, hourly; a stream client or webhook further behind misses them "
+                               "(balances and payments stay in the store's audit log).")
+
+    def __post_init__(self) -> None:
+        _validate_fields(self, "journal")
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration, one attribute per section."""
 
@@ -177,6 +197,7 @@ class Config:
     limits: RiskLimits = field(default_factory=RiskLimits)
     watchtower: WatchtowerConfig = field(default_factory=WatchtowerConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
+    journal: JournalConfig = field(default_factory=JournalConfig)
     # `[[chains]]` entries; empty when the single `[chain]` section names the one chain
     chains: tuple[ChainConfig, ...] = ()
 
@@ -186,7 +207,8 @@ class Config:
 
 
 SECTIONS: dict[str, type] = {"node": NodeConfig, "chain": ChainConfig, "transport": TransportConfig,
-            "limits": RiskLimits, "watchtower": WatchtowerConfig, "routing": RoutingConfig}
+            "limits": RiskLimits, "watchtower": WatchtowerConfig, "routing": RoutingConfig,
+            "journal": JournalConfig}
 
 
 @dataclass(frozen=True, slots=True)

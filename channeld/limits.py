@@ -1,7 +1,10 @@
 """Risk limits: how much this node may lose to a bug, a stolen API token or a runaway client.
 
 Pure module (no IO, no clock, no trio) so the protocol core can call it before it signs anything. The
-caller passes `now` in seconds from a monotonic clock.
+caller passes `now` in seconds. The protocol checks payments against a `LimitContext` (the limits, the
+ledger as it stands, the payee, the time) carried by `ActionPay` and `start_payment`, and pending locks
+against the limits `handle` is given; the node records a payment in its ledger as soon as the protocol
+has signed it, with no checkpoint in between, so concurrent payments cannot overrun a budget.
 
 The hourly budgets use a sliding window kept as per-minute buckets, so memory is bounded by the peers
 active in the last hour, not by the number of payments. The window is deliberately one minute wider
@@ -66,10 +69,12 @@ class RiskLimits:
         metadata=_amount_doc("Largest total deposit this node puts into one channel."))
     min_onchain_reserve: int = field(
         default=WEI_PER_ETH // 100,
-        metadata=_amount_doc("On-chain balance always kept back to pay gas for disputes and settles."))
+        metadata=_amount_doc("On-chain balance always kept back to pay gas for disputes and settles; an "
+                             "open or deposit that would leave less is refused."))
     max_pending_locks: int = field(
         default=64,
-        metadata={"doc": "Most hash-time locks pending at once in one channel.", "kind": "int",
+        metadata={"doc": "Most hash-time locks pending at once in one channel, both directions "
+                  "together; a partner's lock beyond it is refused.", "kind": "int",
                   "min": 0, "max": MAX_PENDING_LOCKS_CEILING})
 
     def __post_init__(self) -> None:
@@ -83,13 +88,20 @@ class RiskLimits:
 
 @dataclass(frozen=True, slots=True)
 class RiskLedger:
-    """Outgoing amounts of the last hour, per peer and in total, as per-minute buckets."""
+    """Outgoing amounts of the last hour, per peer and in total, as per-minute buckets.
+
+    `peer_sent` and `total_sent` are the window sums as of `minute` (the minute of `latest`), kept so
+    that a check in the current minute costs two lookups: a check runs before every payment is signed.
+    """
 
     per_peer: Mapping[str, Buckets] = field(default_factory=lambda: MappingProxyType({}))
     total: Buckets = ()
     # The latest `now` seen; an earlier `now` (a clock that stepped back) is treated as this one so
     # that nothing already counted can drop out of the window early.
     latest: float = -math.inf
+    minute: int | None = None
+    peer_sent: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    total_sent: int = 0
 
 
 def _minute(ledger: RiskLedger, now: float) -> int:
@@ -100,6 +112,8 @@ def _minute(ledger: RiskLedger, now: float) -> int:
 
 def _live(buckets: Buckets, minute: int) -> Buckets:
     oldest = minute - _WINDOW_BUCKETS + 1
+    if not buckets or buckets[0][0] >= oldest:
+        return buckets
     return tuple(bucket for bucket in buckets if bucket[0] >= oldest)
 
 
@@ -108,11 +122,11 @@ def _window_sum(buckets: Buckets, minute: int) -> int:
 
 
 def _add(buckets: Buckets, minute: int, amount: int) -> Buckets:
-    live = _live(buckets, minute)
-    if live and live[-1][0] >= minute:
+    """`buckets` (all live at `minute`) with `amount` added to the bucket of `minute`."""
+    if buckets and buckets[-1][0] >= minute:
         # Same minute (or a later one, if the clock stepped back): grow the newest bucket.
-        return (*live[:-1], (live[-1][0], live[-1][1] + amount))
-    return (*live, (minute, amount))
+        return (*buckets[:-1], (buckets[-1][0], buckets[-1][1] + amount))
+    return (*buckets, (minute, amount))
 
 
 def _check_peer(peer: str) -> None:
@@ -128,12 +142,18 @@ def _check_positive(amount: int) -> None:
 
 def sent_last_hour(ledger: RiskLedger, peer: str, now: float) -> int:
     """Wei paid to `peer` inside the current window."""
-    return _window_sum(ledger.per_peer.get(peer, ()), _minute(ledger, now))
+    minute = _minute(ledger, now)
+    if minute == ledger.minute:
+        return ledger.peer_sent.get(peer, 0)
+    return _window_sum(ledger.per_peer.get(peer, ()), minute)
 
 
 def sent_last_hour_total(ledger: RiskLedger, now: float) -> int:
     """Wei paid to all peers inside the current window."""
-    return _window_sum(ledger.total, _minute(ledger, now))
+    minute = _minute(ledger, now)
+    if minute == ledger.minute:
+        return ledger.total_sent
+    return _window_sum(ledger.total, minute)
 
 
 def check_payment(limits: RiskLimits, ledger: RiskLedger, peer: str, amount: int, now: float) -> None:
@@ -166,14 +186,48 @@ def record_payment(ledger: RiskLedger, peer: str, amount: int, now: float) -> Ri
     """The ledger after a payment was made; stale buckets and idle peers are dropped."""
     _check_peer(peer)
     _check_positive(amount)
+    return _record(ledger, peer, amount, now)
+
+
+def _record(ledger: RiskLedger, peer: str, amount: int, now: float) -> RiskLedger:
     minute = _minute(ledger, now)
+    if minute != ledger.minute:
+        ledger = _advanced(ledger, minute)
     per_peer = dict(ledger.per_peer)
-    if math.isfinite(ledger.latest) and minute > math.floor(ledger.latest / BUCKET_SECONDS):
-        # Once per new minute, not per payment: drop expired buckets and peers idle for an hour.
-        per_peer = {name: live for name, buckets in per_peer.items() if (live := _live(buckets, minute))}
     per_peer[peer] = _add(per_peer.get(peer, ()), minute, amount)
+    peer_sent = dict(ledger.peer_sent)
+    peer_sent[peer] = peer_sent.get(peer, 0) + amount
     return RiskLedger(per_peer=MappingProxyType(per_peer), total=_add(ledger.total, minute, amount),
-                      latest=max(now, ledger.latest))
+                      latest=max(now, ledger.latest), minute=minute, peer_sent=MappingProxyType(peer_sent),
+                      total_sent=ledger.total_sent + amount)
+
+
+def _advanced(ledger: RiskLedger, minute: int) -> RiskLedger:
+    """The ledger moved on to a new minute: expired buckets and peers idle for an hour are dropped and
+    the window sums recounted (once per minute, not per payment)."""
+    per_peer = {name: live for name, buckets in ledger.per_peer.items() if (live := _live(buckets, minute))}
+    total = _live(ledger.total, minute)
+    sent = {name: _window_sum(buckets, minute) for name, buckets in per_peer.items()}
+    return RiskLedger(per_peer=MappingProxyType(per_peer), total=total, latest=ledger.latest, minute=minute,
+                      peer_sent=MappingProxyType(sent), total_sent=_window_sum(total, minute))
+
+
+@dataclass(frozen=True, slots=True)
+class LimitContext:
+    """What the protocol needs to check one outgoing payment before it signs anything: the limits, the
+    ledger as it stands, whom the ledger counts the payment against, and the time (seconds)."""
+
+    limits: RiskLimits
+    ledger: RiskLedger
+    peer: str
+    now: float
+
+    def check(self, amount: int) -> None:
+        check_payment(self.limits, self.ledger, self.peer, amount, self.now)
+
+    def recorded(self, amount: int) -> RiskLedger:
+        """The ledger once this payment of `amount` (which passed `check`) is made."""
+        return _record(self.ledger, self.peer, amount, self.now)
 
 
 def check_channel_open(limits: RiskLimits, deposit: int) -> None:
@@ -190,6 +244,19 @@ def check_onchain_reserve(limits: RiskLimits, balance: int) -> None:
     if balance < limits.min_onchain_reserve:
         raise _exceeded("min_onchain_reserve", limits.min_onchain_reserve, balance,
                         f"on-chain balance would fall to {format_amount(balance)}, "
+                        f"below limits.min_onchain_reserve")
+
+
+def check_onchain_spend(limits: RiskLimits, balance: int, spend: int) -> None:
+    """Raise if spending `spend` (value plus gas) from an on-chain `balance` would leave less than the
+    reserve; disputes and settles are never checked against it (they protect what the reserve is for)."""
+    check_amount(balance, "on-chain balance")
+    check_amount(spend, "on-chain spend")
+    left = balance - spend
+    if left < limits.min_onchain_reserve:
+        raise _exceeded("min_onchain_reserve", limits.min_onchain_reserve, spend,
+                        f"spending up to {format_amount(spend)} of our on-chain balance "
+                        f"{format_amount(balance)} would leave {format_amount(max(left, 0))}, "
                         f"below limits.min_onchain_reserve")
 
 

@@ -188,6 +188,7 @@ BAD_VALUES = [
     ("watchtower", "safety_margin", '"0s"', "positive"),
     ("routing", "fee_ppm", "2000000", "out of range"),
     ("routing", "forward", '"maybe"', "one of"),
+    ("journal", "retention", '"forever"', "duration"),
 ]
 
 

@@ -13,11 +13,13 @@ from channeld.errors import LocalFault
 from channeld.limits import (
     BUCKET_SECONDS,
     WINDOW_SECONDS,
+    LimitContext,
     RiskLedger,
     RiskLimitExceeded,
     RiskLimits,
     check_channel_open,
     check_onchain_reserve,
+    check_onchain_spend,
     check_payment,
     check_pending_locks,
     record_payment,
@@ -142,6 +144,36 @@ def test_onchain_reserve() -> None:
     check_onchain_reserve(LIMITS, 50)
     with pytest.raises(RiskLimitExceeded, match=r"limits\.min_onchain_reserve"):
         check_onchain_reserve(LIMITS, 49)
+
+
+def test_onchain_spend_keeps_the_reserve() -> None:
+    check_onchain_spend(LIMITS, 1000, 950)
+    with pytest.raises(RiskLimitExceeded, match=r"leave 49 wei, below limits\.min_onchain_reserve") as info:
+        check_onchain_spend(LIMITS, 1000, 951)
+    assert info.value.limit == "min_onchain_reserve" and info.value.requested == 951
+    with pytest.raises(RiskLimitExceeded, match=r"would leave 0 ETH"):
+        check_onchain_spend(LIMITS, 10, 1000)  # more than the whole balance
+    with pytest.raises(AmountError):
+        check_onchain_spend(LIMITS, -1, 0)
+
+
+def test_limit_context_checks_then_records() -> None:
+    context = LimitContext(LIMITS, pay(RiskLedger(), "alice", 100, T0), "alice", T0 + 1)
+    context.check(100)
+    ledger = context.recorded(100)
+    assert sent_last_hour(ledger, "alice", T0 + 1) == 200
+    assert sent_last_hour(context.ledger, "alice", T0) == 100
+    with pytest.raises(RiskLimitExceeded, match=r"limits\.max_per_peer_per_hour"):
+        LimitContext(LIMITS, ledger, "alice", T0 + 2).check(51)
+
+
+def test_sums_are_recounted_when_the_minute_moves_on() -> None:
+    """The cached window sums serve checks within the ledger's minute; a later minute recounts."""
+    ledger = pay(RiskLedger(), "alice", 100, T0)
+    ledger = pay(ledger, "alice", 100, T0 + 1800)
+    assert sent_last_hour(ledger, "alice", T0 + 1800) == 200
+    assert sent_last_hour(ledger, "alice", T0 + WINDOW_SECONDS + 2 * BUCKET_SECONDS) == 100
+    assert sent_last_hour_total(ledger, T0 + WINDOW_SECONDS + 1800 + 2 * BUCKET_SECONDS) == 0
 
 
 def test_pending_locks() -> None:

@@ -27,6 +27,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope as AsgiScope
 
 from channeld.api._app import Guard
+from channeld.api._history import balance_history
 from channeld.api._models import channel_id_param
 from channeld.api._tokens import Scope, TokenBook, TokenRecord
 from channeld.errors import ConfigError
@@ -151,23 +152,13 @@ def _disputes(node: Node) -> int:
 
 
 def channel_audit(node: Node, channel_id: str) -> list[dict[str, Any]]:
-    """The channel's audit trail, newest last, each entry with our balance after it.
-
-    The audit log holds payments only, so the balances are counted back from the current one: the
-    history of what payments did, anchored at what the channel holds now.
-    """
+    """The channel's audit trail (its newest `AUDIT_LIMIT` entries, oldest first), each entry with both
+    balances after it, replayed from the channel's opening deposits (see `_history`)."""
     cid = channel_id_param(channel_id)
-    balance = int(node.channel(cid)["our_balance"])
-    entries = [e for e in node.store.iter_audit() if e.record.channel_id == cid][-AUDIT_LIMIT:]
-    found: list[dict[str, Any]] = []
-    for entry in reversed(entries):
-        r = entry.record
-        found.append({"seq": entry.seq, "at_ms": entry.timestamp_ms, "kind": r.kind, "amount": str(r.amount),
-                      "balance_after": str(balance), "proof_hash": "0x" + r.proof_hash.hex(),
-                      "payment_id": int.from_bytes(r.payment_id, "big")})
-        balance -= r.amount
-    found.reverse()
-    return found
+    state = node.channels.entry(cid).state
+    entries = [e for e in node.store.iter_audit() if e.record.channel_id == cid]
+    history = balance_history(entries, state.our.address, state.our.deposit, state.partner.deposit)
+    return history[-AUDIT_LIMIT:]
 
 
 # --- serving -----------------------------------------------------------------------------------------

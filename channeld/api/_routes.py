@@ -6,19 +6,22 @@ import hashlib
 import json
 import time
 from pathlib import Path as FilePath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import trio
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import Field
 
 from channeld.api._app import Guard, NotFound
 from channeld.api._models import (
     IDEMPOTENCY_KEY,
     U63,
     Address,
+    Amount,
     AmountBody,
     BenchBody,
+    Body,
     ChannelStatusName,
     CloseBody,
     ConnectBody,
@@ -34,7 +37,7 @@ from channeld.api._models import (
     field_error,
     hash_param,
 )
-from channeld.api._tokens import Scope
+from channeld.api._tokens import Scope, TokenRecord
 from channeld.client._payreq import PaymentRequest
 from channeld.node._bench import bench_pay
 from channeld.node._onchain import OperationStatus
@@ -62,6 +65,7 @@ def register_routes(api: FastAPI, node: Node, guard: Guard) -> None:
     _payment_routes(api, node, guard, Idempotency(node))
     _request_routes(api, node, guard)
     _admin_routes(api, node, guard)
+    _batch_routes(api, node, guard)
 
 
 def _node_routes(api: FastAPI, node: Node, guard: Guard) -> None:
@@ -159,17 +163,20 @@ class Idempotency:
 
     The key is journaled (synced) before the payment is made, so even across a crash a key is never
     paid twice; a key whose payment was cut short by a crash answers `unknown` (look it up in /payments).
+    Keys are scoped by the calling token's id: two clients that happen to pick the same key neither see
+    each other's payments nor block each other.
     """
 
     def __init__(self, node: Node) -> None:
         self.node = node
         self._running: dict[str, trio.Event] = {}
 
-    async def run(self, key: str | None, body: PayBody) -> dict[str, Any]:
-        if key is None:
+    async def run(self, token_id: str, given: str | None, body: PayBody) -> dict[str, Any]:
+        if given is None:
             return await _pay(self.node, body)
-        if not IDEMPOTENCY_KEY.fullmatch(key):
+        if not IDEMPOTENCY_KEY.fullmatch(given):
             raise field_error("header", "idempotency-key", "must be 1-64 characters of A-Z a-z 0-9 _ . : -")
+        key = f"{token_id}/{given}"  # token ids hold no "/", so no two tokens' keys can collide
         fingerprint = hashlib.sha256(json.dumps(body.model_dump(), sort_keys=True).encode()).hexdigest()
         while key in self._running:
             await self._running[key].wait()
@@ -177,7 +184,7 @@ class Idempotency:
         if stored is not None:
             if stored["fingerprint"] != fingerprint:
                 raise HTTPException(409, detail="this idempotency key was used for a different payment")
-            return stored["result"] or {"status": "unknown", "idempotency_key": key}
+            return stored["result"] or {"status": "unknown", "idempotency_key": given}
         self.node.journal.put(IDEMPOTENCY_TABLE, key, {"fingerprint": fingerprint, "result": None}, sync=True)
         self._running[key] = done = trio.Event()
         try:
@@ -204,10 +211,10 @@ async def _pay(node: Node, body: PayBody) -> dict[str, Any]:
 def _payment_routes(api: FastAPI, node: Node, guard: Guard, idempotency: Idempotency) -> None:
     read = [Depends(guard.need(Scope.READ))]
 
-    @api.post("/payments", dependencies=[Depends(guard.need(Scope.PAY))])
-    async def pay(body: PayBody,
-                  idempotency_key: str | None = Header(default=None, max_length=64)) -> dict[str, Any]:
-        return await idempotency.run(idempotency_key, body)
+    @api.post("/payments")
+    async def pay(body: PayBody, idempotency_key: str | None = Header(default=None, max_length=64),
+                  caller: TokenRecord = Depends(guard.need(Scope.PAY))) -> dict[str, Any]:  # noqa: B008
+        return await idempotency.run(caller.id, idempotency_key, body)
 
     @api.get("/payments", dependencies=read)
     async def payments(limit: int = Query(default=100, ge=1, le=10_000),
@@ -290,3 +297,30 @@ def _audit_json(entry: Any) -> dict[str, Any]:
             "channel_id": "0x" + r.channel_id.hex(),
             "who": "0x" + r.who.hex(), "amount": str(r.amount), "proof_hash": "0x" + r.proof_hash.hex(),
             "payment_id": "0x" + r.payment_id.hex()}
+
+
+class BatchWithdrawBody(Body):
+    min_amount: Amount = "0"
+    to: Address | None = None
+    scheme: Literal["auto", "ecdsa", "bls"] = "auto"
+    timeout: float = Field(default=10.0, gt=0, le=120)
+
+
+class BatchCloseBody(Body):
+    to: Address | None = None
+    scheme: Literal["auto", "ecdsa", "bls"] = "auto"
+    timeout: float = Field(default=10.0, gt=0, le=120)
+
+
+def _batch_routes(api: FastAPI, node: Node, guard: Guard) -> None:
+    """Batch settlement (docs/batch.md): answered once each batch's transaction is mined or refused."""
+    admin = [Depends(guard.need(Scope.ADMIN))]
+
+    @api.post("/batch/withdraw", dependencies=admin)
+    async def batch_withdraw(body: BatchWithdrawBody) -> dict[str, Any]:
+        batches = await node.batch_withdraw(int(body.min_amount), body.to, body.scheme, body.timeout)
+        return {"batches": batches}
+
+    @api.post("/batch/close", dependencies=admin)
+    async def batch_close(body: BatchCloseBody) -> dict[str, Any]:
+        return {"batches": await node.batch_close(body.scheme, body.to, body.timeout)}

@@ -7,6 +7,7 @@ Each method returns a concurrent.futures.Future; a trio caller awaits it with
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from types import TracebackType
@@ -18,14 +19,30 @@ def _sign(scalar: int, message: bytes) -> bytes:
     return _bls.BlsSecretKey(scalar).sign(message)
 
 
+def _prove(scalar: int) -> bytes:
+    return _bls.BlsSecretKey(scalar).prove_possession()
+
+
 class BlsWorker:
-    """A pool of BLS worker processes (or any executor given, e.g. a thread pool in tests)."""
+    """A pool of BLS worker processes (or any executor given, e.g. a thread pool in tests).
+
+    Workers are spawned, not forked: the caller is typically a trio program with threads running, and a
+    forked child would inherit their locks in whatever state they were."""
 
     def __init__(self, executor: Executor | None = None, workers: int = 2) -> None:
-        self._executor = executor if executor is not None else ProcessPoolExecutor(max_workers=workers)
+        if executor is None:
+            spawn = multiprocessing.get_context("spawn")
+            executor = ProcessPoolExecutor(max_workers=workers, mp_context=spawn)
+        self._executor = executor
 
     def sign(self, key: _bls.BlsSecretKey, message: bytes) -> Future[bytes]:
         return self._executor.submit(_sign, key.scalar, message)
+
+    def prove_possession(self, key: _bls.BlsSecretKey) -> Future[bytes]:
+        return self._executor.submit(_prove, key.scalar)
+
+    def verify_signature(self, public_key: bytes, message: bytes, signature: bytes) -> Future[bool]:
+        return self._executor.submit(_bls.verify_signature, public_key, message, signature)
 
     def sign_many(self, keys: Sequence[_bls.BlsSecretKey], message: bytes) -> list[Future[bytes]]:
         return [self.sign(key, message) for key in keys]

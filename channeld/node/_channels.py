@@ -24,6 +24,7 @@ import trio.testing
 
 from channeld.chain import contract as hub
 from channeld.errors import LocalFault
+from channeld.limits import RiskLimits
 from channeld.node._events import EventBus
 from channeld.node._records import Envelope, Operation, decode_onchain, encode_onchain
 from channeld.protocol import (
@@ -43,14 +44,14 @@ from channeld.protocol import (
     EventWithdrawExpired,
     Persist,
     Send,
-    balance_proof_digest,
     from_record,
     handle,
+    proof_digest,
     to_record,
 )
 from channeld.protocol import Signer as ProtocolSigner
 from channeld.store import AuditRecord, Batch, ChainCursor, Namespace, PendingCommit, Store
-from channeld.wire import BalanceProof, Message, Payment
+from channeld.wire import Message, Payment, PaymentAccepted
 
 log = logging.getLogger("channeld.node")
 
@@ -131,11 +132,6 @@ def _payment_key(payment_id: int) -> bytes:
     return payment_id.to_bytes(32, "big")
 
 
-def _proof_hash(proof: BalanceProof) -> bytes:
-    return balance_proof_digest(proof.chain_id, proof.contract, proof.channel_id, proof.nonce,
-                                proof.transferred_amount, proof.locked_amount, proof.locks_root)
-
-
 def operation_of(effect: Effect) -> Operation | None:
     """The outbox operation a contract effect asks for (None for effects that are not transactions)."""
     if isinstance(effect, ContractSendClose):
@@ -211,6 +207,8 @@ class ChannelService:
         self.on_queued: Callable[[Namespace, int, bytes], None] = lambda ns, seq, raw: None
         # multi-hop hook (node/_transfers.py): sees every input's effects inside the `apply` that made them
         self.on_effects: Callable[[bytes, list[Effect]], None] = lambda cid, effects: None
+        # the node's risk limits, which the protocol checks every lock against (None: protocol rules only)
+        self.limits: RiskLimits | None = None
 
     # --- loading and lookup --------------------------------------------------------------------------
 
@@ -252,13 +250,13 @@ class ChannelService:
         """Apply one input now; return the round whose commit makes it durable. Raises if refused."""
         entry = self.entry(channel_id)
         old = entry.state  # `_record` replaces entry.state: compare against the state before it
-        new, effects = handle(old, event, self.signer)
+        new, effects = handle(old, event, self.signer, self.limits)
         self._record(channel_id, entry, new, effects)
         if isinstance(event, ActionPay) and new is not old:
             proof = new.our.proof
             assert proof is not None  # a payment always signs a new proof
             self._audit(channel_id, "payment_sent", old.partner.address, -event.amount,
-                        _proof_hash(proof), event.payment_id)
+                        proof_digest(proof), event.payment_id)
         return self._round_no
 
     async def handle(self, channel_id: bytes, event: object) -> None:
@@ -322,12 +320,6 @@ class ChannelService:
         """Wait until the next round is carried out (acknowledgements may have arrived with it)."""
         await self._done.wait()
 
-    def ensure_round(self, round_no: int) -> None:
-        """Make sure round `round_no` is committed even if nothing else changes: an input that changed
-        no state (a tick) joins the round filling now without marking it dirty."""
-        if round_no == self._round_no:
-            self._mark_dirty()
-
     async def wait_round(self, round_no: int) -> None:
         while self._done_no < round_no:
             if isinstance(self.failure, trio.Cancelled):
@@ -350,7 +342,7 @@ class ChannelService:
             if isinstance(effect, EventPaymentReceived):
                 proof = new.partner.proof
                 assert proof is not None
-                self._audit(cid, "payment_received", new.partner.address, effect.amount, _proof_hash(proof),
+                self._audit(cid, "payment_received", new.partner.address, effect.amount, proof_digest(proof),
                             effect.payment_id)
             pending.effects.append((cid, effect))
         entry.state = new
@@ -459,10 +451,11 @@ class ChannelService:
             waiting = self._outbox_changed.get(ns)
             if waiting is not None:
                 waiting.set()
-        for cid, effect in current.effects:
+        covered = covered_acknowledgements(current.effects)
+        for index, (cid, effect) in enumerate(current.effects):
             entry = self.channels.get(cid)
             if isinstance(effect, Send):
-                if entry is not None:
+                if entry is not None and index not in covered:
                     self._send(entry.peer_id, effect.message)
             else:
                 self._publish(cid, effect)
@@ -490,6 +483,32 @@ class ChannelService:
             self.bus.publish("withdraw_expired", cid, total_withdraw=str(effect.total_withdraw))
         elif operation_of(effect) is not None:
             self.bus.publish("transaction_queued", cid, effect=type(effect).__name__)
+
+
+def covered_acknowledgements(effects: list[tuple[bytes, Effect]]) -> set[int]:
+    """Indexes of `PaymentAccepted` sends that a later one in the same round makes redundant.
+
+    `PaymentAccepted(n)` accepts every proof up to `n` (proto/state-machine.md, cumulative
+    acknowledgement), so of consecutive acknowledgements on one channel only the last need be sent:
+    a burst of 64 payments stored in one round is answered by one message, not 64. Only runs with no
+    other message to that channel between them are merged, so every other message keeps its order.
+    """
+    covered: set[int] = set()
+    next_ack: dict[bytes, int] = {}  # channel -> nonce of the acknowledgement that follows, if next
+    for index in range(len(effects) - 1, -1, -1):
+        cid, effect = effects[index]
+        if not isinstance(effect, Send):
+            continue
+        message = effect.message
+        if not isinstance(message, PaymentAccepted):
+            next_ack.pop(cid, None)
+            continue
+        later = next_ack.get(cid)
+        if later is not None and later >= message.nonce:
+            covered.add(index)
+        else:
+            next_ack[cid] = message.nonce
+    return covered
 
 
 def in_flight_payment(state: ChannelState, payment_id: int) -> Payment | None:

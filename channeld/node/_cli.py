@@ -166,10 +166,13 @@ def register_client_commands(commands: Subparsers) -> None:
     for name, help_text in (("deposit", "raise our deposit in a channel by AMOUNT"),
                             ("withdraw", "withdraw AMOUNT from an open channel (the partner co-signs)")):
         p = commands.add_parser(name, help=help_text)
-        p.add_argument("channel", help="channel id (0x...)")
-        p.add_argument("amount", help="wei, or with a unit")
+        optional = "?" if name == "withdraw" else None  # withdraw --all names no channel
+        p.add_argument("channel", nargs=optional, help="channel id (0x...)")
+        p.add_argument("amount", nargs=optional, help="wei, or with a unit")
         if name == "withdraw":
             p.add_argument("--to", help="receiver address (default: ours)")
+            _batch_flags(p, "withdraw our balance from every open channel in one transaction per token")
+            p.add_argument("--min-amount", default="0", help="with --all: skip channels holding less for us")
         _json_flag(p)
         p.set_defaults(run=run_deposit if name == "deposit" else run_withdraw)
     p = commands.add_parser("pay", help="pay a peer directly (NODE_ID AMOUNT) or pay a request (chpr1...)")
@@ -211,8 +214,11 @@ def _register_reads(commands: Subparsers) -> None:
 
 def _register_closing(commands: Subparsers) -> None:
     p = commands.add_parser("close", help="close a channel (cooperatively; --force: unilaterally)")
-    p.add_argument("channel")
+    p.add_argument("channel", nargs="?")
     p.add_argument("--force", action="store_true")
+    _batch_flags(p, "with --cooperative: close every open channel in one transaction per token")
+    p.add_argument("--cooperative", action="store_true", help="with --all: the partners co-sign")
+    p.add_argument("--to", help="with --all: receiver of our payouts (default: ours)")
     _json_flag(p)
     p.set_defaults(run=run_close)
     p = commands.add_parser("settle", help="settle a closed channel after its challenge period")
@@ -267,12 +273,52 @@ def run_deposit(args: argparse.Namespace) -> int:
 
 
 def run_withdraw(args: argparse.Namespace) -> int:
+    if args.all:
+        if args.channel is not None:
+            raise ConfigError("withdraw --all takes no CHANNEL or AMOUNT")
+        body = {"min_amount": str(parse_amount(args.min_amount)), "to": args.to, "scheme": args.scheme,
+                "timeout": args.timeout}
+        return _batches(args, "/batch/withdraw", body)
+    if args.channel is None or args.amount is None:
+        raise ConfigError("withdraw needs CHANNEL and AMOUNT, or --all")
     body = {"amount": str(parse_amount(args.amount)), "to": args.to}
     return _operation(args, "POST", f"/channels/{args.channel}/withdraw", body)
 
 
 def run_close(args: argparse.Namespace) -> int:
+    if args.all:
+        if args.channel is not None or args.force or not args.cooperative:
+            raise ConfigError("close --all needs --cooperative, and takes no CHANNEL or --force")
+        return _batches(args, "/batch/close", {"to": args.to, "scheme": args.scheme, "timeout": args.timeout})
+    if args.channel is None:
+        raise ConfigError("close needs CHANNEL, or --all --cooperative")
     return _operation(args, "POST", f"/channels/{args.channel}/close", {"force": args.force})
+
+
+def _batch_flags(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--all", action="store_true", help=help_text)
+    parser.add_argument("--scheme", choices=("auto", "ecdsa", "bls"), default="auto",
+                        help="with --all: how partners consent (default: the cheaper for the batch's size)")
+    parser.add_argument("--timeout", type=float, default=10.0,
+                        help="with --all: seconds to wait for partners (default %(default)s)")
+
+
+def _batches(args: argparse.Namespace, path: str, body: dict[str, Any]) -> int:
+    """Run a batch through the API and show one row per batch (one per token), then who was left out."""
+    document = _client(args).call("POST", path, body)
+    table = Table("kind", "scheme", "channels", "left out", "amount", "status", "transaction")
+    notes: list[str] = []
+    for batch in document["batches"]:
+        op = batch["operation"] or {}
+        counts = (str(len(batch["included"])), str(len(batch["left_out"])))
+        table.add_row(batch["kind"], batch["scheme"], *counts, format_amount(int(batch["amount"])),
+                      op.get("status", "nothing sent"), op.get("tx_hash") or "-")
+        notes += [f"left out {cid}: {why}" for cid, why in batch["left_out"].items()]
+    _print(args, document, table)
+    if not getattr(args, "json", False) and notes:
+        print("\n".join(notes))
+    ok = all((b["operation"] or {}).get("status") == "mined" for b in document["batches"])
+    return 0 if ok else 1
 
 
 def run_pay(args: argparse.Namespace) -> int:

@@ -4,8 +4,10 @@ The graph holds our own channels (exact balances, refreshed before each search) 
 peer sent that checks out: signed by its announcer, for our chain and contract, and naming a channel the
 chain holds with exactly those participants and capacity. The chain's view of all channels (not only
 ours) comes from the contract's logs, read here; an announcement that arrives before its channel's logs
-is dropped and comes again with the next periodic round. A new announcement is relayed to every other
-peer (flooding; a `serial` no higher than the one held stops the flood).
+waits for them a few seconds (`EARLY_WAIT`), and is refused if they never come. A new announcement is
+relayed to every other peer (flooding; a `serial` no higher than the one held stops the flood). Our own
+announcements go out at every `routing.gossip_interval`, and at once to a new peer or for a newly open
+channel.
 
 A node that does not forward (`routing.forward = no`) announces nothing: an announcement is the edge
 *out of* its announcer, an offer to carry payments into the channel, and a payer that routed through a
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("channeld.node")
 LOG_WINDOW = 5000  # blocks per log query
+EARLY_WAIT = 5.0  # seconds an announcement may wait for its channel's logs to reach us
+MAX_EARLY = 256
 
 
 def to_wire(a: ChannelAnnouncement) -> ChannelGossip:
@@ -74,6 +78,8 @@ class Gossip:
         self._serial = int(time.time())  # grows across restarts: a restarted node's serials still win
         self.relayed = 0
         self.refused = 0
+        # (channel, announcer) -> (trio time to give up, peer, message): announcements ahead of our logs
+        self._early: dict[tuple[bytes, bytes], tuple[float, bytes, ChannelGossip]] = {}
 
     # --- the chain's view of every channel --------------------------------------------------------------
 
@@ -138,21 +144,32 @@ class Gossip:
         await self.node.chain.run(self._read_logs)
         task_status.started()
         last_announce = -self.interval
-        announced_peers: frozenset[bytes] = frozenset()
+        announced: tuple[frozenset[bytes], frozenset[bytes]] = (frozenset(), frozenset())
         while True:
             try:
                 await self.node.chain.run(self._read_logs)
             except ChanneldError as exc:
                 log.warning("gossip: reading the contract's logs failed: %s", exc)
-            peers = frozenset(self.node.peers.manager.sessions)
-            if trio.current_time() - last_announce >= self.interval or not peers <= announced_peers:
+            self._retry_early()
+            # a new peer, or a channel of ours newly open, is told at once, not a whole interval later
+            peers, channels = frozenset(self.node.peers.manager.sessions), self._open_channels()
+            fresh = not peers <= announced[0] or not channels <= announced[1]
+            if fresh or trio.current_time() - last_announce >= self.interval:
                 self.announce()
-                last_announce, announced_peers = trio.current_time(), peers
+                last_announce, announced = trio.current_time(), (peers, channels)
             await trio.sleep(self.node.config.chain.poll_interval)
+
+    def _open_channels(self) -> frozenset[bytes]:
+        return frozenset(cid for cid, entry in self.node.channels.channels.items()
+                         if entry.state.status is ChannelStatus.OPEN
+                         and capacity_of(entry.onchain) is not None)
 
     # --- receiving --------------------------------------------------------------------------------------
 
     def on_message(self, peer_id: bytes, message: ChannelGossip) -> None:
+        if message.channel_id not in self.onchain:
+            self._hold_early(peer_id, message)
+            return
         try:
             announcement = from_wire(message)
             added = self.graph.add_announcement(announcement)
@@ -166,6 +183,28 @@ class Gossip:
         for other in list(self.node.peers.manager.sessions):
             if other != peer_id:
                 self.node.peers.send(other, message)
+
+    def _hold_early(self, peer_id: bytes, message: ChannelGossip) -> None:
+        """Keep an announcement of a channel whose logs we have not read yet (the announcer saw it open
+        first) until we have, or `EARLY_WAIT` passed (then it is refused: no such channel)."""
+        key = (message.channel_id, message.announcer)
+        if key not in self._early and len(self._early) >= MAX_EARLY:
+            del self._early[next(iter(self._early))]  # the oldest goes: a flood of bogus ids stays bounded
+            self.refused += 1
+        self._early[key] = (trio.current_time() + EARLY_WAIT, peer_id, message)
+
+    def _retry_early(self) -> None:
+        """After reading logs: process the held announcements whose channel is known now."""
+        now = trio.current_time()
+        for key, (deadline, peer_id, message) in list(self._early.items()):
+            if key[0] in self.onchain:
+                del self._early[key]
+                self.on_message(peer_id, message)
+            elif deadline <= now:
+                del self._early[key]
+                self.refused += 1
+                log.debug("gossip from %s refused: channel 0x%s is not on chain", peer_id.hex()[:16],
+                          key[0].hex())
 
     # --- routing ----------------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import trio
 
 from channeld.chain import contract as hub
+from channeld.chain.sender import FeePolicy
 from channeld.config import Config
 from channeld.keys import NodeKey
 from channeld.node._channels import ChannelService
@@ -71,6 +72,7 @@ class Node(NodeOperations):
         self.ready = trio.Event()
         self._cancel = trio.CancelScope()
         self._slots = {}
+        self._refused = {}
 
     @property
     def node_id(self) -> bytes:
@@ -133,6 +135,8 @@ class Node(NodeOperations):
             await nursery.start(self.gossip.run)  # multi-hop: the graph, then the payment machines' clock
             nursery.start_soon(self.transfers.run)
             nursery.start_soon(self._refresh_metrics)
+            nursery.start_soon(self.journal.run_pruning, self.config.journal.retention)
+            await nursery.start(self.batch.run)
             if self.api_enabled:
                 from channeld.api import serve_api  # FastAPI loads only for nodes that serve it
 
@@ -152,8 +156,9 @@ class Node(NodeOperations):
         self.peers = PeerService(self.store, self.channels, self.bus, self._init(connected),
                                  self.key.private_key, transport_limits(self.config))
         self.peers.load()
+        fees = FeePolicy(self.config.watchtower.bump_after, self.config.watchtower.max_fee_per_gas)
         context = RoomContext(self.channels, self.bus, self.key, self.peers.addresses.get,
-                              self._on_new_channel, self.config.watchtower.safety_margin)
+                              self._on_new_channel, self.config.watchtower.safety_margin, fees)
         configs = self.config.chain_list()
         self.rooms = [ChainRoom(chain, room_setup, chain_id, context)
                       for chain, (room_setup, chain_id) in zip(configs, connected, strict=True)]
@@ -163,6 +168,8 @@ class Node(NodeOperations):
         primary = self.rooms[0]
         self.chain, self.watcher, self.worker = primary.chain, primary.watcher, primary.worker
         self.channels.on_queued = self._on_queued
+        self.channels.limits = self.config.limits
+        self.channels.payment_listeners.append(self.note_refusal)
         self.requests = PaymentRequestBook(self)
         self.towers = TowerSet(self)
         self.bus.sinks += [self.requests.on_event, self.towers.on_event]
@@ -184,6 +191,10 @@ class Node(NodeOperations):
             requests_secret(peer_id, secret)
 
         self.peers.on_secret = on_secret
+        from channeld.node._batch import BatchService
+
+        self.batch = BatchService(self)
+        self.peers.on_batch = self.batch.on_message
 
     def _init(self, connected: list[tuple[ChainSetup, int]]) -> Init:
         """Our `Init`: the primary chain, and every further chain in `chains`."""

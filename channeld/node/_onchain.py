@@ -8,7 +8,10 @@ timestamp is fed as `ActionTick`: withdraws expire and settlement is decided in 
 `TransactionWorker` executes the outbox in order, one transaction at a time. Every operation is
 re-checked against the on-chain view right before it is sent, so a re-send after a crash or a duplicate
 (both partners settling) is skipped instead of reverting; an entry leaves the outbox only once mined or
-refused for good.
+refused for good. A transaction that waits unmined is re-sent with the same nonce and higher fees
+(the sender's `FeePolicy`; a dispute escalates toward the fee cap as its deadline minus the safety
+margin nears). After a restart, the re-sent outbox row takes the nonce of whatever the last run left
+in the pool (`TransactionSender.take_over_pool`), so it replaces it rather than queueing behind it.
 """
 
 from __future__ import annotations
@@ -31,12 +34,15 @@ from channeld.chain import (
     RawLog,
     RpcFailed,
     RpcUnreachable,
+    SubmittedTx,
     TransactionReverted,
     TransactionSender,
     TxRequest,
 )
 from channeld.chain import contract as hub
+from channeld.chain.sender import NonceTaken
 from channeld.errors import ChainError, ChanneldError
+from channeld.node._batch import BATCH_OPERATIONS, batch_transaction
 from channeld.node._channels import ChannelService
 from channeld.node._events import EventBus
 from channeld.node._opens import find_opened
@@ -56,7 +62,9 @@ from channeld.store import ChainCursor, Namespace
 log = logging.getLogger("channeld.node")
 T = TypeVar("T")
 APPROVE_SELECTOR = bytes.fromhex("095ea7b3")
-_IGNORED_EVENTS = (hub.PayoutDeferred, hub.PayoutClaimed, hub.SecretRevealed, hub.ChannelUnlocked)
+# a ChannelUnlocked is applied to the on-chain view only (no protocol input): an unlock of the same side
+# queued by this node, or re-sent, is then skipped rather than reverted
+_IGNORED_EVENTS = (hub.PayoutDeferred, hub.PayoutClaimed, hub.SecretRevealed)
 
 
 class WrongChain(ChainError):
@@ -123,6 +131,7 @@ class ChainWatcher:
         self.follower = EventFollower(chain.backend, contract, cursor, deploy_block, confirmations)
         self.head = 0
         self.chain_time = 0
+        self.fresh_as_of = float("-inf")  # trio time the newest read of head and time started
         self.poke = trio.Event()
         # while the RPC fails: since when (wall-clock seconds) and the last error, for `info` and the API
         self.failed_since: float | None = None
@@ -192,11 +201,10 @@ class ChainWatcher:
             position = update.cursor.position
             if position.hash:
                 round_no = self.service.set_cursor(ChainCursor(position.number, position.hash), self.ns)
+        started = trio.current_time()
         self.head, self.chain_time = await self.chain.run(self._head_and_time)
+        self.fresh_as_of = started
         round_no = max(round_no, self._tick(self.chain_time))
-        # the round with our cursor may have been submitted while we read the head: a tick that changed
-        # nothing then sits in the next round, which nothing else may ever mark for committing
-        self.service.ensure_round(round_no)
         await self.service.wait_round(round_no)
         return update.caught_up
 
@@ -205,11 +213,14 @@ class ChainWatcher:
         return backend.head(), backend.timestamp()
 
     def _tick(self, now: int) -> int:
-        round_no = 0
+        ticked = False
         for cid, entry in self.service.on_chain(self.ns):
             if entry.state.now < now:
-                round_no = self.service.apply(cid, ActionTick(now))
-        return round_no
+                self.service.apply(cid, ActionTick(now))
+                ticked = True
+        # a tick that only moves the clock writes nothing and leaves the round empty: a callback makes
+        # sure the round we wait for is carried out all the same
+        return self.service.after_commit(lambda: None) if ticked else 0
 
     def _apply_log(self, raw: RawLog) -> None:
         try:
@@ -271,6 +282,8 @@ class ChainWatcher:
         for participant, deposit in ((p1, event.deposit1), (p2, event.deposit2)):
             if deposit:
                 self.service.apply(event.channel_id, ContractReceiveDeposit(participant, deposit))
+                # a deposit made by the open itself: audited like one, so balances can be replayed
+                self.service.audit_chain_event(event.channel_id, "deposit", participant, deposit)
         self.bus.publish("channel_opened", event.channel_id, partner="0x" + partner.hex())
         self.on_new_channel(peer_id, event.channel_id)
 
@@ -296,7 +309,7 @@ class OperationStatus:
 class TransactionWorker:
     def __init__(self, chain: ChainAccess, sender: TransactionSender, service: ChannelService,
                  ns: Namespace, contract: str, bus: EventBus, *, safety_margin: float = 300.0,
-                 receipt_timeout: float = 60.0, poll_interval: float = 0.05) -> None:
+                 poll_interval: float = 0.05) -> None:
         self.chain = chain
         self.sender = sender
         self.service = service
@@ -304,7 +317,6 @@ class TransactionWorker:
         self.contract = contract
         self.bus = bus
         self.safety_margin = safety_margin
-        self.receipt_timeout = receipt_timeout
         self.poll_interval = poll_interval
         self.operations: dict[int, OperationStatus] = {}
         self.chain_time: Callable[[], int] = lambda: 0
@@ -322,6 +334,9 @@ class TransactionWorker:
         return max(found, key=lambda op: op.seq) if found else None
 
     async def run(self) -> None:
+        # Every transaction of this account comes from an outbox row, and a row stays until mined: so
+        # whatever an earlier run left in the pool is re-derived here and must replace, not queue behind.
+        self.sender.take_over_pool()
         while True:
             changed = self.service.outbox_event(self.ns)
             waiting = list(self.service.store.iter_outbox(self.ns))
@@ -363,25 +378,49 @@ class TransactionWorker:
         return found is not None
 
     async def _send(self, status: OperationStatus, op: Operation, request: TxRequest) -> None:
+        deadline = None
         if op.kind == "update":
-            left = int(op.args[6]) - self.chain_time()
+            deadline = int(op.args[6])
+            left = deadline - self.chain_time()
             if left < self.safety_margin:
                 log.warning("dispute of channel 0x%s submitted only %d s before its deadline",
                             bytes(op.args[0]).hex(), left)
         approval = self._approval(op)
         if approval is not None:
-            await self._mine(await self.chain.run(self.sender.submit, approval))
+            await self._mine(await self.chain.run(self.sender.submit, approval), None, None)
         submitted = await self.chain.run(self.sender.submit, request)
         status.status, status.tx_hash = "sent", submitted.tx_hash
-        await self._mine(submitted)
+        await self._mine(submitted, deadline, status)
 
-    async def _mine(self, submitted: Any) -> None:
-        with trio.fail_after(self.receipt_timeout):
-            while True:
-                receipt = await self.chain.run(self.sender.check_receipt, submitted)
-                if receipt is not None:
-                    return
-                await trio.sleep(self.poll_interval)
+    async def _mine(self, submitted: SubmittedTx, deadline: int | None, status: OperationStatus | None
+                    ) -> None:
+        """Wait for any version of `submitted` to be mined, re-sending it with higher fees meanwhile."""
+        newest, next_bump = submitted, self.sender.fee_policy.bump_after
+        while True:
+            if await self.chain.run(self.sender.check_receipt, newest) is not None:
+                return
+            if self.sender.waited(newest) >= next_bump:
+                newest, next_bump = await self._bump(newest, deadline)
+                if status is not None:
+                    status.tx_hash = newest.tx_hash
+            await trio.sleep(self.poll_interval)
+
+    async def _bump(self, newest: SubmittedTx, deadline: int | None) -> tuple[SubmittedTx, float]:
+        """The re-sent version (or `newest` again at the cap) and how long it may wait unmined."""
+        if await self.chain.run(self.sender.nonce_taken, newest):
+            # someone else used this account's nonce: the row is re-checked and sent afresh
+            raise NonceTaken(f"nonce {newest.nonce} was used by another transaction of this account")
+        time_left = None if deadline is None else deadline - self.safety_margin - self.chain_time()
+        replacement = await self.chain.run(self.sender.bump, newest, time_left)
+        interval = self.sender.fee_policy.bump_after
+        if replacement is None:
+            log.warning("transaction 0x%s (nonce %d) unmined at the fee cap of %d wei per gas",
+                        newest.tx_hash.hex(), newest.nonce, self.sender.fee_policy.fee_cap)
+            return newest, self.sender.waited(newest) + interval
+        log.info("transaction 0x%s (nonce %d) unmined after %.0f s: re-sent as 0x%s at %d wei per gas%s",
+                 newest.tx_hash.hex(), newest.nonce, self.sender.waited(newest), replacement.tx_hash.hex(),
+                 replacement.max_fee, "" if time_left is None else f", {time_left:.0f} s before the margin")
+        return replacement, interval
 
     def _approval(self, op: Operation) -> TxRequest | None:
         """An ERC-20 approve for opens and deposits in a token (ether needs none)."""
@@ -405,6 +444,8 @@ class TransactionWorker:
             partner_cs = to_checksum_address(bytes(partner))
             data = hub.encode_open_channel(partner_cs, token_cs, int(period), int(salt), int(deposit))
             return TxRequest(to=self.contract, data=data, value=int(deposit) if token_cs == hub.ETHER else 0)
+        if op.kind in BATCH_OPERATIONS:
+            return batch_transaction(self, op)
         if op.kind == "register_secret":
             if self.registry is None:
                 raise ChainError("the secret registry's address is not known yet")

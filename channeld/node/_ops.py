@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 import trio
 from eth_utils import is_address, to_checksum_address
 
+from channeld.chain import contract as hub
 from channeld.errors import LocalFault
-from channeld.limits import RiskLedger, check_channel_open, check_payment, record_payment
+from channeld.limits import LimitContext, RiskLedger, check_channel_open, check_onchain_spend
 from channeld.node._channels import ChannelEntry
 from channeld.node._onchain import OperationStatus
 from channeld.node._opens import open_salt
@@ -29,6 +30,7 @@ from channeld.protocol import (
     ActionPay,
     ActionWithdraw,
     ChannelStatus,
+    EventPaymentRefused,
     EventPaymentSent,
     KnownKey,
     TooManyInFlight,
@@ -40,10 +42,23 @@ if TYPE_CHECKING:
 
 WITHDRAW_WINDOW = 3600
 PARTNER_TIMEOUT = 30.0
+# gas an open or deposit may burn, ERC-20 approve included (docs/gas.md: at most ~64k + ~46k): counted
+# with the value against limits.min_onchain_reserve
+SPEND_GAS_ALLOWANCE = 150_000
 
 
 class OperationRefused(LocalFault):
     """A user request that the channel's state or the node's limits do not allow (nothing changed)."""
+
+
+BATCH_CONSENT_TIMEOUT = 10.0
+BATCH_SCHEMES = ("auto", "ecdsa", "bls")
+
+
+def _batch_scheme(scheme: str) -> str:
+    if scheme not in BATCH_SCHEMES:
+        raise OperationRefused(f"scheme {scheme[:20]!r} is not one of {', '.join(BATCH_SCHEMES)}")
+    return scheme
 
 
 def channel_json(cid: bytes, entry: ChannelEntry, chain: str | None = None) -> dict[str, Any]:
@@ -61,6 +76,9 @@ def channel_json(cid: bytes, entry: ChannelEntry, chain: str | None = None) -> d
 class NodeOperations:
     ledger: RiskLedger = RiskLedger()
     _slots: dict[bytes, trio.Semaphore]
+    # per channel, our proof the partner refused last (nonce, reason): while it waits unaccepted, every
+    # later proof would wait behind it at the partner, so new payments on that channel are refused
+    _refused: dict[bytes, tuple[int, str]]
 
     def _self(self) -> Node:
         return self  # type: ignore[return-value]
@@ -138,47 +156,92 @@ class NodeOperations:
             raise OperationRefused(f"cannot pay {amount}: the channel's balance on our side is {best[0]}")
         return best[1]
 
-    async def _pay_in_slot(self, node: Node, cid: bytes, peer_id: bytes, amount: int, now: float,
+    def note_refusal(self, outcome: EventPaymentSent | EventPaymentRefused) -> None:
+        """Payment listener: remember on which channel the partner refused one of our proofs (a payment
+        or a lock message; whether or not a caller still waits for it)."""
+        if not isinstance(outcome, EventPaymentRefused):
+            return
+        for cid, entry in self._self().channels.channels.items():
+            state = entry.state
+            for msg in (*state.in_flight, *state.locks_in_flight):
+                ours = getattr(msg, "payment_id", 0) == outcome.payment_id  # LockExpired has none: 0
+                if ours and msg.balance_proof.nonce == outcome.nonce:
+                    self._refused[cid] = (outcome.nonce, outcome.reason)
+                    return
+
+    def _check_not_stalled(self, cid: bytes) -> None:
+        """Refuse at once while the partner's refusal of one of our proofs stands on this channel."""
+        refused = self._refused.get(cid)
+        if refused is None:
+            return
+        nonce, reason = refused
+        state = self._self().channels.entry(cid).state
+        if not any(m.balance_proof.nonce == nonce for m in (*state.in_flight, *state.locks_in_flight)):
+            del self._refused[cid]  # accepted since (re-establishment offered it again)
+            return
+        raise OperationRefused(f"the partner refused our payment with nonce {nonce} ({reason}); later "
+                               f"payments on channel 0x{cid.hex()} would wait behind it until it is "
+                               "accepted on reconnection: close the channel if this persists")
+
+    def _limits_for(self, peer_id: bytes) -> LimitContext:
+        """The risk limits and ledger a payment to `peer_id` is checked against, as of now."""
+        return LimitContext(self._self().config.limits, self.ledger, peer_id.hex(), time.time())
+
+    async def _apply_pay(self, node: Node, cid: bytes, peer_id: bytes, payment_id: int, amount: int,
+                         metadata: bytes) -> int:
+        """Sign the payment (the protocol checks the risk limits first) and count it in the ledger."""
+        while True:
+            self._check_not_stalled(cid)  # a refusal may have come while this payment waited
+            limits = self._limits_for(peer_id)
+            try:
+                round_no = node.channels.apply(cid, ActionPay(payment_id, amount, metadata, limits))
+                break
+            except TooManyInFlight:
+                await node.channels.wait_next_round()  # the partner's acknowledgements free the window
+        self.ledger = limits.recorded(amount)  # no checkpoint since the check: nothing slipped in
+        return round_no
+
+    async def _pay_in_slot(self, node: Node, cid: bytes, peer_id: bytes, amount: int,
                            timeout: float, metadata: bytes = b"") -> tuple[object, float, int]:
         payment_id = secrets.randbits(63)
         done = trio.Event()
-        node.channels.payment_results[payment_id] = done
         started = time.perf_counter()
-        while True:
-            try:
-                round_no = node.channels.apply(cid, ActionPay(payment_id, amount, metadata))
-                break
-            except TooManyInFlight:
-                await node.channels.wait_next_round()  # refused payments stay in flight until re-sent
-        self.ledger = record_payment(self.ledger, peer_id.hex(), amount, now)
-        await node.channels.wait_round(round_no)
-        with trio.move_on_after(timeout):
+        deadline = trio.current_time() + timeout
+        with trio.move_on_at(deadline) as waiting:
+            round_no = await self._apply_pay(node, cid, peer_id, payment_id, amount, metadata)
+        if waiting.cancelled_caught:
+            raise OperationRefused(f"{MAX_IN_FLIGHT} payments waited for the partner's acceptance for "
+                                   f"{timeout}s; this one was not signed (nothing was paid)")
+        node.channels.payment_results[payment_id] = done  # before any checkpoint: no outcome is missed
+        with trio.move_on_at(deadline):
+            await node.channels.wait_round(round_no)
             await done.wait()
         node.channels.payment_results.pop(payment_id, None)
-        return node.channels.payment_outcomes.pop(payment_id, None), started, payment_id
+        outcome = node.channels.payment_outcomes.pop(payment_id, None)
+        return outcome, started, payment_id
 
     async def pay(self, peer_id: bytes, amount: int, timeout: float = PARTNER_TIMEOUT,
                   metadata: bytes = b"", max_fee: int | None = None,
                   chain: str | None = None) -> dict[str, Any]:
         """Pay `amount` to `peer_id` over our channel with it (on `chain`, if named); return once the
-        partner accepted it."""
+        partner accepted it.
+
+        The risk limits are checked by the protocol before anything is signed (`RiskLimitExceeded`
+        names the limit); a payment the partner refuses returns at once with its reason.
+        """
         node = self._self()
         if not any(e.state.status is ChannelStatus.OPEN for _, e in node.channels.of_peer(peer_id)):
             from channeld.node._transfers import pay_routed  # multi-hop: no channel of ours reaches it
 
-            # the same risk limits as a direct payment, checked before any lock is signed
-            now = time.time()
-            check_payment(node.config.limits, self.ledger, peer_id.hex(), amount, now)
-            self.ledger = record_payment(self.ledger, peer_id.hex(), amount, now)
-            return await pay_routed(node, peer_id, amount, metadata, timeout, max_fee)
+            limits = self._limits_for(peer_id)
+            limits.check(amount)  # before route finding too, so the limit is what a refusal names
+            return await pay_routed(node, peer_id, amount, metadata, timeout, max_fee, limits)
         cid = self._payable(peer_id, amount, chain)
         room = self._room(cid)
         room.check_usable()
-        now = time.time()
-        check_payment(node.config.limits, self.ledger, peer_id.hex(), amount, now)
         slots = self._slots.setdefault(cid, trio.Semaphore(MAX_IN_FLIGHT))
         async with slots:  # FIFO back-pressure: at most MAX_IN_FLIGHT of our payments wait for acceptance
-            outcome, started, payment_id = await self._pay_in_slot(node, cid, peer_id, amount, now, timeout,
+            outcome, started, payment_id = await self._pay_in_slot(node, cid, peer_id, amount, timeout,
                                                                    metadata)
         result = {"payment_id": payment_id, "channel_id": "0x" + cid.hex(), "amount": str(amount),
                   "chain": room.name, "chain_id": room.chain_id}
@@ -214,10 +277,11 @@ class NodeOperations:
             raise OperationRefused("a channel needs another node")
         if not 0 < challenge_period < 1 << 64:
             raise OperationRefused(f"challenge period {challenge_period} is out of range")
-        await node.peers.connect(uri)
-        partner = KnownKey(peer.node_id).address
         if token is not None and not is_address(token):
             raise OperationRefused(f"token {token[:60]!r} is not an address")
+        await self._check_reserve(deposit if token is None else 0, room)
+        await node.peers.connect(uri)
+        partner = KnownKey(peer.node_id).address
         token_bytes = bytes(20) if token is None else addr_bytes(token)
         await check_token(room, token_bytes)
         # the salt records the head block, so a re-send after a crash can find this open on chain
@@ -237,7 +301,19 @@ class NodeOperations:
             raise OperationRefused("a deposit must be positive")
         total = entry.state.our.deposit + amount
         check_channel_open(self._self().config.limits, total)
+        await self._check_reserve(amount if entry.onchain.state.token == hub.ETHER else 0, self._room(cid))
         return await self._queue(Operation("deposit", (cid, total)))
+
+    async def _check_reserve(self, value: int, room: ChainRoom) -> None:
+        """Refuse an open or deposit sending `value` wei (plus its gas) that would take our account below
+        `limits.min_onchain_reserve`. Closes, disputes and settles are never held to it: they protect
+        the funds the reserve is kept for. Each chain's account balance is its own."""
+        node = self._self()
+        backend = room.chain.backend
+        balance = await room.chain.run(backend.balance, node.key.address)
+        base_fee, priority = await room.chain.run(backend.fee_basis)
+        spend = value + SPEND_GAS_ALLOWANCE * (2 * base_fee + priority)  # the sender's own fee cap
+        check_onchain_spend(node.config.limits, balance, spend)
 
     async def withdraw(self, cid: bytes, amount: int, to: str | None = None) -> OperationStatus | None:
         """Ask the partner to co-sign; the transaction is queued when its signature arrives."""
@@ -266,6 +342,31 @@ class NodeOperations:
                     if event.kind == "transaction_queued" and event.channel_id == cid and found is not None:
                         return found
         return None
+
+    # --- batches (node/_batch.py) --------------------------------------------------------------------
+
+    async def batch_withdraw(self, min_amount: int = 0, to: str | None = None, scheme: str = "auto",
+                             timeout: float = BATCH_CONSENT_TIMEOUT) -> list[dict[str, Any]]:
+        """Withdraw our balance from every open channel holding at least `min_amount`, one transaction
+        per token, paid to `to` (default: our address); partners who do not consent in time are left out."""
+        from channeld.wire import BATCH_WITHDRAW
+
+        if min_amount < 0:
+            raise OperationRefused("the minimum amount must not be negative")
+        receiver = None if to is None else addr_bytes(to)
+        return await self._self().batch.run_batches(BATCH_WITHDRAW, scheme=_batch_scheme(scheme),
+                                                     min_amount=min_amount, receiver=receiver,
+                                                     timeout=timeout)
+
+    async def batch_close(self, scheme: str = "auto", to: str | None = None,
+                          timeout: float = BATCH_CONSENT_TIMEOUT) -> list[dict[str, Any]]:
+        """Close every open channel cooperatively, one transaction per token: each partner is paid its
+        balance, ours go to `to` (default: our address)."""
+        from channeld.wire import BATCH_CLOSE
+
+        receiver = None if to is None else addr_bytes(to)
+        return await self._self().batch.run_batches(BATCH_CLOSE, scheme=_batch_scheme(scheme),
+                                                     receiver=receiver, timeout=timeout)
 
     async def settle(self, cid: bytes) -> OperationStatus:
         node = self._self()

@@ -43,6 +43,9 @@ from channeld.transport import (
 )
 from channeld.wire import (
     ZERO32,
+    BatchConsent,
+    BatchConsentRequest,
+    BatchRefusal,
     ChannelGossip,
     ChannelOpened,
     Error,
@@ -122,6 +125,8 @@ class PeerService:
         self.on_secret: Callable[[bytes, bytes], None] = lambda peer_id, secret: None
         # A signed channel announcement (node/_gossip.py checks it against the chain and relays it).
         self.on_gossip: Callable[[bytes, ChannelGossip], None] = lambda peer_id, message: None
+        # Batch settlement consent, asked of us or answered to us (node/_batch.py).
+        self.on_batch: Callable[[bytes, Message], None] = lambda peer_id, message: None
 
     def load(self) -> None:
         for pubkey, raw in self.store.iter_peers():
@@ -275,6 +280,8 @@ class PeerService:
             if isinstance(message, Error):
                 log.info("peer %s reports error %d: %s", session.node_id.hex()[:16], message.code,
                          message.text)
+            elif isinstance(message, BatchConsentRequest | BatchConsent | BatchRefusal):
+                self.on_batch(session.node_id, message)
             return
         entry = self.channels.channels.get(cid)
         if entry is None or entry.peer_id != session.node_id:

@@ -136,9 +136,12 @@ class Operation:
     @property
     def channel_id(self) -> bytes | None:
         first = self.args[0] if self.args else None
-        return first if self.kind not in ("open", "register_secret") and isinstance(first, bytes) else None
+        return first if self.kind not in NO_CHANNEL_KINDS and isinstance(first, bytes) else None
 
 
 # register_secret (secret, deadline) and unlock (channel, sender, receiver, packed_locks): multi-hop claims
+# batch (calldata, expiry), register_bls_key (key, proof), register_bls_signers (addresses, keys): batches
 OPERATION_KINDS = frozenset({"open", "deposit", "withdraw", "close", "update", "settle", "coop",
-                             "register_secret", "unlock"})
+                             "register_secret", "unlock", "batch", "register_bls_key",
+                             "register_bls_signers"})
+NO_CHANNEL_KINDS = frozenset({"open", "register_secret", "batch", "register_bls_key", "register_bls_signers"})

@@ -28,6 +28,7 @@ from channeld.chain import (
     start_embedded,
     verify_deployment,
 )
+from channeld.chain.sender import FeePolicy
 from channeld.config import ChainConfig
 from channeld.errors import ChainError, ConfigError, LocalFault
 from channeld.keys import NodeKey
@@ -93,6 +94,7 @@ class RoomContext:
     peer_of: Callable[[bytes], bytes | None]
     on_new_channel: Callable[[bytes, bytes], None]
     safety_margin: float
+    fees: FeePolicy
 
 
 class ChainRoom:
@@ -115,7 +117,7 @@ class ChainRoom:
             poll_interval=config.poll_interval)
         artifact = load_artifact("ChannelHub")
         account = Account.from_key(context.key.private_key.secret)
-        sender = TransactionSender(setup.backend, account, artifact.abi)
+        sender = TransactionSender(setup.backend, account, artifact.abi, fee_policy=context.fees)
         self.worker = TransactionWorker(self.chain, sender, context.service, self.ns, setup.contract,
                                         context.bus, safety_margin=context.safety_margin)
         self.worker.chain_time = lambda: self.watcher.chain_time

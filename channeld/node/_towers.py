@@ -8,6 +8,10 @@ marked channel is handed to every tower. `TowerClient.push` returns at once; the
 `BalanceProofUpdate` authorization, sends, redials and re-syncs in its own task. So under load a channel
 is pushed at most `1 / PUSH_INTERVAL` times per second whatever the payment rate: only the newest proof
 matters. A (re)start and a newly added tower trigger a push of every channel's newest proof.
+
+`last_push_at` (per tower, unix seconds) is when its client was last seen to have sent a proof, looked
+at on every feeder tick; it is kept in the tower's journal record (an unsynced write, so a restart keeps
+it and at worst an OS crash loses the newest stamp).
 """
 
 from __future__ import annotations
@@ -16,13 +20,13 @@ import builtins
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import trio
 
 from channeld.errors import LocalFault
 from channeld.node._events import NodeEvent
-from channeld.protocol import ChannelStatus
+from channeld.protocol import ChannelStatus, partner_proof_for_chain
 from channeld.transport import BadPeerUri, PeerUri
 from channeld.watchtower.client import TowerClient
 from channeld.wire import BalanceProof
@@ -54,6 +58,7 @@ class TowerSet:
         self._rescan = True
         self._nursery: trio.Nursery | None = None
         self.pushes = 0
+        self._sent_seen: dict[str, int] = {}  # each client's pushes_sent when last looked at
 
     def _client(self, uri: PeerUri) -> TowerClient:
         node = self.node
@@ -76,10 +81,10 @@ class TowerSet:
         self._start(parsed)
         return self.describe(str(parsed))
 
-    def describe(self, uri: str) -> dict[str, Any]:
+    def describe(self, uri: str, last_push_at: float | None = None) -> dict[str, Any]:
         client = self.clients.get(uri)
         found = {"uri": uri, "connected": False, "channels": 0, "pending": 0, "pushes_sent": 0,
-                 "accepted": 0, "refused": 0, "connects": 0}
+                 "accepted": 0, "refused": 0, "connects": 0, "last_push_at": last_push_at}
         if client is not None:
             stats = client.statistics()
             # pending counts what the client still has to get accepted, plus what the feeder has not
@@ -98,7 +103,8 @@ class TowerSet:
         return self.unfed() == 0 and all(client.is_synced() for client in self.clients.values())
 
     def list(self) -> builtins.list[dict[str, Any]]:
-        return [self.describe(str(record.get("uri"))) for _, record in self.node.journal.items(TOWERS_TABLE)]
+        return [self.describe(str(record.get("uri")), _stamp(record.get("last_push_at")))
+                for _, record in self.node.journal.items(TOWERS_TABLE)]
 
     # --- running -------------------------------------------------------------------------------------
 
@@ -113,6 +119,7 @@ class TowerSet:
             task_status.started()
             while True:
                 self.feed()
+                self.note_pushes(time.time())
                 await trio.sleep(PUSH_INTERVAL)
 
     def _start(self, uri: PeerUri) -> None:
@@ -149,6 +156,17 @@ class TowerSet:
         self.pushes += pushed
         return pushed
 
+    def note_pushes(self, now: float) -> None:
+        """Stamp every tower whose client sent a proof since the last look."""
+        for uri, client in self.clients.items():
+            sent = client.statistics().pushes_sent
+            if sent > self._sent_seen.get(uri, 0):
+                self._sent_seen[uri] = sent
+                key = client.uri.node_id.hex()
+                record = self.node.journal.get(TOWERS_TABLE, key)
+                if record is not None:
+                    self.node.journal.put(TOWERS_TABLE, key, {**record, "last_push_at": now})
+
     def _proofs(self, channel_ids: builtins.list[bytes]) -> Iterator[BalanceProof]:
         for cid in channel_ids:
             entry = self.node.channels.channels.get(cid)
@@ -156,4 +174,9 @@ class TowerSet:
                 continue
             state = entry.state
             if state.status in (ChannelStatus.OPEN, ChannelStatus.CLOSED) and state.partner.proof is not None:
-                yield state.partner.proof
+                # the tower checks `v` (ecrecover) as the contract will; payments only checked (r, s)
+                yield cast(BalanceProof, partner_proof_for_chain(state))
+
+
+def _stamp(raw: object) -> float | None:
+    return float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else None

@@ -11,6 +11,15 @@ changed, before any message that depends on them leaves. Inputs, per secrethash:
 * the secret registry's `SecretRevealed` logs and each block's time, in that order, after the channels
   heard them (`run`).
 
+A partner's `SecretReveal` that arrives while our chain view is stale (no read of the chain's time has
+completed for a few polls' time: the node was frozen, or the endpoint is down) waits until a read that
+started after it completes: acting on it with an old clock could make a mediator unlock a downstream lock
+that in fact expired long ago, while its own upstream lock is expired back to its payer.
+
+A `LockExpired` of ours that the partner refuses as premature (its chain view lags ours: a node that was
+frozen or offline wakes with a stale clock) stays in flight; `run` sends it again, sooner at first and
+then less often, until the partner accepts it or the channel closes.
+
 A machine that is done is deleted from the store in the round that finished it.
 """
 
@@ -26,11 +35,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import trio
-from eth_utils import to_checksum_address
+from eth_utils import keccak, to_checksum_address
 
 from channeld.chain import TxRequest
 from channeld.chain import contract as hub
 from channeld.errors import ChanneldError, LocalFault
+from channeld.limits import LimitContext
 from channeld.node._records import Operation
 from channeld.protocol import (
     TRANSITIONS,
@@ -43,11 +53,13 @@ from channeld.protocol import (
     EventLockExpired,
     EventLockReceived,
     EventLockUnlocked,
+    EventPaymentRefused,
     EventRouteFailed,
     EventTransferFailed,
     EventTransferReceived,
     EventTransferSucceeded,
     InitiatorState,
+    LockNotExpired,
     MediatorState,
     TargetState,
     TransferEffect,
@@ -55,12 +67,13 @@ from channeld.protocol import (
     handle_mediator,
     handle_target,
     issue_request,
+    refusal_code,
     start_mediation,
     start_payment,
     transfer_from_record,
     transfer_to_record,
 )
-from channeld.wire import SecretReveal
+from channeld.wire import LockExpired, SecretReveal
 
 if TYPE_CHECKING:
     from channeld.node._node import Node
@@ -69,6 +82,12 @@ log = logging.getLogger("channeld.node")
 PaymentState = InitiatorState | MediatorState | TargetState
 ISSUED = "requests"  # PaymentRequestBook's journal table of the requests we issued
 TICK_INTERVAL = 0.1
+RETRY_FIRST = 1.0  # seconds before a refused `LockExpired` is sent again; doubled after each refusal
+RETRY_LONGEST = 60.0
+LOCK_NOT_EXPIRED = refusal_code(LockNotExpired(""))
+# seconds without a completed chain read (at least, and in polls) after which our clock may be far behind
+STALE_VIEW, STALE_POLLS = 1.0, 3
+MAX_DEFERRED_REVEALS = 1024
 
 
 class TransferFailed(LocalFault):
@@ -107,6 +126,9 @@ class TransferService:
         self._payments_now = 0  # the time of the block before the newest: the payment machines' clock
         self._registry: str | None = None
         self._next_registry_block = 0
+        # (channel, nonce) of our refused `LockExpired` messages -> (trio time to resend, delay used)
+        self._retries: dict[tuple[bytes, int], tuple[float, float]] = {}
+        self._deferred: list[tuple[float, bytes]] = []  # (trio time of arrival, secret) of held reveals
 
     def load(self, deploy_block: int) -> int:
         for key, raw in self.node.store.iter_payments(self.node.ns):
@@ -123,9 +145,32 @@ class TransferService:
                 self._lock_received(effect)
             elif isinstance(effect, EventLockUnlocked | EventLockExpired):
                 self._to_payment(effect.secrethash, effect)
+            elif isinstance(effect, EventPaymentRefused) and effect.code == LOCK_NOT_EXPIRED:
+                self._retry_later(cid, effect.nonce)
 
     def on_secret(self, peer_id: bytes, secret: bytes) -> None:
-        self._to_payment(hashlib.sha256(secret).digest(), SecretReveal(secret))
+        watcher = self.node.watcher
+        if trio.current_time() - watcher.fresh_as_of <= max(STALE_VIEW, STALE_POLLS * watcher.poll_interval):
+            self._reveal(secret)
+        elif len(self._deferred) < MAX_DEFERRED_REVEALS:
+            self._deferred.append((trio.current_time(), secret))
+
+    def _reveal(self, secret: bytes) -> None:
+        """The payment hears the newest chain time first: payments otherwise run a block behind (see
+        `run`), and a mediator reloaded after a restart would judge its downstream lock by the time it
+        stopped at. Whether a lock is still claimable is decided with the latest time we know."""
+        secrethash = hashlib.sha256(secret).digest()
+        self._to_payment(secrethash, ActionTick(self._chain_now()))
+        self._to_payment(secrethash, SecretReveal(secret))
+
+    def reveal_deferred(self) -> int:
+        """Apply the held reveals that a chain read started after them has caught up with; how many."""
+        fresh = self.node.watcher.fresh_as_of
+        ready = [secret for at, secret in self._deferred if at <= fresh]
+        self._deferred = [(at, secret) for at, secret in self._deferred if at > fresh]
+        for secret in ready:
+            self._reveal(secret)
+        return len(ready)
 
     def _lock_received(self, event: EventLockReceived) -> None:
         secrethash = event.lock.secrethash
@@ -143,7 +188,8 @@ class TransferService:
             log.info("not forwarding payment %d (routing.forward = no)", event.payment_id)
             return
         payer = self.channels.entry(event.channel_id).state
-        self._effects(*start_mediation(event, payer, self._by_partner(), self.node.gossip.fees))
+        self._effects(*start_mediation(event, payer, self._by_partner(), self.node.gossip.fees,
+                                       self.channels.limits))
 
     def _issued_request(self, secrethash: bytes) -> TargetState | None:
         """A target machine for an open request of ours with this hash (None: we never issued one)."""
@@ -238,6 +284,28 @@ class TransferService:
             self._outcomes[effect.secrethash] = effect
             waiter.set()
 
+    # --- refused lock expiries -------------------------------------------------------------------------
+
+    def _retry_later(self, cid: bytes, nonce: int) -> None:
+        _, delay = self._retries.get((cid, nonce), (0.0, RETRY_FIRST / 2))
+        delay = min(delay * 2, RETRY_LONGEST)
+        self._retries[(cid, nonce)] = (trio.current_time() + delay, delay)
+
+    def resend_refused(self) -> int:
+        """Send again each refused `LockExpired` whose delay is over; how many were sent."""
+        now, sent = trio.current_time(), 0
+        for (cid, nonce), (due, delay) in list(self._retries.items()):
+            entry = self.channels.channels.get(cid)
+            message = None if entry is None else _lock_expired_in_flight(entry.state, nonce)
+            if entry is None or message is None or entry.state.status is not ChannelStatus.OPEN:
+                del self._retries[(cid, nonce)]  # accepted meanwhile, or the chain settles it now
+            elif due <= now:
+                # the message is part of the stored state since it was first sent: no new round needed
+                self.node.peers.send(entry.peer_id, message)
+                self._retries[(cid, nonce)] = (float("inf"), delay)  # the next refusal schedules again
+                sent += 1
+        return sent
+
     # --- time and the registry ------------------------------------------------------------------------
 
     def _chain_now(self) -> int:
@@ -253,13 +321,15 @@ class TransferService:
             now = self.node.watcher.chain_time
             if now > self._now:
                 # payments run a block behind: a partner that has not yet seen the block that expired
-                # our lock refuses the `LockExpired` as premature, and a refused proof is only resent on
-                # reconnect, leaving both sides disagreeing about the lock meanwhile (a block is far
-                # shorter than a reveal timeout, the margin every claim keeps)
+                # our lock would refuse the `LockExpired` as premature (it is then sent again, but
+                # most refusals are avoided this way; a block is far shorter than a reveal timeout,
+                # the margin every claim keeps)
                 self._payments_now, self._now = self._now, now
                 if self._payments_now:
                     for secrethash in list(self.payments):
                         self._to_payment(secrethash, ActionTick(self._payments_now))
+            self.reveal_deferred()
+            self.resend_refused()
             await trio.sleep(TICK_INTERVAL)
 
     async def _registrations(self) -> None:
@@ -294,15 +364,21 @@ class TransferService:
     # --- paying ---------------------------------------------------------------------------------------
 
     async def pay(self, target: bytes, amount: int, secrethash: bytes, fee_cap: int,
-                  timeout: float) -> PayOutcome:
-        """Pay `amount` to `target` (an address) over routed hops, locked under `secrethash`."""
+                  timeout: float, limits: LimitContext | None = None) -> PayOutcome:
+        """Pay `amount` to `target` (an address) over routed hops, locked under `secrethash`.
+
+        `limits`: the risk limits and ledger the payment is checked against before any lock is signed;
+        the node's ledger counts it from then on.
+        """
         if secrethash in self.payments:
             raise TransferFailed(f"a payment under hash 0x{secrethash.hex()} is already in progress")
         routes = self.node.gossip.plan(target, amount, fee_cap)
         payment_id = secrets.randbits(63)
-        waiter = self._waiters[secrethash] = trio.Event()
         state, effects = start_payment(payment_id, self.channels.signer.address, amount, secrethash, fee_cap,
-                                       routes, self._states(), self._chain_now())
+                                       routes, self._states(), self._chain_now(), limits)
+        if limits is not None:
+            self.node.ledger = limits.recorded(amount)
+        waiter = self._waiters[secrethash] = trio.Event()
         await self.channels.wait_round(self._effects(state, effects))
         with trio.move_on_after(timeout):
             await waiter.wait()
@@ -332,6 +408,13 @@ class TransferService:
         return found
 
 
+def _lock_expired_in_flight(state: ChannelState, nonce: int) -> LockExpired | None:
+    for message in state.locks_in_flight:
+        if isinstance(message, LockExpired) and message.balance_proof.nonce == nonce:
+            return message
+    return None
+
+
 # --- the transactions a payment asks for ----------------------------------------------------------------
 
 
@@ -345,15 +428,23 @@ def unlock_request(contract: str, channel: hub.OnChainChannel, op: Operation) ->
     if channel.settled is None or channel.cooperative:
         return None
     who = to_checksum_address(bytes(sender))
-    if (channel.unlocked1 if channel.state.is_first(who) else channel.unlocked2):
+    settled = channel.settled_locks()
+    first = channel.state.is_first(who)
+    locked, root = (settled.locked1, settled.locks_root1) if first else (settled.locked2, settled.locks_root2)
+    if locked == 0:
+        return None  # nothing of this side stayed locked, or it was unlocked already (by either side)
+    if keccak(bytes(packed)) != root:
+        # the chain settled on another proof of this side than the locks we hold (an expiry or unlock
+        # the partner never accepted): the partner, who submitted that proof, holds the matching locks
+        log.warning("channel 0x%s: the settled locks root of %s is not that of our locks; not unlocking",
+                    channel.channel_id.hex()[:16], who)
         return None
-    data = hub.encode_unlock(channel.channel_id, channel.settled_locks(), who, bytes(packed))
-    return TxRequest(contract, data)
+    return TxRequest(contract, hub.encode_unlock(channel.channel_id, settled, who, bytes(packed)))
 
 
 
 async def pay_routed(node: Node, peer_id: bytes, amount: int, metadata: bytes, timeout: float,
-                     max_fee: int | None) -> dict[str, object]:
+                     max_fee: int | None, limits: LimitContext | None = None) -> dict[str, object]:
     """`Node.pay` to a node we have no channel with: a routed payment under a payment request's hash."""
     from channeld.client._payreq import hash_from_metadata
     from channeld.node._ops import OperationRefused
@@ -366,7 +457,8 @@ async def pay_routed(node: Node, peer_id: bytes, amount: int, metadata: bytes, t
                                "request (the request's hash locks every hop)")
     fee_cap = amount if max_fee is None else max_fee
     try:
-        outcome = await node.transfers.pay(KnownKey(peer_id).address, amount, secrethash, fee_cap, timeout)
+        outcome = await node.transfers.pay(KnownKey(peer_id).address, amount, secrethash, fee_cap, timeout,
+                                           limits)
     except RoutingError as exc:
         raise OperationRefused(f"{type(exc).__name__}: {exc}") from None
     except TransferFailed as exc:

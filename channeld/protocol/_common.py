@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import lru_cache
 
 from channeld.protocol._errors import WrongChannel
@@ -41,21 +42,54 @@ def check_channel_id(state: ChannelState, channel_id: bytes) -> None:
         raise WrongChannel(f"channel id {channel_id.hex()} is not this channel ({state.channel_id.hex()})")
 
 
+# Digests of proofs just signed or checked: the node's audit log names each payment's proof by its digest,
+# which the signature already needed. Keyed by identity (the entry holds the proof, so its id cannot be
+# reused while cached); emptied when full.
+_DIGESTS: dict[int, tuple[BalanceProof, bytes]] = {}
+_DIGESTS_LIMIT = 4096
+
+
+def _remember_digest(proof: BalanceProof, digest: bytes) -> None:
+    if len(_DIGESTS) >= _DIGESTS_LIMIT:
+        _DIGESTS.clear()
+    _DIGESTS[id(proof)] = (proof, digest)
+
+
 def proof_digest(proof: BalanceProof) -> bytes:
-    return balance_proof_digest(proof.chain_id, proof.contract, proof.channel_id, proof.nonce,
-                                proof.transferred_amount, proof.locked_amount, proof.locks_root)
+    """The EIP-712 digest of `proof` (taken from the cache when this proof was just signed or checked)."""
+    found = _DIGESTS.get(id(proof))
+    if found is not None and found[0] is proof:
+        return found[1]
+    digest = balance_proof_digest(proof.chain_id, proof.contract, proof.channel_id, proof.nonce,
+                                  proof.transferred_amount, proof.locked_amount, proof.locks_root)
+    _remember_digest(proof, digest)
+    return digest
 
 
 def check_partner_proof_signature(state: ChannelState, proof: BalanceProof) -> None:
-    partner_key(state.partner_public_key).check(proof_digest(proof), proof.signature)
+    """(r, s) verify against the partner's key; `v` is made right by `partner_proof_for_chain` when used."""
+    partner_key(state.partner_public_key).check_rs(proof_digest(proof), proof.signature)
+
+
+def partner_proof_for_chain(state: ChannelState) -> BalanceProof | None:
+    """The partner's latest proof with the `v` the contract's ecrecover needs (one recovery: on close,
+    dispute or a watchtower push, never per payment). A proof is accepted on (r, s) alone, so its `v`
+    as received may be the wrong one of 27 / 28; the partner's signature over the same fields stands."""
+    proof = state.partner.proof
+    if proof is None:
+        return None
+    signature = partner_key(state.partner_public_key).chain_signature(proof_digest(proof), proof.signature)
+    return proof if signature == proof.signature else replace(proof, signature=signature)
 
 
 def sign_our_proof(state: ChannelState, signer: Signer, nonce: int, transferred: int, locked: int,
                    locks_root: bytes) -> BalanceProof:
     digest = balance_proof_digest(state.chain_id, state.contract, state.channel_id, nonce, transferred,
                                   locked, locks_root)
-    return BalanceProof(state.chain_id, state.contract, state.channel_id, nonce, transferred, locked,
-                        locks_root, signer.sign(digest))
+    proof = BalanceProof(state.chain_id, state.contract, state.channel_id, nonce, transferred, locked,
+                         locks_root, signer.sign(digest))
+    _remember_digest(proof, digest)
+    return proof
 
 
 def locks_root_of(proof: BalanceProof | None) -> bytes:

@@ -77,6 +77,11 @@ class BadLock(Refused):
     code = 27
 
 
+class TooManyPendingLocks(BadLock):
+    """A new lock would take the channel over our `limits.max_pending_locks` (a local risk limit; the
+    wire code is the lock rules' 27)."""
+
+
 class UnknownLock(Refused):
     """An unlock or lock-expired message naming a lock that is not pending (or a secret matching none)."""
 

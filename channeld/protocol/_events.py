@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from channeld.limits import LimitContext
 from channeld.protocol._record import to_record
 from channeld.protocol._state import ChannelState
 from channeld.wire import BalanceProof, Lock, Message
@@ -21,11 +22,16 @@ from channeld.wire import BalanceProof, Lock, Message
 
 @dataclass(frozen=True, slots=True)
 class ActionPay:
-    """Pay `amount` to the partner directly (one new signed proof)."""
+    """Pay `amount` to the partner directly (one new signed proof).
+
+    `limits`: the node's risk limits and ledger, checked before the proof is signed (None: only the
+    protocol's own rules apply, as for a wallet or a test).
+    """
 
     payment_id: int
     amount: int
     metadata: bytes = b""
+    limits: LimitContext | None = None
 
 
 @dataclass(frozen=True, slots=True)

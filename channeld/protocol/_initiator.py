@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from channeld.errors import LocalFault
+from channeld.limits import LimitContext, RiskLimits
 from channeld.protocol._events import (
     ActionExpireLock,
     ActionSendLockedTransfer,
@@ -21,7 +22,7 @@ from channeld.protocol._events import (
     ActionUnlock,
     ContractReceiveSecretRegistered,
 )
-from channeld.protocol._locks import lock_problem
+from channeld.protocol._locks import lock_limit_problem, lock_problem
 from channeld.protocol._state import ChannelState, ChannelStatus, balance
 from channeld.protocol._transfer import (
     ChannelDo,
@@ -78,17 +79,21 @@ class InitiatorState:
 
 def start_payment(payment_id: int, initiator: bytes, amount: int, secrethash: bytes, fee_cap: int,
                   routes: tuple[Route, ...], channels: Mapping[bytes, ChannelState],
-                  now: int) -> InitiatorTransition:
+                  now: int, limits: LimitContext | None = None) -> InitiatorTransition:
     """Pay `amount` to the target of `routes` (tried in order) under the target's `secrethash`.
 
     `channels` maps our channel ids to their states, to check a route's first channel before locking.
+    `limits`: the node's risk limits and ledger; the payment is checked against them before any lock
+    is signed, and routes whose first channel holds `limits.max_pending_locks` locks are skipped.
     """
     if type(amount) is not int or amount <= 0 or type(fee_cap) is not int or fee_cap < 0:
         raise LocalFault("amount must be positive and the fee cap non-negative")
+    if limits is not None:
+        limits.check(amount)
     if not routes or len({r.hops[-1] for r in routes if r.hops}) != 1:
         raise LocalFault("a payment needs at least one route, all to the same target")
     state = InitiatorState(payment_id, initiator, amount, secrethash, fee_cap, routes, now)
-    return _next_route(state, channels, 0)
+    return _next_route(state, channels, 0, None if limits is None else limits.limits)
 
 
 def _lock_for(state: InitiatorState, route: Route, channel: ChannelState) -> Lock:
@@ -100,13 +105,14 @@ def _lock_for(state: InitiatorState, route: Route, channel: ChannelState) -> Loc
     return Lock(state.amount + route.fees, expiration, state.secrethash)
 
 
-def _route_problem(state: InitiatorState, route: Route, channel: ChannelState | None) -> str | None:
+def _route_problem(state: InitiatorState, route: Route, channel: ChannelState | None,
+                   limits: RiskLimits | None = None) -> str | None:
     if route.fees > state.fee_cap:
         return f"route via 0x{route.hops[0].hex()} costs {route.fees} in fees, over the cap {state.fee_cap}"
     if channel is None or channel.status is not ChannelStatus.OPEN:
         return f"channel {route.channel_id.hex()} is not open"
     lock = _lock_for(state, route, channel)
-    problem = lock_problem(channel, channel.our, lock)
+    problem = lock_problem(channel, channel.our, lock) or lock_limit_problem(channel, limits)
     if problem is not None:
         return f"route via 0x{route.hops[0].hex()}: {problem}"
     if balance(channel.our, channel.partner, locked=channel.our.locked + lock.amount) < 0:
@@ -116,13 +122,13 @@ def _route_problem(state: InitiatorState, route: Route, channel: ChannelState | 
 
 
 def _next_route(state: InitiatorState, channels: Mapping[bytes, ChannelState],
-                first: int) -> InitiatorTransition:
+                first: int, limits: RiskLimits | None = None) -> InitiatorTransition:
     """Lock on the first usable route from index `first`; none left: the payment failed."""
     failures = list(state.failures)
     for index in range(first, len(state.routes)):
         route = state.routes[index]
         channel = channels.get(route.channel_id)
-        problem = _route_problem(state, route, channel)
+        problem = _route_problem(state, route, channel, limits)
         if problem is not None:
             failures.append(problem)
             continue

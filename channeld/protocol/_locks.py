@@ -3,7 +3,8 @@
 Our lock messages (`LockedTransfer`, `Unlock`, `LockExpired`) each carry our next proof and are sequenced
 and acknowledged exactly like a `Payment`: the receiving side's nonce, signature, hold and duplicate
 rules live in `_payments`; this module checks what each message does to the locks. Receiver rules, after
-nonce and signature: the lock rules (expiry window, at most `MAX_LOCKS`, no repeated secrethash: 27), a
+nonce and signature: the lock rules (expiry at most `MAX_LOCK_LIFETIME` ahead, at most `MAX_LOCKS`, no
+repeated secrethash: 27; a lock that expires too soon is accepted, see `lock_problem`), a
 named lock exists (28), an expiry is really past (29), then the proof's transferred amount, locked amount
 and locks root equal exactly what the change implies (21), and capacity (22).
 """
@@ -13,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from channeld.protocol._common import Transition, sign_our_proof, transition
+from channeld.limits import RiskLimits, check_pending_locks
+from channeld.protocol._common import Transition, partner_proof_for_chain, sign_our_proof, transition
 from channeld.protocol._errors import (
     AmountMismatch,
     BadLock,
@@ -22,6 +24,7 @@ from channeld.protocol._errors import (
     LockNotExpired,
     NotEnoughCapacity,
     TooManyInFlight,
+    TooManyPendingLocks,
     UnknownLock,
 )
 from channeld.protocol._events import (
@@ -101,20 +104,41 @@ def _locked(locks: tuple[Lock, ...]) -> int:
 ZERO_SECRETHASH = secrethash_of(bytes(32))
 
 
-def lock_problem(state: ChannelState, side: Side, lock: Lock) -> str | None:
-    """Why `side` may not add `lock` now, or None (the same rules for sender and receiver)."""
+def lock_problem(state: ChannelState, side: Side, lock: Lock, *, receiving: bool = False) -> str | None:
+    """Why `side` may not add `lock` now, or None.
+
+    A receiver does not refuse a lock for expiring too soon (`receiving`): the clocks of the two sides
+    differ (a sender that was frozen or offline wakes with a stale chain view, a message waits in a
+    socket), and a refused proof can never be replaced, so every later proof of the sender would wait
+    behind its nonce and the channel would be stuck. Accepting costs the receiver nothing: the amount is
+    the sender's, the mediator forwards and the target reveals only for a lock that still leaves them a
+    reveal timeout, and the sender takes it back with `LockExpired`.
+    """
     if lock.secrethash == ZERO_SECRETHASH:
         return "the secrethash is sha256 of 32 zero bytes: that secret is known to all"
     if len(side.locks) >= MAX_LOCKS:
         return f"{len(side.locks)} locks are already pending (at most {MAX_LOCKS})"
     if find_lock(side.locks, lock.secrethash) is not None:
         return f"a lock with secrethash {lock.secrethash.hex()} is already pending"
-    if lock.expiration < state.now + state.reveal_timeout:
+    if not receiving and lock.expiration < state.now + state.reveal_timeout:
         return (f"lock expiration {lock.expiration} is too soon: it must be at least now+reveal timeout "
                 f"({state.now}+{state.reveal_timeout})")
     if lock.expiration > state.now + MAX_LOCK_LIFETIME:
         return f"lock expiration {lock.expiration} is too far: at most now+{MAX_LOCK_LIFETIME}"
     return None
+
+
+def pending_locks(state: ChannelState) -> int:
+    """Locks pending in the channel, both directions together (what `limits.max_pending_locks` bounds)."""
+    return len(state.our.locks) + len(state.partner.locks)
+
+
+def lock_limit_problem(state: ChannelState, limits: RiskLimits | None) -> str | None:
+    """Why one more lock would take the channel over our `limits.max_pending_locks`, or None."""
+    if limits is None or pending_locks(state) < limits.max_pending_locks:
+        return None
+    return (f"{pending_locks(state) + 1} pending locks in one channel would exceed "
+            f"limits.max_pending_locks ({limits.max_pending_locks})")
 
 
 # --- our side: sending ---------------------------------------------------------------------------------
@@ -136,7 +160,7 @@ def _sign_next(state: ChannelState, signer: Signer, transferred: int, locks: tup
 
 
 def handle_action_send_locked_transfer(state: ChannelState, action: ActionSendLockedTransfer,
-                                       signer: Signer) -> Transition:
+                                       signer: Signer, limits: RiskLimits | None = None) -> Transition:
     valid = (type(action.amount) is int and 0 < action.amount < UINT256_LIMIT
              and type(action.expiration) is int and 0 <= action.expiration < 1 << 64)
     if not valid:
@@ -145,6 +169,8 @@ def handle_action_send_locked_transfer(state: ChannelState, action: ActionSendLo
     problem = lock_problem(state, state.our, lock)
     if problem is not None:
         raise IllegalAction(f"cannot lock: {problem}")
+    if limits is not None:
+        check_pending_locks(limits, pending_locks(state) + 1)  # RiskLimitExceeded before anything is signed
     locks = (*state.our.locks, lock)
     if balance(state.our, state.partner, locked=_locked(locks)) < 0:
         raise NotEnoughCapacity(f"cannot lock {action.amount}: our balance is {state.our_balance()}")
@@ -199,9 +225,10 @@ def _forget(state: ChannelState, secrethash: bytes) -> ChannelState:
 # --- the partner's side: receiving (nonce and signature already checked) -------------------------------
 
 
-def apply_lock_message(state: ChannelState, msg: LockMessage) -> tuple[ChannelState, list[Effect]]:
+def apply_lock_message(state: ChannelState, msg: LockMessage,
+                       limits: RiskLimits | None = None) -> tuple[ChannelState, list[Effect]]:
     if isinstance(msg, LockedTransfer):
-        return _apply_locked_transfer(state, msg)
+        return _apply_locked_transfer(state, msg, limits)
     if isinstance(msg, Unlock):
         return _apply_unlock(state, msg)
     return _apply_lock_expired(state, msg)
@@ -222,11 +249,15 @@ def _accept(state: ChannelState, proof: BalanceProof, locks: tuple[Lock, ...], p
     return new, [Send(PaymentAccepted(state.channel_id, proof.nonce, payment_id)), event]
 
 
-def _apply_locked_transfer(state: ChannelState, msg: LockedTransfer) -> tuple[ChannelState, list[Effect]]:
+def _apply_locked_transfer(state: ChannelState, msg: LockedTransfer,
+                           limits: RiskLimits | None) -> tuple[ChannelState, list[Effect]]:
     partner, lock = state.partner, msg.lock
-    problem = lock_problem(state, partner, lock)
+    problem = lock_problem(state, partner, lock, receiving=True)
     if problem is not None:
         raise BadLock(problem)
+    problem = lock_limit_problem(state, limits)
+    if problem is not None:
+        raise TooManyPendingLocks(problem)
     locks = (*partner.locks, lock)
     _check_figures(msg.balance_proof, partner.transferred, locks)
     if balance(partner, state.our, locked=_locked(locks)) < 0:
@@ -296,7 +327,7 @@ def claims_due(state: ChannelState) -> tuple[ChannelState, list[Effect]]:
         effects.append(ContractSendRegisterSecret(known.secret, lock.expiration))
         if state.status is ChannelStatus.OPEN and not closing:
             closing = True
-            effects.append(ContractSendClose(state.channel_id, state.partner.proof))
+            effects.append(ContractSendClose(state.channel_id, partner_proof_for_chain(state)))
     if not effects:
         return state, []
     return replace(state, secrets=tuple(secrets)), effects

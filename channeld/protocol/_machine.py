@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from channeld.limits import RiskLimits
+from channeld.protocol._batch import ActionBatchConsented, handle_batch_consented, handle_batch_request
 from channeld.protocol._common import Transition, check_binding
 from channeld.protocol._errors import IllegalAction, IllegalInput, StateMismatch, WrongChannel
 from channeld.protocol._events import (
@@ -76,6 +78,7 @@ from channeld.protocol._withdraw import (
     withdraw_request_of,
 )
 from channeld.wire import (
+    BatchConsentRequest,
     ChannelOpened,
     LockedTransfer,
     LockExpired,
@@ -148,6 +151,19 @@ HANDLERS: dict[type, Handler] = {
     LockedTransfer: handle_payment,
     Unlock: handle_payment,
     LockExpired: handle_payment,
+    BatchConsentRequest: handle_batch_request,
+    ActionBatchConsented: handle_batch_consented,
+}
+
+# inputs that may add a lock (a held lock message may be applied after any partner proof): they take the
+# node's risk limits, which bound the locks pending in the channel
+LimitedHandler = Callable[[ChannelState, Any, Signer, RiskLimits], Transition]
+LOCK_LIMITED: dict[type, LimitedHandler] = {
+    ActionSendLockedTransfer: handle_action_send_locked_transfer,
+    Payment: handle_payment,
+    LockedTransfer: handle_payment,
+    Unlock: handle_payment,
+    LockExpired: handle_payment,
 }
 
 # the legal inputs per status; anything else raises, naming the status and the input
@@ -161,14 +177,21 @@ TRANSITIONS: dict[ChannelStatus, frozenset[type]] = {
 }
 
 
-def handle(state: ChannelState, event: object, signer: Signer) -> Transition:
-    """Apply one input to one channel: `(new_state, effects)`, or raise and change nothing."""
+def handle(state: ChannelState, event: object, signer: Signer,
+           limits: RiskLimits | None = None) -> Transition:
+    """Apply one input to one channel: `(new_state, effects)`, or raise and change nothing.
+
+    `limits`: the node's risk limits (None: only the protocol's own rules, as for a wallet). Payment
+    limits travel in `ActionPay.limits`, with the ledger they are checked against.
+    """
     kind = type(event)
     if kind not in TRANSITIONS[state.status]:
         text = f"{kind.__name__} is not allowed while the channel is {state.status.name}"
         if isinstance(event, Message):
             raise IllegalInput(text)
         raise IllegalAction(text)
+    if limits is not None and kind in LOCK_LIMITED:
+        return LOCK_LIMITED[kind](state, event, signer, limits)
     return HANDLERS[kind](state, event, signer)
 
 

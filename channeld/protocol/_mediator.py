@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from channeld.errors import LocalFault
+from channeld.limits import RiskLimits
 from channeld.protocol._events import (
     ActionExpireLock,
     ActionLearnSecret,
@@ -26,7 +27,7 @@ from channeld.protocol._events import (
     EventLockReceived,
     EventLockUnlocked,
 )
-from channeld.protocol._locks import lock_problem
+from channeld.protocol._locks import lock_limit_problem, lock_problem
 from channeld.protocol._state import ChannelState, ChannelStatus, balance
 from channeld.protocol._transfer import (
     BadRoute,
@@ -65,17 +66,19 @@ class MediatorState:
 
 
 def start_mediation(received: EventLockReceived, payer: ChannelState,
-                    channels_by_partner: Mapping[bytes, ChannelState], fees: FeePolicy) -> MediatorTransition:
+                    channels_by_partner: Mapping[bytes, ChannelState], fees: FeePolicy,
+                    limits: RiskLimits | None = None) -> MediatorTransition:
     """Forward a lock the payer channel `payer` reported, along the route it carries, or refuse to.
 
     `channels_by_partner` maps partner addresses to our channels with them. A refusal forwards
-    nothing: the payer's lock simply expires and the payer takes its amount back.
+    nothing: the payer's lock simply expires and the payer takes its amount back. `limits`: the node's
+    risk limits; a payee channel already holding `limits.max_pending_locks` locks is not used.
     """
     lock = received.lock
     state = MediatorState(lock.secrethash, received.payment_id, received.channel_id, lock, None, None,
                           payer.now)
     try:
-        payee, out = _outgoing(received, payer, channels_by_partner, fees)
+        payee, out = _outgoing(received, payer, channels_by_partner, fees, limits)
     except BadRoute as exc:
         return replace(state, refusal=str(exc)), []
     send = ActionSendLockedTransfer(received.payment_id, out.amount, out.expiration, lock.secrethash,
@@ -86,7 +89,7 @@ def start_mediation(received: EventLockReceived, payer: ChannelState,
 
 
 def _outgoing(received: EventLockReceived, payer: ChannelState, channels: Mapping[bytes, ChannelState],
-              fees: FeePolicy) -> tuple[ChannelState, Lock]:
+              fees: FeePolicy, limits: RiskLimits | None) -> tuple[ChannelState, Lock]:
     """The channel and lock to forward on, or `BadRoute` saying why not."""
     route = decode_route(received.metadata)
     if route[0] != payer.our.address:
@@ -102,7 +105,7 @@ def _outgoing(received: EventLockReceived, payer: ChannelState, channels: Mappin
     if amount <= 0:
         raise BadRoute(f"lock of {received.lock.amount} does not cover our fee")
     out = Lock(amount, received.lock.expiration - payer.reveal_timeout, received.lock.secrethash)
-    problem = lock_problem(payee, payee.our, out)
+    problem = lock_problem(payee, payee.our, out) or lock_limit_problem(payee, limits)
     if problem is not None:
         raise BadRoute(f"cannot forward: {problem}")
     if balance(payee.our, payee.partner, locked=payee.our.locked + amount) < 0:

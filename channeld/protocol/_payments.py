@@ -9,9 +9,12 @@ payment; the partner's capacity still non-negative.
 from __future__ import annotations
 
 import bisect
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import fields, replace
+from typing import Any
 
 from channeld.errors import PeerFault
+from channeld.limits import RiskLimits
 from channeld.protocol._common import (
     Transition,
     check_binding,
@@ -50,11 +53,36 @@ from channeld.protocol._state import (
     UINT256_LIMIT,
     ChannelState,
     LockMessage,
+    Side,
     balance,
 )
 from channeld.wire import LockExpired, Payment, PaymentAccepted, PaymentRefused
 
 ProofMessage = Payment | LockMessage
+
+
+def _evolver(cls: type) -> Callable[..., Any]:
+    """A `dataclasses.replace` for one frozen, slotted state class, generated once at import.
+
+    `replace` looks the fields up, builds a keyword dictionary and runs `__init__` on every call: about
+    5 µs for a `ChannelState`, paid two or three times per payment. The generated function copies the
+    slots directly (less than half of that). Only for classes without `__post_init__`, which it would skip.
+    """
+    if hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__} validates in __post_init__: use dataclasses.replace")
+    names = [f.name for f in fields(cls)]
+    lines = [f"def evolve(obj, *, {', '.join(f'{n}=KEEP' for n in names)}):", "    new = new_(cls)"]
+    lines += [f"    set_(new, {n!r}, obj.{n} if {n} is KEEP else {n})" for n in names]
+    lines.append("    return new")
+    namespace: dict[str, Any] = {"KEEP": object(), "set_": object.__setattr__, "new_": object.__new__,
+                                 "cls": cls}
+    exec("\n".join(lines), namespace)  # the source is built above from the class's own field names
+    evolve: Callable[..., Any] = namespace["evolve"]
+    return evolve
+
+
+_evolve_state = _evolver(ChannelState)
+_evolve_side = _evolver(Side)
 
 
 def payment_id_of(msg: ProofMessage) -> int:
@@ -69,18 +97,25 @@ def handle_action_pay(state: ChannelState, action: ActionPay, signer: Signer) ->
         raise TooManyInFlight(f"{MAX_IN_FLIGHT} proofs already wait for acceptance")
     if type(action.amount) is not int or action.amount <= 0:
         raise IllegalAction(f"payment amount must be a positive integer, got {action.amount!r}")
+    if action.limits is not None:
+        action.limits.check(action.amount)  # RiskLimitExceeded, naming the limit, before anything is signed
     our = state.our
     transferred = our.transferred + action.amount
     if transferred >= UINT256_LIMIT or balance(our, state.partner, transferred=transferred) < 0:
         raise NotEnoughCapacity(f"cannot pay {action.amount}: our balance is {state.our_balance()}")
     proof = sign_our_proof(state, signer, our.nonce + 1, transferred, our.locked, locks_root_of(our.proof))
     payment = Payment(proof, action.payment_id, action.amount, action.metadata)
-    new = replace(state, our=replace(our, proof=proof), in_flight=(*state.in_flight, payment))
+    new: ChannelState = _evolve_state(state, our=_evolve_side(our, proof=proof),
+                                      in_flight=(*state.in_flight, payment))
     return transition(state, new, [Send(payment)])
 
 
-def handle_payment(state: ChannelState, msg: ProofMessage, signer: Signer) -> Transition:
-    """A partner message carrying its next proof: a `Payment` or a lock message (sequenced alike)."""
+def handle_payment(state: ChannelState, msg: ProofMessage, signer: Signer,
+                   limits: RiskLimits | None = None) -> Transition:
+    """A partner message carrying its next proof: a `Payment` or a lock message (sequenced alike).
+
+    `limits` (the node's risk limits) bound the pending locks of any lock this or a held message adds.
+    """
     if state.settle is not None:
         raise IllegalInput("payment refused: a cooperative settle is in progress")
     proof = msg.balance_proof
@@ -91,8 +126,8 @@ def handle_payment(state: ChannelState, msg: ProofMessage, signer: Signer) -> Tr
     check_partner_proof_signature(state, proof)
     if proof.nonce > expected:
         return _hold(state, msg)
-    new, effects = _apply(state, msg)
-    new, more = _drain_held(new)
+    new, effects = _apply(state, msg, limits)
+    new, more = _drain_held(new, limits)
     return transition(state, new, effects + more)
 
 
@@ -124,10 +159,11 @@ def _hold(state: ChannelState, msg: ProofMessage) -> Transition:
     return transition(state, replace(state, held=held), [])
 
 
-def _apply(state: ChannelState, msg: ProofMessage) -> tuple[ChannelState, list[Effect]]:
+def _apply(state: ChannelState, msg: ProofMessage,
+           limits: RiskLimits | None = None) -> tuple[ChannelState, list[Effect]]:
     """Apply the partner's next proof (nonce and signature already checked) or raise a refusal."""
     if not isinstance(msg, Payment):
-        return apply_lock_message(state, msg)
+        return apply_lock_message(state, msg, limits)
     proof, partner = msg.balance_proof, state.partner
     if proof.locked_amount != partner.locked or proof.locks_root != locks_root_of(partner.proof):
         raise AmountMismatch("a direct payment must not change the locked amount or locks root")
@@ -137,12 +173,12 @@ def _apply(state: ChannelState, msg: ProofMessage) -> tuple[ChannelState, list[E
     if balance(partner, state.our, transferred=proof.transferred_amount) < 0:
         raise InsufficientCapacity(f"payment of {msg.amount} exceeds the partner's balance "
                                    f"{state.partner_balance()}")
-    new = replace(state, partner=replace(partner, proof=proof))
+    new: ChannelState = _evolve_state(state, partner=_evolve_side(partner, proof=proof))
     return new, [Send(PaymentAccepted(state.channel_id, proof.nonce, msg.payment_id)),
                  EventPaymentReceived(msg.payment_id, msg.amount, proof.nonce, msg.metadata)]
 
 
-def _drain_held(state: ChannelState) -> tuple[ChannelState, list[Effect]]:
+def _drain_held(state: ChannelState, limits: RiskLimits | None = None) -> tuple[ChannelState, list[Effect]]:
     """Apply held proofs that became next in line; one that fails now is refused and dropped."""
     effects: list[Effect] = []
     while state.held and state.held[0].balance_proof.nonce <= state.partner.nonce + 1:
@@ -151,7 +187,7 @@ def _drain_held(state: ChannelState) -> tuple[ChannelState, list[Effect]]:
         if msg.balance_proof.nonce <= state.partner.nonce:
             continue
         try:
-            state, applied = _apply(state, msg)
+            state, applied = _apply(state, msg, limits)
         except Refused as exc:
             effects.append(Send(refusal_for(state, msg, exc)))
             continue
@@ -179,8 +215,8 @@ def accept_up_to(state: ChannelState, nonce: int) -> Transition:
     locks_done = [m for m in state.locks_in_flight if m.balance_proof.nonce <= nonce]
     if not done and not locks_done:
         return state, []
-    new = replace(state, in_flight=state.in_flight[len(done):],
-                  locks_in_flight=state.locks_in_flight[len(locks_done):])
+    new: ChannelState = _evolve_state(state, in_flight=state.in_flight[len(done):],
+                                      locks_in_flight=state.locks_in_flight[len(locks_done):])
     events = [EventPaymentSent(p.payment_id, p.amount, p.balance_proof.nonce) for p in done]
     return transition(state, new, events)
 

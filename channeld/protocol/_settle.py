@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from channeld.protocol._common import Transition, check_binding, partner_key, transition
+from channeld.protocol._common import (
+    Transition,
+    check_binding,
+    partner_key,
+    partner_proof_for_chain,
+    transition,
+)
 from channeld.protocol._errors import BadSettle, IllegalAction, WrongChannel
 from channeld.protocol._events import (
     ActionClose,
@@ -146,7 +152,7 @@ def handle_settle_signature(state: ChannelState, msg: SettleSignature, signer: S
 
 
 def handle_action_close(state: ChannelState, action: ActionClose, signer: Signer) -> Transition:
-    return state, [ContractSendClose(state.channel_id, state.partner.proof)]
+    return state, [ContractSendClose(state.channel_id, partner_proof_for_chain(state))]
 
 
 def _check_amount(value: object, what: str) -> None:
@@ -217,8 +223,9 @@ def handle_closed(state: ChannelState, event: ContractReceiveClosed, signer: Sig
     new = replace(state, status=ChannelStatus.CLOSED, closer=event.closer,
                   settle_deadline=event.settle_deadline, settle=None)
     effects: list[Effect] = []
-    if event.closer == state.partner.address and state.partner.proof is not None:
-        effects.append(ContractSendUpdateProof(state.channel_id, state.partner.proof, event.settle_deadline))
+    proof = partner_proof_for_chain(state) if event.closer == state.partner.address else None
+    if proof is not None:
+        effects.append(ContractSendUpdateProof(state.channel_id, proof, event.settle_deadline))
     new, claims = claims_due(new)
     return transition(state, new, effects + claims)
 

@@ -4,12 +4,13 @@ Digests are built by concatenating the 32-byte words EIP-712 defines and hashing
 the outer hash EIP-712 itself prescribes); no typed-data dictionaries on the hot path. Tests prove the
 result equal to eth_account's encoder and to the contract's own digest.
 
-Signatures are 65 bytes `r || s || v`, v in {27, 28}, low-s. Checking one against a partner's KNOWN key
-is done by recovering the key from (digest, signature) and comparing it with the known one: a plain
-`ecdsa_verify` against the known key would accept a signature whose `v` is wrong, which the contract's
-`ecrecover` then maps to a different address, so a proof that looks valid here would be worthless on
-chain. Recovery costs a little more than verification (on the 2-core dev box, best of 5: digest 2.9 µs,
-sign 34 µs, recover-and-compare 49 µs, plain verify 37 µs, recover to address 45 µs).
+Signatures are 65 bytes `r || s || v`, v in {27, 28}, low-s. A partner's balance proof is checked against
+its KNOWN key by plain ECDSA verification of (r, s) (`KnownKey.check_rs`): that is what decides whether
+the partner signed it, and it costs less than recovering the key (on the 2-core dev box, best of 5:
+digest 2.9 µs, sign 34 µs, verify 35 µs, recover-and-compare 44 µs). Verification ignores `v`, which
+the contract's `ecrecover` needs, so a proof is given its recoverable `v` (`KnownKey.chain_signature`,
+one recovery) when it leaves for the chain or a watchtower, never on the payment path. Withdraw and
+settle signatures, which the contract checks as given, are still recovered and compared (`check`).
 """
 
 from __future__ import annotations
@@ -143,12 +144,31 @@ class KnownKey:
         if lib.secp256k1_ec_pubkey_cmp(_CTX, recovered, self._parsed) != 0:
             raise InvalidSignature("signature is not by the partner's key")
 
-    def verify_only(self, digest: bytes, signature: bytes) -> bool:
-        """Plain ECDSA verification against this key, ignoring v (for comparison measurements)."""
+    def check_rs(self, digest: bytes, signature: bytes) -> None:
+        """Raise `InvalidSignature` unless (r, s) is this key's signature over `digest` (low-s).
+
+        `v` must be 27 or 28 but is not checked against the key: before such a signature is used on
+        chain it goes through `chain_signature`, which gives it the `v` that recovers to this key.
+        """
         _check_shape(signature)
+        if len(digest) != 32:
+            raise LocalFault("a digest is 32 bytes")
         sig = ffi.new("secp256k1_ecdsa_signature *")
         lib.secp256k1_ecdsa_signature_parse_compact(_CTX, sig, signature[:64])
-        return bool(lib.secp256k1_ecdsa_verify(_CTX, sig, digest, self._parsed))
+        if not lib.secp256k1_ecdsa_verify(_CTX, sig, digest, self._parsed):
+            raise InvalidSignature("signature is not by the partner's key")
+
+    def chain_signature(self, digest: bytes, signature: bytes) -> bytes:
+        """`signature` with the `v` under which `ecrecover(digest, ...)` yields this key (the contract's
+        check); raises `InvalidSignature` if neither `v` does, i.e. (r, s) is not this key's."""
+        for v in (signature[64], 55 - signature[64]):  # as given first, then the other of 27 / 28
+            candidate = signature[:64] + bytes((v,))
+            try:
+                self.check(digest, candidate)
+            except InvalidSignature:
+                continue
+            return candidate
+        raise InvalidSignature("no v recovers this signature to the partner's key")
 
 
 def _check_shape(signature: bytes) -> None:

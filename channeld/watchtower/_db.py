@@ -9,6 +9,10 @@ Key layout (one tag byte, then the 28-byte namespace of `channeld.store.Namespac
 | 0x02 | channel id + pusher address (20)      | the newest proof from that pusher (`encode_held`)  |
 | 0x03 | channel id                            | an open dispute (`encode_dispute`)                  |
 | 0x04 | (namespace only)                      | the event follower's cursor (JSON)                  |
+| 0x05 | channel id                            | the dispute's transaction in flight (`encode_flight`) |
+
+A 0x05 row holds every version (same nonce, rising fees) of a dispute's transaction and is written
+before each version is broadcast, so a restarted tower knows every hash that may get mined.
 
 Every lookup the tower makes on a push or a close is a point read by channel id; only the open
 disputes (a handful) are ever iterated. Writes go out as one WriteBatch with sync=True; LevelDB merges
@@ -17,11 +21,12 @@ concurrent writers into one log append, so pushes from many sessions share fsync
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import plyvel
 
+from channeld.chain import SubmittedTx
 from channeld.chain.contract import OnChainChannel
 from channeld.chain.follower import FollowerCursor
 from channeld.errors import ConfigError
@@ -32,15 +37,17 @@ from channeld.watchtower._records import (
     HeldProof,
     decode_channel,
     decode_dispute,
+    decode_flight,
     decode_held,
     encode_channel,
     encode_dispute,
+    encode_flight,
     encode_held,
 )
 
 SCHEMA_VERSION = 1
 _SCHEMA_KEY = b"\x00schema_version"
-_CHANNEL, _PROOF, _DISPUTE, _CURSOR = b"\x01", b"\x02", b"\x03", b"\x04"
+_CHANNEL, _PROOF, _DISPUTE, _CURSOR, _FLIGHT = b"\x01", b"\x02", b"\x03", b"\x04", b"\x05"
 
 
 class TowerBatch:
@@ -69,6 +76,12 @@ class TowerBatch:
 
     def delete_dispute(self, channel_id: bytes) -> None:
         self.ops.append((_key(_DISPUTE, self.ns, channel_id), None))
+
+    def put_flight(self, channel_id: bytes, versions: Sequence[SubmittedTx]) -> None:
+        self.ops.append((_key(_FLIGHT, self.ns, channel_id), encode_flight(versions)))
+
+    def delete_flight(self, channel_id: bytes) -> None:
+        self.ops.append((_key(_FLIGHT, self.ns, channel_id), None))
 
     def set_cursor(self, cursor: FollowerCursor) -> None:
         self.ops.append((_key(_CURSOR, self.ns, b""), cursor.to_json().encode()))
@@ -141,6 +154,12 @@ class TowerDB:
     def iter_disputes(self) -> Iterator[Dispute]:
         for _, raw in self._db.iterator(prefix=_DISPUTE + self.ns.encode()):
             yield decode_dispute(raw)
+
+    def iter_flights(self) -> Iterator[tuple[bytes, tuple[SubmittedTx, ...]]]:
+        """(channel id, versions) of every dispute transaction a run left in flight."""
+        prefix = _FLIGHT + self.ns.encode()
+        for key, raw in self._db.iterator(prefix=prefix):
+            yield key[len(prefix):], decode_flight(raw)
 
     def count_held(self) -> int:
         """Proofs held (one per channel and pusher); a keys-only pass, run once at start-up."""

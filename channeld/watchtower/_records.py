@@ -7,12 +7,14 @@ half-read.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 from eth_utils import to_checksum_address
 
+from channeld.chain import SubmittedTx, TxRequest
 from channeld.chain.contract import (
     ChannelState,
     Closing,
@@ -162,3 +164,26 @@ def decode_dispute(raw: bytes) -> Dispute:
         return Dispute(bytes(cid), _int(nonce), _int(settle_time), bytes(tx_hash), _int(submissions))
     except (ValueError, TypeError) as exc:
         raise CorruptTowerRecord(f"dispute record does not decode: {exc}") from None
+
+
+def encode_flight(versions: Sequence[SubmittedTx]) -> bytes:
+    """Every version sent with one nonce (oldest first): any of them may be the one mined."""
+    first = versions[0]
+    request = first.request
+    return _pack([first.nonce, None if request.to is None else _addr_bytes(request.to), request.data,
+                  _u256(request.value), first.gas_limit,
+                  [[v.tx_hash, _u256(v.max_fee), _u256(v.priority_fee)] for v in versions]])
+
+
+def decode_flight(raw: bytes) -> tuple[SubmittedTx, ...]:
+    fields = _unpack(raw, "transaction", 6)
+    try:
+        nonce, to, data, value, gas, versions = fields
+        request = TxRequest(None if to is None else _addr(to), bytes(data), _int(value), _int(gas))
+        found = tuple(SubmittedTx(request, _int(nonce), bytes(tx_hash), _int(gas), _int(max_fee), _int(tip),
+                                  0.0) for tx_hash, max_fee, tip in versions)
+    except (ValueError, TypeError) as exc:
+        raise CorruptTowerRecord(f"transaction record does not decode: {exc}") from None
+    if not found or any(len(tx.tx_hash) != 32 for tx in found):
+        raise CorruptTowerRecord("transaction record has no version or a hash of the wrong size")
+    return found

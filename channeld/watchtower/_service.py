@@ -69,11 +69,12 @@ _WRONG_CHAIN, _ILLEGAL_INPUT = 18, 17
 
 @dataclass(frozen=True, slots=True)
 class TowerSettings:
-    """Timing of the tower (seconds). `bump_after`: an unconfirmed dispute gets a higher fee after it."""
+    """Timing of the tower (seconds). A dispute's fee escalates to reach the sender's fee cap by its
+    deadline less `safety_margin`; when and how far it is raised is the sender's `FeePolicy`."""
 
     poll_interval: float = 1.0
     dispute_interval: float = 0.5
-    bump_after: float = 12.0
+    safety_margin: float = 60.0
     confirmations: int = 0
     limits: TransportLimits = field(default_factory=TransportLimits)
 

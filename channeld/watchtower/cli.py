@@ -17,9 +17,11 @@ import trio
 from eth_account import Account
 from eth_utils import is_address, to_checksum_address
 
+from channeld.amounts import AmountError, parse_amount
 from channeld.chain import AsyncSender, EventFollower, TransactionSender, connect_rpc, find_deploy_block
 from channeld.chain.artifact import load_artifact
 from channeld.chain.deploy import verify_deployment
+from channeld.chain.sender import DEFAULT_FEE_CAP, FeePolicy
 from channeld.errors import ConfigError
 from channeld.keys import KEYSTORE_FILE, NodeKey, create_datadir, load_key, read_key_file, resolve_password
 from channeld.store import Namespace
@@ -46,6 +48,10 @@ def register_watchtower(commands: Any) -> Any:
                      help="seconds between polls of the chain (default: %(default)s)")
     run.add_argument("--bump-after", type=_seconds, default=12.0,
                      help="seconds an unconfirmed dispute waits for a higher fee (default: %(default)s)")
+    run.add_argument("--safety-margin", type=_seconds, default=60.0,
+                     help="a dispute's fee reaches the cap by its deadline less this (default: %(default)s)")
+    run.add_argument("--max-fee-per-gas", type=_fee_cap, default=DEFAULT_FEE_CAP,
+                     help="fee cap of re-sent disputes: wei, or with a unit as in 500gwei (default: 500gwei)")
     run.add_argument("--password-file", type=Path, help="keystore password file (else $CHANNELD_PASSWORD)")
     run.add_argument("--import-key", type=Path,
                      help="on first run, use this key (keystore JSON or hex) instead of a new one")
@@ -77,6 +83,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _fee_cap(text: str) -> int:
+    try:
+        cap = parse_amount(text)
+    except AmountError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if cap == 0:
+        raise argparse.ArgumentTypeError("the fee cap must be above 0")
+    return cap
+
+
 def tower_key(tower_dir: Path, password_file: Path | None, import_key: Path | None) -> NodeKey:
     """The tower's own key: its keystore under `tower_dir`, created (or imported) on first run."""
     password = resolve_password(password_file, confirm=False)
@@ -102,9 +118,11 @@ def run_tower(args: argparse.Namespace) -> int:
         deploy_block = find_deploy_block(backend, contract)
     db = TowerDB(tower_dir / "db", Namespace(backend.chain_id(), bytes.fromhex(contract[2:])))
     try:
-        settings = TowerSettings(poll_interval=args.poll_interval, bump_after=args.bump_after,
+        settings = TowerSettings(poll_interval=args.poll_interval, safety_margin=args.safety_margin,
                                  confirmations=args.confirmations)
-        sender = AsyncSender(TransactionSender(backend, Account.from_key(key.private_key.secret), hub.abi))
+        fees = FeePolicy(args.bump_after, args.max_fee_per_gas)
+        sender = AsyncSender(TransactionSender(backend, Account.from_key(key.private_key.secret), hub.abi,
+                                               fee_policy=fees))
         tower = Watchtower(db, key.private_key, settings, backend, sender, deploy_block)
         follower = EventFollower(backend, contract, db, deploy_block, args.confirmations)
         trio.run(_serve, tower, follower, args.listen, args.api)

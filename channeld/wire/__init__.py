@@ -6,6 +6,18 @@ BOLT 8 transport delivers) or `MessageStream` (a byte stream). Every decoding fa
 `DecodeError`, a `PeerFault`: answer it with an `Error` message and drop the connection.
 """
 
+from channeld.wire._batch import (
+    BATCH_CLOSE,
+    BATCH_WITHDRAW,
+    NO_BRANCH,
+    SCHEME_BLS,
+    SCHEME_ECDSA,
+    BatchConsent,
+    BatchConsentRequest,
+    BatchRefusal,
+    EntryTerms,
+    MerkleBranch,
+)
 from channeld.wire._codec import MAX_MESSAGE_SIZE, MessageStream, decode, encode
 from channeld.wire._errors import (
     DecodeError,
@@ -19,9 +31,11 @@ from channeld.wire._messages import (
     CHAIN_ENTRY_SIZE,
     PROTOCOL_VERSION,
     ZERO32,
+    AssetId,
     BalanceProof,
     ChannelGossip,
     ChannelOpened,
+    ConversionGossip,
     Error,
     Init,
     Lock,
@@ -51,15 +65,26 @@ from channeld.wire._messages import (
 from channeld.wire._part import CATALOGUE, Message, Part
 
 __all__ = [
+    "BATCH_CLOSE",
+    "BATCH_WITHDRAW",
     "CATALOGUE",
     "CHAIN_ENTRY_SIZE",
     "MAX_MESSAGE_SIZE",
+    "NO_BRANCH",
     "PROTOCOL_VERSION",
+    "SCHEME_BLS",
+    "SCHEME_ECDSA",
     "ZERO32",
+    "AssetId",
     "BalanceProof",
+    "BatchConsent",
+    "BatchConsentRequest",
+    "BatchRefusal",
     "ChannelGossip",
     "ChannelOpened",
+    "ConversionGossip",
     "DecodeError",
+    "EntryTerms",
     "Error",
     "Init",
     "InvalidField",
@@ -67,6 +92,7 @@ __all__ = [
     "Lock",
     "LockExpired",
     "LockedTransfer",
+    "MerkleBranch",
     "Message",
     "MessageStream",
     "MessageTooLarge",

@@ -422,3 +422,45 @@ class ChannelGossip(Message):
         if self.fee_ppm > 1_000_000:
             return "fee_ppm must be at most 1000000"
         return None
+
+
+
+@part
+@dataclass(frozen=True, slots=True)
+class AssetId(Part):
+    """What a channel moves: `token` (the zero address: the native coin) in `contract` on `chain_id`."""
+
+    chain_id: U64
+    contract: Address
+    token: Address
+
+
+@message(113)
+@dataclass(frozen=True, slots=True)
+class ConversionGossip(Message):
+    """A signed conversion announcement (`channeld.routing.ConversionAnnouncement`), flooded like
+    `ChannelGossip`: `converter` forwards a lock in `source` as one in `target` at
+    `rate_numerator / rate_denominator` (rounded down) minus `fee_base + fee_ppm` per million, keeping
+    `margin` seconds between the two expiries, until `expires_at`. The receiver checks the signature, the
+    expiry, and that the converter has channels in both assets."""
+
+    converter: Address
+    source: AssetId
+    target: AssetId
+    rate_numerator: U256
+    rate_denominator: U256
+    fee_base: U64
+    fee_ppm: U32
+    margin: U64
+    serial: U64
+    expires_at: U64
+    signature: Signature
+
+    def rule_violation(self) -> str | None:
+        if not (0 < self.rate_numerator < 1 << 128 and 0 < self.rate_denominator < 1 << 128):
+            return "the rate's numerator and denominator must be in [1, 2**128)"
+        if self.fee_ppm > 1_000_000:
+            return "fee_ppm must be at most 1000000"
+        if self.source == self.target:
+            return "source and target are the same asset"
+        return None

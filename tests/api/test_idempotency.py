@@ -56,3 +56,21 @@ def test_a_refused_payment_frees_its_key_and_bad_keys_are_422(network: Network) 
     bad = api.post("/payments", {"node_id": network.b.node_id, "amount": "1"},
                    headers={"Idempotency-Key": "spaces are not allowed"})
     assert bad.status_code == 422 and "idempotency-key" in bad.text
+
+
+def test_keys_are_scoped_by_token(network: Network) -> None:
+    """One token's key never returns another token's stored payment, nor refuses another's payment."""
+    first, second = network.api_a.with_scope("pay"), network.api_a.with_scope("pay")
+    key = {"Idempotency-Key": "shared-" + secrets.token_hex(8)}
+    amount = 10**9 + secrets.randbelow(10**9)
+    body = {"node_id": network.b.node_id, "amount": str(amount)}
+    paid_first = first.post("/payments", body, headers=key)
+    assert paid_first.status_code == 200, paid_first.text
+    paid_second = second.post("/payments", body, headers=key)  # same key, same body, another token
+    assert paid_second.status_code == 200, paid_second.text
+    assert paid_second.json()["payment_id"] != paid_first.json()["payment_id"]
+    assert len(_payments_of(network, amount)) == 2
+    other_body = {"node_id": network.b.node_id, "amount": str(amount + 1)}
+    assert second.post("/payments", other_body, headers=key).status_code == 409  # its own key, reused
+    assert first.post("/payments", body, headers=key).json()["payment_id"] == paid_first.json()["payment_id"]
+    assert len(_payments_of(network, amount)) == 2

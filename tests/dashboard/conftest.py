@@ -1,8 +1,10 @@
 """Real daemons on a real anvil and headless Debian chromium driven by Playwright, for the dashboard.
 
 Node A is the one whose dashboard the browser opens; B has a channel with A and pays it; C has no
-channel yet (the page opens and closes one to it). Session-scoped: daemons and the browser take seconds
-to start, so every test shares them and uses its own page.
+channel yet (the page opens and closes one to it, a test closes another and watches its countdown); D
+gets a channel whose balance history a test builds step by step. A delegates to a standalone
+watchtower. Session-scoped: daemons and the browser take seconds to start, so every test shares them and
+uses its own page.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pytest
 
 from channeld.cli import main as cli_main
 from tests.node.helpers import Daemon, Zygote, deploy_hub, make_daemon, open_channel, wait_until
+from tests.node.test_towers import start_tower
 from tests.tools import REPO, Anvil
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -35,7 +38,9 @@ class Nodes:
     a: Daemon
     b: Daemon
     c: Daemon
+    d: Daemon
     channel_id: str
+    tower_uri: str
 
     @property
     def url(self) -> str:
@@ -56,15 +61,17 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nodes]:
     zygote = Zygote()
     try:
         contract = deploy_hub(anvil)
-        a, b, c = (make_daemon(root, name, anvil, contract, zygote) for name in "abc")
-        for daemon in (a, b, c):
+        a, b, c, d = (make_daemon(root, name, anvil, contract, zygote) for name in "abcd")
+        for daemon in (a, b, c, d):
             daemon.start()
+        tower_uri = start_tower(root, anvil, contract, zygote)
+        a.call("POST", "/watchtowers", {"uri": tower_uri})
         cid = open_channel(a, b, 10 * ETH)
         b.call("POST", f"/channels/{cid}/deposit", {"amount": str(5 * ETH)})
         wait_until(lambda: a.channel()["partner_deposit"] == str(5 * ETH), what="B's deposit")
         for amount in (ETH // 100, ETH // 50, ETH // 40):
             b.call("POST", "/payments", {"node_id": a.node_id, "amount": str(amount)})
-        yield Nodes(anvil, a, b, c, cid)
+        yield Nodes(anvil, a, b, c, d, cid, tower_uri)
     finally:
         zygote.stop()
         anvil.stop()
@@ -105,6 +112,13 @@ def screenshot(page: Any, name: str, full_page: bool = True) -> None:
     if os.environ.get("CHANNELD_SCREENSHOTS", "1") != "0":
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
+
+
+def sign_in(page: Any, nodes: Nodes, scope: str) -> None:
+    page.goto(nodes.login_link(scope))
+    page.wait_for_selector("#overview .stat")
+    assert page.locator("#scope").inner_text() == f"{scope} access"
+    assert "#login" not in page.url  # the spent code does not stay in the address bar or history
 
 
 @pytest.fixture(autouse=True)

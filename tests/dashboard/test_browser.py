@@ -7,15 +7,9 @@ from typing import Any
 
 import httpx
 
-from tests.dashboard.conftest import ETH, Nodes, screenshot
+from channeld.chain import connect_rpc
+from tests.dashboard.conftest import ETH, Nodes, screenshot, sign_in
 from tests.node.helpers import wait_until
-
-
-def sign_in(page: Any, nodes: Nodes, scope: str) -> None:
-    page.goto(nodes.login_link(scope))
-    page.wait_for_selector("#overview .stat")
-    assert page.locator("#scope").inner_text() == f"{scope} access"
-    assert "#login" not in page.url  # the spent code does not stay in the address bar or history
 
 
 def test_page_loads_with_no_console_errors_and_shows_the_node(page: Any, nodes: Nodes) -> None:
@@ -62,6 +56,7 @@ def _confirm_dialog(page: Any) -> None:
 
 
 def test_opening_and_closing_a_channel_from_the_page(page: Any, nodes: Nodes) -> None:
+    known = {c["channel_id"] for c in nodes.c.call("GET", "/channels")}
     sign_in(page, nodes, "admin")
     page.get_by_role("button", name="Open a channel").click()
     dialog = page.locator("#dialog")
@@ -76,8 +71,8 @@ def test_opening_and_closing_a_channel_from_the_page(page: Any, nodes: Nodes) ->
     assert "open: mined" in dialog.locator(".operation").inner_text()
     screenshot(page, "open-channel")
     dialog.get_by_role("button", name="Done").click()
-    c_channel = wait_until(lambda: nodes.c.call("GET", "/channels"), what="C sees the channel")[0]
-    cid = c_channel["channel_id"]
+    cid = wait_until(lambda: next((c["channel_id"] for c in nodes.c.call("GET", "/channels")
+                                   if c["channel_id"] not in known), None), what="C sees the channel")
     page.get_by_role("tab", name="Channels").click()
     row = page.locator(f'tr[data-channel="{cid}"]')
     row.wait_for()
@@ -102,14 +97,19 @@ def test_a_read_only_token_sees_no_actions_and_the_api_refuses_them(page: Any, n
     page.wait_for_selector("#channel-detail h2")
     for action in ("Deposit", "Withdraw", "Close"):
         assert page.locator("#channel-detail").get_by_role("button", name=action).count() == 0
-    forced = page.evaluate("""async (path) => {
+    cid = nodes.channel_id
+    calls = [[f"/api/v1/channels/{cid}/close", {}], [f"/api/v1/channels/{cid}/deposit", {"amount": "1"}],
+             [f"/api/v1/channels/{cid}/withdraw", {"amount": "1"}], ["/api/v1/requests", {"amount": "1"}],
+             ["/api/v1/channels", {"uri": nodes.c.uri, "deposit": "1"}]]
+    forced = page.evaluate("""async (calls) => Promise.all(calls.map(async ([path, body]) => {
         const token = sessionStorage.getItem("channeld.token");
-        const response = await fetch(path, {method: "POST", headers: {
-            Authorization: `Bearer ${token}`, "Content-Type": "application/json"}, body: "{}"});
+        const response = await fetch(path, {method: "POST", body: JSON.stringify(body), headers: {
+            Authorization: `Bearer ${token}`, "Content-Type": "application/json"}});
         return response.status;
-    }""", f"/api/v1/channels/{nodes.channel_id}/close")
-    assert forced == 403
-    assert nodes.a.call("GET", f"/channels/{nodes.channel_id}")["status"] == "open"
+    }))""", calls)
+    assert forced == [403] * 5
+    after = nodes.a.call("GET", f"/channels/{cid}")
+    assert after["status"] == "open" and after["our_withdrawn"] == "0"
 
 
 def test_a_wrong_token_gets_the_login_screen(page: Any, nodes: Nodes) -> None:
@@ -174,3 +174,77 @@ def test_phone_sized_dark_mode_is_usable_by_keyboard(browser: Any, nodes: Nodes)
         screenshot(page, "phone-dark", full_page=False)  # a sticky header repeats in full-page captures
     finally:
         context.close()
+
+
+def eth_text(base: int) -> str:
+    """What the page's formatEth shows for `base` wei (six decimals, trailing zeros dropped)."""
+    whole, fraction = divmod(base, ETH)
+    digits = f"{fraction:018d}"[:6].rstrip("0")
+    return f"{whole}.{digits} ETH" if digits else f"{whole} ETH"
+
+
+def test_the_overview_shows_sync_balances_capacity_and_peers_in_light_mode(page: Any, nodes: Nodes) -> None:
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    backend = connect_rpc(nodes.anvil.url)
+    sign_in(page, nodes, "read")
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(246, 247, 249)"
+    overview = page.locator("#overview")
+    sync = overview.locator("dl", has_text="Sync").inner_text()
+    assert "follower " in sync and "lag " in sync, sync
+    assert backend.head() - 50 <= int(sync.split("head ")[1].split(",")[0]) <= backend.head()
+    # the page refreshes every 5 s; A's balance only moves when A sends a transaction
+    page.wait_for_selector(f"#overview dl:has-text('{backend.balance(nodes.a.address)} wei')", timeout=30_000)
+    open_channels = [c for c in nodes.a.call("GET", "/channels") if c["status"] == "open"]
+    can_send = sum(int(c["our_balance"]) for c in open_channels)
+    can_receive = sum(int(c["partner_balance"]) for c in open_channels)
+    assert eth_text(can_send) in overview.locator("dl", has_text="Can send").inner_text()
+    assert eth_text(can_receive) in overview.locator("dl", has_text="Can receive").inner_text()
+    assert eth_text(can_send + can_receive) in overview.locator("dl", has_text="Total capacity").inner_text()
+    peers = int(overview.locator("dl", has_text="Peers online").locator("dd").first.inner_text())
+    assert peers == nodes.a.call("GET", "/health")["peers"] and peers >= 2
+    overview.get_by_role("button", name="copy address").click()
+    page.wait_for_selector("#toast:has-text('address copied')")
+    assert page.evaluate("navigator.clipboard.readText()") == nodes.a.address
+    assert page.console.errors == []
+
+
+def test_channel_filters_by_state_and_partner(page: Any, nodes: Nodes) -> None:
+    sign_in(page, nodes, "read")
+    page.get_by_role("tab", name="Channels").click()
+    rows = page.locator("#channels tbody tr")
+    rows.first.wait_for()
+    everything = rows.count()
+    page.locator("#channel-state").select_option("open")
+    states = page.locator("#channels tbody td:nth-child(2)").all_inner_texts()
+    assert states and set(states) == {"open"}
+    page.locator("#channel-state").select_option("")
+    assert rows.count() == everything
+    page.locator("#channel-search").fill(nodes.b.address[2:12].lower())
+    assert rows.count() == 1 and rows.first.get_attribute("data-channel") == nodes.channel_id
+    page.locator("#channel-search").fill("0xnothing")
+    assert rows.count() == 0 and page.locator("#channels-empty").is_visible()
+
+
+def test_an_action_is_reached_with_tab_and_done_with_enter(page: Any, nodes: Nodes) -> None:
+    sign_in(page, nodes, "admin")
+    page.evaluate("document.activeElement.blur()")
+    for _ in range(60):  # tab from the top of the page to the action, as a keyboard user would
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "action-request":
+            break
+    assert page.evaluate("document.activeElement.id") == "action-request"
+    page.keyboard.press("Enter")
+    dialog = page.locator("#dialog")
+    assert dialog.is_visible()
+    page.keyboard.type("0.003")
+    page.keyboard.press("Tab")
+    page.keyboard.type("tea")
+    page.keyboard.press("Enter")  # submits the dialog's form: the review step
+    dialog.locator("#dialog-review").wait_for()
+    assert "3000000000000000" in dialog.locator("#dialog-review").inner_text()
+    page.keyboard.press("Enter")  # the focused Confirm button
+    dialog.locator("img").wait_for()
+    page.wait_for_function("document.activeElement.id === 'dialog-ok'")
+    page.keyboard.press("Enter")  # Done
+    page.wait_for_function("!document.getElementById('dialog').open")
+    assert page.console.errors == []

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from channeld.api._client import ApiError, NodeNotRunning
 from channeld.chain import connect_rpc
 from tests.node.helpers import Daemon, Zygote, make_daemon, wait_until
 from tests.tools import Anvil
@@ -73,3 +78,56 @@ def advance_chain(anvil: Anvil, seconds: int) -> None:
     backend = connect_rpc(anvil.url)
     backend.rpc("evm_increaseTime", [seconds])
     backend.rpc("evm_mine", [])
+
+
+def pause(d: Daemon) -> None:
+    """Freeze the daemon (SIGSTOP): its sockets stay open, it reads and answers nothing."""
+    assert d.pid is not None
+    os.kill(d.pid, signal.SIGSTOP)
+
+
+def resume(d: Daemon) -> None:
+    assert d.pid is not None
+    os.kill(d.pid, signal.SIGCONT)
+
+
+def stop_all(daemons: Iterable[Daemon]) -> None:
+    """Teardown: a frozen daemon must be woken before it can act on SIGTERM."""
+    for daemon in daemons:
+        if daemon.pid is not None:
+            resume(daemon)
+            daemon.kill(signal.SIGTERM)
+
+
+def mine_until(anvil: Anvil, predicate: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    """Keep the chain producing blocks (a second apart) until `predicate()` is truthy."""
+    backend = connect_rpc(anvil.url)
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except (ApiError, NodeNotRunning) as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        backend.rpc("evm_increaseTime", [1])
+        backend.rpc("evm_mine", [])
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+def view(d: Daemon, cid: str) -> dict[str, Any]:
+    return dict(d.call("GET", f"/channels/{cid}"))
+
+
+def settled_off_chain(payer: Daemon, payee: Daemon, cid: str) -> tuple[int, int] | None:
+    """Both sides' balances once they agree on every proof and nothing is locked (else None)."""
+    mine, theirs = view(payer, cid), view(payee, cid)
+    held = int(mine["our_deposit"]) + int(mine["partner_deposit"])
+    agree = (mine["our_nonce"] == theirs["partner_nonce"] and mine["partner_nonce"] == theirs["our_nonce"]
+             and mine["our_balance"] == theirs["partner_balance"]
+             and mine["partner_balance"] == theirs["our_balance"])
+    unlocked = int(mine["our_balance"]) + int(mine["partner_balance"]) == held
+    return (int(mine["our_balance"]), int(theirs["our_balance"])) if agree and unlocked else None

@@ -148,15 +148,18 @@ async def test_each_received_payment_is_durable_before_it_is_acknowledged(tmp_pa
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(service.run_flusher)
+            payments = _partner_payments(12)
             last = 0
-            for payment in _partner_payments(10):
+            for payment in payments[:10]:  # stored in one round: one cumulative acknowledgement
                 last = service.apply(CID, payment)
             await service.wait_round(last)
+            for payment in payments[10:]:  # one round each: one acknowledgement each
+                await service.wait_round(service.apply(CID, payment))
             nursery.cancel_scope.cancel()
     finally:
         store.close()
-    assert sent == [PaymentAccepted(CID, n, 100 + n) for n in range(1, 11)]
-    assert service.entry(CID).state.partner.transferred == 10
+    assert sent == [PaymentAccepted(CID, n, 100 + n) for n in (10, 11, 12)]
+    assert service.entry(CID).state.partner.transferred == 12
 
 
 async def test_a_failing_store_wakes_every_waiter_with_an_error(tmp_path: Path) -> None:

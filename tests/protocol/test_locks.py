@@ -143,11 +143,26 @@ def test_refuses_a_locked_transfer_that_moves_transferred() -> None:
     (NOW, "too soon"),
     (NOW + p.MAX_LOCK_LIFETIME + 1, "too far"),
 ])
-def test_refuses_an_expiry_too_soon_or_too_far(expiration: int, match: str) -> None:
-    alice, bob = make_pair()
-    refuse(bob, forged_transfer(alice, Lock(10, expiration, HASH)), p.BadLock, match)
+def test_a_sender_refuses_to_lock_too_soon_or_too_far(expiration: int, match: str) -> None:
+    alice, _ = make_pair()
     refuse(alice, p.ActionSendLockedTransfer(1, 10, expiration, HASH, bytes(20), bytes(20)), p.IllegalAction,
            match)
+
+
+def test_a_receiver_refuses_an_expiry_too_far() -> None:
+    alice, bob = make_pair()
+    refuse(bob, forged_transfer(alice, Lock(10, NOW + p.MAX_LOCK_LIFETIME + 1, HASH)), p.BadLock, "too far")
+
+
+@pytest.mark.parametrize("expiration", [NOW + p.DEFAULT_REVEAL_TIMEOUT - 1, NOW - 1])
+def test_a_receiver_accepts_a_lock_that_expires_too_soon_for_it(expiration: int) -> None:
+    """Its clock may run ahead of the sender's: refusing the proof would stick the channel (a refused nonce
+    is never replaced); the sender takes the lock back with `LockExpired` once it sees it expired."""
+    alice, bob = make_pair()
+    lock = Lock(10, expiration, HASH)
+    effects = bob.feed(forged_transfer(alice, lock))
+    assert wire.PaymentAccepted(CHANNEL_ID, 1, 1) in [e.message for e in effects if isinstance(e, p.Send)]
+    assert bob.state.partner.locks == (lock,)
 
 
 def test_refuses_a_lock_on_the_hash_of_the_zero_secret() -> None:
@@ -296,7 +311,7 @@ def test_a_refused_lock_message_is_reported_and_stays_in_flight() -> None:
 
 def test_held_lock_message_that_fails_is_refused_with_its_code() -> None:
     alice, bob = make_pair()
-    bad = forged_transfer(alice, Lock(10, NOW + 1, HASH), nonce=2, transferred=5)  # expiry too soon
+    bad = forged_transfer(alice, Lock(10, NOW + p.MAX_LOCK_LIFETIME + 1, HASH), nonce=2, transferred=5)
     alice.feed(p.ActionPay(1, 5))
     bob.feed(bad)
     effects = bob.feed(alice.outbox[-1])

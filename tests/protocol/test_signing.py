@@ -137,14 +137,49 @@ def test_known_key_refuses(name: str, mangle: object) -> None:
         p.KnownKey(SIGNER.public_key).check(DIGEST, mangle(signature))  # type: ignore[operator]
 
 
-def test_plain_ecdsa_verify_would_accept_a_wrong_v_so_check_must_recover() -> None:
-    # why KnownKey.check recovers: ecdsa_verify ignores v, but the contract's ecrecover does not
-    signature = flip_v(SIGNER.sign(DIGEST))
+def test_check_rs_ignores_v_and_chain_signature_restores_the_recoverable_one() -> None:
+    # a plain verify ignores v, the contract's ecrecover does not: the payment path verifies (r, s),
+    # and the proof is given its recoverable v when it goes on chain
+    good = SIGNER.sign(DIGEST)
+    flipped = flip_v(good)
     key = p.KnownKey(SIGNER.public_key)
-    assert key.verify_only(DIGEST, signature)
-    assert Account._recover_hash(DIGEST, signature=signature) != to_checksum_address(SIGNER.address)
+    key.check_rs(DIGEST, flipped)
+    assert Account._recover_hash(DIGEST, signature=flipped) != to_checksum_address(SIGNER.address)
     with pytest.raises(p.InvalidSignature):
-        key.check(DIGEST, signature)
+        key.check(DIGEST, flipped)
+    assert key.chain_signature(DIGEST, flipped) == good
+    assert key.chain_signature(DIGEST, good) == good
+    assert Account._recover_hash(DIGEST, signature=key.chain_signature(DIGEST, flipped)) == \
+        to_checksum_address(SIGNER.address)
+
+
+@pytest.mark.parametrize(("name", "mangle"), [
+    ("high s (the malleable twin of a valid signature)", high_s),
+    ("v as 0/1", lambda s: s[:64] + bytes([s[64] - 27])),
+    ("r zero", lambda s: bytes(32) + s[32:]),
+    ("s zero", lambda s: s[:32] + bytes(32) + s[64:]),
+    ("r = n", lambda s: SECP256K1_N.to_bytes(32, "big") + s[32:]),
+    ("64 bytes", lambda s: s[:64]),
+    ("flipped bit in r", lambda s: bytes([s[0] ^ 1]) + s[1:]),
+    ("flipped bit in s", lambda s: s[:40] + bytes([s[40] ^ 1]) + s[41:]),
+])
+def test_check_rs_refuses(name: str, mangle: object) -> None:
+    signature = mangle(SIGNER.sign(DIGEST))  # type: ignore[operator]
+    key = p.KnownKey(SIGNER.public_key)
+    with pytest.raises(p.InvalidSignature):
+        key.check_rs(DIGEST, signature)
+    if len(signature) == 65 and signature[64] in (27, 28):
+        with pytest.raises(p.InvalidSignature):
+            key.chain_signature(DIGEST, signature)
+
+
+def test_check_rs_refuses_another_signer_and_another_digest() -> None:
+    other = p.Signer(p.keccak256(b"other"))
+    key = p.KnownKey(SIGNER.public_key)
+    with pytest.raises(p.InvalidSignature, match="not by the partner"):
+        key.check_rs(DIGEST, other.sign(DIGEST))
+    with pytest.raises(p.InvalidSignature):
+        key.check_rs(p.keccak256(b"another digest"), SIGNER.sign(DIGEST))
 
 
 def test_known_key_refuses_another_signer() -> None:

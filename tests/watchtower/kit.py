@@ -30,6 +30,7 @@ from channeld.chain.contract import (
     encode_open_channel,
     encode_settle_channel,
 )
+from channeld.chain.sender import FeePolicy
 from channeld.keys import NodeKey, create_datadir
 from channeld.protocol import Signer, balance_proof_digest
 from channeld.wire import ZERO32, BalanceProof
@@ -80,8 +81,8 @@ class Chain:
     def fund(self, address: str, wei: int = 10**22) -> None:
         self.backend.rpc("anvil_setBalance", [address, hex(wei)])
 
-    def sender(self, party: Party) -> TransactionSender:
-        return TransactionSender(self.backend, party.account, self.abi)
+    def sender(self, party: Party, fee_policy: FeePolicy | None = None) -> TransactionSender:
+        return TransactionSender(self.backend, party.account, self.abi, fee_policy=fee_policy)
 
     def transact(self, party: Party, data: bytes, value: int = 0) -> Receipt:
         return self.sender(party).transact(TxRequest(self.contract, data, value))
@@ -136,11 +137,11 @@ def tower_datadir(root: Path, tower: Party) -> Path:
 
 
 class TowerProcess:
-    """`python -m tests.watchtower.entry ... watchtower run` as a real separate process."""
+    """`channeld --datadir DIR watchtower run ...` (the real command) as a separate process."""
 
     def __init__(self, datadir: Path, chain: Chain, port: int, extra: tuple[str, ...] = ()) -> None:
         self.log_path = datadir / "tower.log"
-        args = [sys.executable, "-m", "tests.watchtower.entry", "--datadir", str(datadir),
+        args = [sys.executable, "-m", "channeld.cli", "--datadir", str(datadir),
                 "watchtower", "run", "--rpc-url", chain.backend.label, "--contract", chain.contract,
                 "--listen", f"127.0.0.1:{port}",
                 "--confirmations", "0", "--poll-interval", "0.2",
@@ -181,3 +182,23 @@ class TowerProcess:
                 self.process.kill()
                 self.process.wait()
         self._stderr.close()
+
+
+HIGH_BASE_FEE = 50 * 10**9  # far above a first submission's 2 x base fee + tip (base about 1 gwei)
+
+
+def pooled(backend: ChainBackend, address: str) -> dict[int, bytes]:
+    """Nonce -> hash of the account's transactions waiting in anvil's pool."""
+    content = backend.rpc("txpool_content", [])["pending"]
+    found = next((txs for sender, txs in content.items() if sender.lower() == address.lower()), {})
+    return {int(nonce): bytes.fromhex(tx["hash"][2:]) for nonce, tx in found.items()}
+
+
+def mined_nonce(backend: ChainBackend, address: str) -> int:
+    return int(backend.rpc("eth_getTransactionCount", [address, "latest"]), 16)
+
+
+def mine_at_high_base_fee(backend: ChainBackend) -> None:
+    """One block whose base fee no first submission made at about 1 gwei can pay."""
+    backend.rpc("anvil_setNextBlockBaseFeePerGas", [hex(HIGH_BASE_FEE)])
+    backend.mine()

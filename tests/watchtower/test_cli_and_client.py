@@ -8,12 +8,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from channeld.cli import main
 from channeld.store import Namespace
 from channeld.watchtower import ClientMisuse, TowerDB, Watchtower
 from channeld.watchtower._api import status_app
 from channeld.watchtower.cli import host_port, register_watchtower
 from channeld.watchtower.client import TowerClient
-from tests.watchtower.entry import main
 from tests.watchtower.kit import Party, sign_proof
 
 CHAIN, CONTRACT, CID = 31337, bytes(range(20)), b"\x42" * 32
@@ -30,13 +30,17 @@ def _parser() -> argparse.ArgumentParser:
 def test_run_parses_its_flags() -> None:
     args = _parser().parse_args(["watchtower", "run", "--rpc-url", "http://127.0.0.1:8545", "--contract",
                                  "0x" + CONTRACT.hex(), "--listen", "[::1]:9750", "--api", "127.0.0.1:9751",
-                                 "--confirmations", "3", "--bump-after", "5"])
+                                 "--confirmations", "3", "--bump-after", "5", "--safety-margin", "90",
+                                 "--max-fee-per-gas", "20gwei"])
     assert (args.listen, args.api) == (("::1", 9750), ("127.0.0.1", 9751))
-    assert (args.confirmations, args.bump_after) == (3, 5.0)
+    assert (args.confirmations, args.bump_after, args.safety_margin) == (3, 5.0, 90.0)
+    assert args.max_fee_per_gas == 20 * 10**9
 
 
 @pytest.mark.parametrize("flags", [["--listen", "nohost"], ["--listen", "h:99999"], ["--confirmations", "-1"],
-                                   ["--bump-after", "0"], ["--poll-interval", "soon"]])
+                                   ["--bump-after", "0"], ["--poll-interval", "soon"],
+                                   ["--max-fee-per-gas", "0"], ["--max-fee-per-gas", "lots"],
+                                   ["--safety-margin", "-5"]])
 def test_bad_flags_are_usage_errors(flags: list[str]) -> None:
     argv = ["watchtower", "run", "--rpc-url", "http://x", "--contract", "0x" + CONTRACT.hex(), "--listen",
             "127.0.0.1:1", *flags]

@@ -7,6 +7,7 @@ from pathlib import Path
 import plyvel
 import pytest
 
+from channeld.chain import SubmittedTx, TxRequest
 from channeld.chain.contract import ETHER, ChannelState, Closing, OnChainChannel, Settlement, StoredProof
 from channeld.chain.follower import FollowerCursor
 from channeld.chain.records import BlockMark
@@ -87,3 +88,22 @@ def test_a_locked_database_is_a_tower_error(tmp_path: Path) -> None:
     with pytest.raises(TowerError, match="cannot open"):
         TowerDB(tmp_path / "db", NS)
     db.close()
+
+
+def test_transactions_in_flight_are_kept_per_channel_until_deleted(tmp_path: Path) -> None:
+    request = TxRequest(to=P1, data=b"\x01", gas=50_000)
+    versions = (SubmittedTx(request, 4, b"\x0a" * 32, 50_000, 10, 1, 0.0),
+                SubmittedTx(request, 4, b"\x0b" * 32, 50_000, 12, 2, 0.0))
+    db = TowerDB(tmp_path / "db", NS)
+    try:
+        batch = db.batch()
+        batch.put_flight(CID, versions[:1])
+        batch.put_flight(b"\x43" * 32, versions[:1])
+        db.write(batch)
+        batch = db.batch()
+        batch.put_flight(CID, versions)  # a bump adds a version under the same key
+        batch.delete_flight(b"\x43" * 32)
+        db.write(batch)
+        assert list(db.iter_flights()) == [(CID, versions)]
+    finally:
+        db.close()

@@ -12,6 +12,7 @@ import trio
 
 from channeld.chain import AsyncSender, EventFollower, TxRequest
 from channeld.chain.contract import OnChainChannel, encode_close_channel
+from channeld.chain.sender import FeePolicy
 from channeld.store import Namespace
 from channeld.transport import Session, connect, establish_session
 from channeld.watchtower import RefusalCode, TowerDB, TowerSettings, Watchtower
@@ -43,9 +44,9 @@ async def running_tower(anvil: Anvil, path: Path, bump_after: float = 12.0) -> A
     chain.fund(tower_party.address)
     channel = chain.open(alice, bob, 10**18, 600)
     db = TowerDB(path / "db", Namespace(chain.chain_id, chain.contract_bytes))
-    settings = TowerSettings(poll_interval=0.1, bump_after=bump_after)
-    tower = Watchtower(db, tower_party.node_key, settings, chain.backend,
-                       AsyncSender(chain.sender(tower_party)), chain.deployment.block)
+    settings = TowerSettings(poll_interval=0.1)
+    sender = AsyncSender(chain.sender(tower_party, FeePolicy(bump_after=bump_after)))
+    tower = Watchtower(db, tower_party.node_key, settings, chain.backend, sender, chain.deployment.block)
     follower = EventFollower(chain.backend, chain.contract, db, chain.deployment.block)
     try:
         async with trio.open_nursery() as nursery:

@@ -41,4 +41,11 @@ SAMPLES: list[wire.Message] = [
     wire.ProofQuery(CHANNEL),
     wire.ProofStatus(CHANNEL, 12),
     wire.ChannelGossip(31337, CONTRACT, CHANNEL, A1, A2, 10**18, A1, 1, 250, 60, 3, SIG),
+    wire.ConversionGossip(A1, wire.AssetId(31337, CONTRACT, bytes(20)), wire.AssetId(10, CONTRACT, A2),
+                          3000 * 10**6, 10**18, 5, 100, 900, 4, 1_700_000_000, SIG),
+    wire.BatchConsentRequest(31337, CONTRACT, CHANNEL, ROOT, wire.BATCH_WITHDRAW, wire.SCHEME_BLS, A1, A2,
+                             1_700_000_000, wire.EntryTerms(A1, 3600, 10, 2**255, 0, 3, 9), SIG,
+                             wire.MerkleBranch(2, 5, ROOT, ROOT * 3)),
+    wire.BatchConsent(CHANNEL, ROOT, SIG, bytes(range(96)), bytes(range(48))),
+    wire.BatchRefusal(CHANNEL, ROOT, 30, "the entry's deposits are not this channel's"),
 ]

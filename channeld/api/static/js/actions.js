@@ -57,11 +57,13 @@ export function runAction(spec) {
       await (spec.follow || followOperation)(result, progress);
       ok.textContent = "Done";
       ok.disabled = false;
+      ok.focus();  // disabling it while sending dropped the focus: give keyboard users their place back
       ok.onclick = (again) => { again.preventDefault(); dialog.close(); };
     } catch (problem) {
       error.textContent = problem.message;
       ok.disabled = false;
       ok.textContent = "Retry";
+      ok.focus();
     }
   };
   $("dialog-cancel").onclick = () => dialog.close();

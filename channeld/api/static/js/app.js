@@ -11,7 +11,7 @@ const SHOWN_PAYMENTS = 200;
 
 const state = {
   scope: "read", info: null, health: null, summary: null, channels: [], towers: [], payments: new Map(),
-  selected: null, stream: null, timers: [], lastPushes: 0, lastPushSeen: null, refreshing: null,
+  selected: null, stream: null, timers: [], refreshing: null,
 };
 const isAdmin = () => state.scope === "admin";
 
@@ -171,7 +171,7 @@ function renderOverview() {
 }
 
 function channelRow(channel) {
-  const deadline = channel.settle_deadline
+  const deadline = channel.status === "closed" && channel.settle_deadline
     ? el("span", { class: "countdown", "data-deadline": channel.settle_deadline }, deadlineText(channel.settle_deadline))
     : "—";
   return el("tr", { "data-channel": channel.channel_id },
@@ -208,8 +208,11 @@ async function showChannel(channelId, focus) {
   chart.setAttribute("viewBox", "0 0 600 160");
   chart.setAttribute("class", "chart");
   chart.setAttribute("role", "img");
-  chart.setAttribute("aria-label", "our balance after each payment");
-  historyChart(chart, trail.map((e) => Number(BigInt(e.balance_after) / 10n ** 9n) / 1e9), "now (ETH)");
+  chart.setAttribute("aria-label", "both balances after each deposit, withdrawal and payment");
+  const ours = trail.map((e) => e.balance_after);
+  const theirs = trail.map((e) => e.partner_balance_after);
+  chart.setAttribute("data-series", JSON.stringify({ ours, partner: theirs }));  // exact, for tests and tools
+  historyChart(chart, [{ name: "ours", values: ours.map(ethNumber) }, { name: "partner", values: theirs.map(ethNumber) }]);
   const actions = isAdmin() && channel.status === "open" ? el("div", { class: "actions" },
     el("button", { type: "button", onclick: () => deposit(channel) }, "Deposit"),
     el("button", { type: "button", onclick: () => withdraw(channel) }, "Withdraw"),
@@ -218,18 +221,29 @@ async function showChannel(channelId, focus) {
     el("h2", { tabindex: "-1" }, `Channel ${short(channel.channel_id)}`), copyButton(channel.channel_id, "channel id"),
     el("p", { class: "muted" }, `partner ${channel.partner}, challenge period ${channel.challenge_period} s, ` +
       `nonces ${channel.our_nonce} / ${channel.partner_nonce}`),
-    actions,
-    el("figure", {}, el("figcaption", {}, "Our balance after each payment"), chart),
+    ...(actions ? [actions] : []),  // replaceChildren would print a null as "null"
+    el("figure", {}, el("figcaption", {}, "Balances (ETH) after each deposit, withdrawal and payment: ",
+      el("span", { class: "key ours" }, "ours"), " and ", el("span", { class: "key partner" }, "the partner's")), chart),
     el("h3", {}, "Audit trail"),
     el("div", { class: "scroll" }, el("table", { class: "audit" },
-      el("thead", {}, el("tr", {}, ["#", "When", "What", "Change", "Balance after", "Proof"].map((h) => el("th", {}, h)))),
-      el("tbody", {}, trail.slice().reverse().slice(0, 100).map((e) => el("tr", {},
-        el("td", {}, String(e.seq)), el("td", {}, time(e.at_ms)), el("td", {}, e.kind.replace("_", " ")),
-        el("td", { class: "num", title: `${e.amount} wei` }, formatEth(e.amount)),
-        el("td", { class: "num" }, formatEth(e.balance_after)),
-        el("td", { class: "mono", title: e.proof_hash }, short(e.proof_hash, 6))))))));
+      el("thead", {}, el("tr", {}, ["#", "When", "What", "Change", "Our balance", "Partner's balance", "Proof"]
+        .map((h) => el("th", {}, h)))),
+      el("tbody", {}, trail.slice().reverse().slice(0, 100).map((e) => el("tr", { "data-seq": String(e.seq) },
+        el("td", {}, String(e.seq)), el("td", {}, time(e.at_ms)), el("td", {}, entryText(e)),
+        el("td", { class: "num", title: `${e.change} wei` }, formatEth(e.change)),
+        el("td", { class: "num", title: `${e.balance_after} wei` }, formatEth(e.balance_after)),
+        el("td", { class: "num", title: `${e.partner_balance_after} wei` }, formatEth(e.partner_balance_after)),
+        el("td", { class: "mono", title: e.proof_hash }, NO_PROOF.test(e.proof_hash) ? "—" : short(e.proof_hash, 6))))))));
   panel.hidden = false;
   if (focus) panel.querySelector("h2").focus();
+}
+
+const NO_PROOF = /^0x0{64}$/;  // chain events (deposits, withdrawals, closes) carry no balance proof
+const ethNumber = (base) => Number(BigInt(base) / 10n ** 9n) / 1e9;  // for drawing only
+
+function entryText(entry) {
+  const what = entry.kind.replace("_", " ");
+  return entry.kind === "deposit" || entry.kind === "withdraw" ? `${what} by ${entry.by === "us" ? "us" : "partner"}` : what;
 }
 
 function renderPayments() {
@@ -259,22 +273,25 @@ function renderCharts() {
   lineChart($("chart-latency"), latencyPoints(state.summary ? state.summary.latency : [], now / 1000));
 }
 
+const pushedAt = (seconds) => (seconds === null || seconds === undefined ? "never" : time(seconds * 1000));
+
 function renderTowers() {
   const towers = state.towers;
   const pushes = towers.reduce((t, w) => t + w.pushes_sent, 0);
-  if (pushes > state.lastPushes) state.lastPushSeen = Date.now();
-  state.lastPushes = pushes;
+  const last = Math.max(0, ...towers.map((t) => t.last_push_at || 0));
   $("tower-summary").replaceChildren(
     stat("Towers registered", String(towers.length), `${towers.filter((t) => t.connected).length} connected`),
     stat("Channels covered", String(Math.max(0, ...towers.map((t) => t.channels)))),
-    stat("Last proof pushed", state.lastPushSeen ? time(state.lastPushSeen) : "none seen",
-      `${pushes} pushed, ${towers.reduce((t, w) => t + w.accepted, 0)} accepted`),
+    stat("Last proof pushed", el("span", { id: "last-push", "data-at": last ? String(last) : null }, pushedAt(last || null)),
+      `${pushes} pushed since the node started, ${towers.reduce((t, w) => t + w.accepted, 0)} accepted`),
     stat("Disputes done", String(state.summary ? state.summary.disputes : 0), "stale closes answered on chain"));
   $("towers").tBodies[0].replaceChildren(...towers.map((t) => el("tr", {},
     el("td", { class: "mono", title: t.uri }, short(t.uri, 10)),
     el("td", { class: t.connected ? "good" : "bad" }, t.connected ? "yes" : "no"),
     el("td", { class: "num" }, String(t.channels)), el("td", { class: "num" }, String(t.pushes_sent)),
-    el("td", { class: "num" }, String(t.accepted)), el("td", { class: "num" }, String(t.pending)))));
+    el("td", { class: "num" }, String(t.accepted)), el("td", { class: "num" }, String(t.pending)),
+    el("td", { class: "last-push", title: t.last_push_at ? new Date(t.last_push_at * 1000).toISOString() : "" },
+      pushedAt(t.last_push_at)))));
   $("towers-empty").hidden = towers.length > 0;
 }
 

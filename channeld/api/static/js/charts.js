@@ -74,17 +74,21 @@ export function latencyPoints(samples, nowSeconds) {
   return points;
 }
 
-// A line over evenly spaced values (a channel's balance after each audit entry), oldest first.
-export function historyChart(svg, values, label) {
-  const yMax = Math.max(...values, 0) || 1;
-  frame(svg, yMax, label);
+// Lines over evenly spaced points (a channel's balances after each audit entry), oldest first.
+// series: [{name, values: [number]}]; each line gets the class `line <name>`.
+export function historyChart(svg, series) {
+  const all = series.flatMap((s) => s.values);
+  const yMax = Math.max(...all, 0) || 1;
+  frame(svg, yMax, "now");
   svg.querySelectorAll("text")[2].textContent = "first";
-  if (!values.length) {
-    svg.append(svgEl("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }, "no payments in this channel yet"));
+  if (!all.length) {
+    svg.append(svgEl("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }, "nothing in this channel's audit trail yet"));
     return;
   }
-  const step = values.length > 1 ? 1 / (values.length - 1) : 0;
-  const xy = values.map((v, i) => [plotX(values.length > 1 ? i * step : 0.5), plotY(v, yMax)]);
-  svg.append(svgEl("polyline", { class: "line", points: xy.map(([x, y]) => `${x},${y}`).join(" ") }));
-  for (const [x, y] of xy) svg.append(svgEl("circle", { class: "dot", cx: x, cy: y, r: 2.5 }));
+  for (const { name, values } of series) {
+    const step = values.length > 1 ? 1 / (values.length - 1) : 0;
+    const xy = values.map((v, i) => [plotX(values.length > 1 ? i * step : 0.5), plotY(v, yMax)]);
+    svg.append(svgEl("polyline", { class: `line ${name}`, points: xy.map(([x, y]) => `${x},${y}`).join(" ") }));
+    for (const [x, y] of xy) svg.append(svgEl("circle", { class: `dot ${name}`, cx: x, cy: y, r: 2.5 }));
+  }
 }

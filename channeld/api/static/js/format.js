@@ -30,8 +30,9 @@ export function parseEth(text) {
 export const short = (hex, keep = 8) =>
   !hex ? "" : hex.length <= 2 * keep + 3 ? hex : `${hex.slice(0, keep + 2)}…${hex.slice(-keep)}`;
 
+// The challenge period's remaining time; at zero the node settles at the chain's next block.
 export function countdown(seconds) {
-  if (seconds <= 0) return "passed";
+  if (seconds <= 0) return "ended, settling";
   const h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = Math.floor(seconds % 60);
   return h ? `${h}h ${m}m` : m ? `${m}m ${s}s` : `${s}s`;
 }
