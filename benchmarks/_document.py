@@ -123,11 +123,12 @@ development machine; check them against the tables after a new run):
   then window / latency: each payment needs three commits in series (the payer's proof, the payee's
   acceptance, the payer's record of the acknowledgement), two loopback hops and the wake-ups between
   trio and the store's writer thread, on a machine where every one of those steps waits for a core.
-- **Per payment, a daemon spends four to seven times the floor's CPU.** The floor is one digest and one
-  signature (payer, about 35 µs of CPU) or one recovery (payee, about 50 µs); each daemon spent about
-  200 to 270 µs in this session's runs, so the pair would do about 4,000 payments a second with a core
-  each (`direct_cpu_bound_pps`), a fifth of the floor (`floor_ratio_cpu`). The signature and the
-  recovery are the largest single items of the busy time
+- **Per payment, a daemon spends three to four times the floor's CPU.** The floor is one digest and one
+  signature (payer, about 35 µs of CPU) or one verification against the partner's key (payee, about
+  43 µs); each daemon spent about 140 to 160 µs per pipelined payment in session 2's runs (200 to 270 µs
+  in session 1's; docs/performance.md has the changes), so the pair would do 6,000 to 7,000 payments a
+  second with a core each (`direct_cpu_bound_pps`), about a third of the floor (`floor_ratio_cpu`). The
+  signature and the verification are the largest single items of the busy time
   (about an eighth on the payer, a sixth on the payee); the rest is Python object work spread thin:
   copying immutable states (`dataclasses.replace`), building and validating message and record objects
   (`__init__`, `__post_init__`), msgpack and wire encoding and decoding, trio's task plumbing, and the

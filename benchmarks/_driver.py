@@ -5,7 +5,9 @@ Wallet mode, SPEC: {"mode": "wallets", "store": dir, "rpc_url": url, "contract":
 channels on chain, waits for the node's announcements, then runs each phase in order.
 
 API mode, SPEC: {"mode": "api", "api_url": url, "token": bearer, "payee": node id, "phases": [...]}: what a
-wallet or shop server sees, `POST /api/v1/payments` with up to `window` requests outstanding.
+wallet or shop server sees, `POST /api/v1/payments` with up to `window` requests outstanding, each on its
+own keep-alive connection (`benchmarks/_http.py`); a phase with "idempotency_keys": true gives every
+payment its own `Idempotency-Key`.
 
 A phase is {"name": str, "total": payments, "window": unanswered payments allowed per channel (or
 requests outstanding)}; each reports payments per second, latency percentiles, and how busy this process
@@ -20,10 +22,11 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
 import trio
 
+from benchmarks._http import Connection
 from benchmarks._stats import percentile
 from benchmarks._wallet import Fleet, WalletFailure
 from channeld.chain import connect_rpc
@@ -101,37 +104,45 @@ async def _phase(fleet: Fleet, phase: dict[str, Any], profile: str | None,
 
 
 async def run_api(spec: dict[str, Any]) -> dict[str, Any]:
-    # a fresh client per phase: the server closes keep-alive connections left idle between phases
+    url = urlsplit(spec["api_url"])
+    assert url.hostname is not None and url.port is not None
     phases = []
     for phase in spec["phases"]:
-        async with httpx.AsyncClient(base_url=spec["api_url"] + "/api/v1", timeout=60.0,
-                                     headers={"Authorization": f"Bearer {spec['token']}"},
-                                     limits=httpx.Limits(max_connections=256)) as client:
-            phases.append(await _api_phase(client, phase, spec["payee"], list(spec.get("watch_pids", []))))
+        # fresh connections per phase: the server closes keep-alive connections left idle between phases
+        phases.append(await _api_phase(url.hostname, url.port, spec["token"], phase, spec["payee"],
+                                       list(spec.get("watch_pids", []))))
     return {"phases": phases}
 
 
-async def _api_phase(client: httpx.AsyncClient, phase: dict[str, Any], payee: str,
+async def _api_phase(host: str, port: int, token: str, phase: dict[str, Any], payee: str,
                      watch: list[int]) -> dict[str, Any]:
     latencies: list[float] = []
     total, window = int(phase["total"]), int(phase["window"])
     body = {"node_id": payee, "amount": "1"}
+    keyed = bool(phase.get("idempotency_keys"))  # each payment with its own key, as a shop's order id
+    prefix = f"{phase['name']}-{os.getpid()}-{time.time_ns()}"
+    connections = [await Connection.open(host, port, token) for _ in range(window)]
 
-    async def worker(count: int) -> None:
-        for _ in range(count):
+    async def worker(index: int, connection: Connection, count: int) -> None:
+        for number in range(count):
+            headers = [("idempotency-key", f"{prefix}-{index}-{number}")] if keyed else None
             started = time.perf_counter()
-            response = await client.post("/payments", json=body)
-            if response.status_code != 200 or response.json().get("status") != "accepted":
-                raise WalletFailure(f"payment not accepted: {response.status_code} {response.text}")
+            status, answer = await connection.post("/api/v1/payments", body, headers)
+            if status != 200 or answer.get("status") != "accepted":
+                raise WalletFailure(f"payment not accepted: {status} {answer}")
             latencies.append(time.perf_counter() - started)
 
     began = time.perf_counter()
     cpu = CpuWatch(watch)
     share, extra = divmod(total, window)
-    async with trio.open_nursery() as nursery:
-        for index in range(window):
-            nursery.start_soon(worker, share + (index < extra))
-    return {**summarise(phase["name"], total, time.perf_counter() - began, latencies), **cpu.shares()}
+    try:
+        async with trio.open_nursery() as nursery:
+            for index, connection in enumerate(connections):
+                nursery.start_soon(worker, index, connection, share + (index < extra))
+        return {**summarise(phase["name"], total, time.perf_counter() - began, latencies), **cpu.shares()}
+    finally:
+        for connection in connections:
+            await connection.aclose()
 
 
 def main() -> None:

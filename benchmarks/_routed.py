@@ -1,10 +1,14 @@
 """Load for the multi-hop cases, run inside the load-generator process (`_driver`, mode "routed").
 
 SPEC: {"mode": "routed", "payer": {"url", "token"}, "payee": {"url", "token"}, "amount": wei,
-"max_fee": wei, "phases": [...]}. For each phase the payee first issues one payment request per
-payment (untimed: a shop makes its invoice before the customer pays), then the payer pays them through
-`POST /api/v1/payments` with up to `window` outstanding; a payment counts when the call returns it
-accepted, that is when the last hop has it and the secret has come back to the payer.
+"max_fee": wei, "phases": [...], "watch_pids": [the line's daemons, payer first]}. For each phase the
+payee first issues one payment request per payment (untimed: a shop makes its invoice before the
+customer pays), then the payer pays them with up to `window` outstanding: through `POST
+/api/v1/payments` (a phase with "path": "api", the default), or all in one `POST
+/api/v1/bench/pay-requests` (a phase with "path": "bench": the node pays them itself, the same
+`PaymentRequestBook.pay` each, without HTTP and JSON per payment; its own timings are reported). A
+payment counts when it is accepted, that is when the last hop has it and the secret (the receipt) has
+come back to the payer. Each phase also reports how busy every watched daemon was (`daemon_cpu`).
 """
 
 from __future__ import annotations
@@ -28,13 +32,36 @@ def client(side: dict[str, str]) -> httpx.AsyncClient:
 
 
 async def run_routed(spec: dict[str, Any]) -> dict[str, Any]:
+    from benchmarks._driver import CpuWatch, cpu_seconds
+
+    pids = list(spec.get("watch_pids", []))
     phases = []
     for phase in spec["phases"]:
         async with client(spec["payee"]) as payee:
             requests = await issue(payee, int(phase["total"]), int(spec["amount"]))
         async with client(spec["payer"]) as payer:
-            phases.append(await pay_all(payer, phase, requests, str(spec["max_fee"])))
+            watch, before = CpuWatch(pids), [cpu_seconds(pid) for pid in pids]
+            if phase.get("path", "api") == "bench":
+                found = await pay_in_node(payer, phase, requests, str(spec["max_fee"]))
+            else:
+                found = await pay_all(payer, phase, requests, str(spec["max_fee"]))
+            spent = [cpu_seconds(pid) - was for pid, was in zip(pids, before, strict=True)]
+            per_payment = [seconds / len(requests) * 1e6 for seconds in spent]
+            phases.append({**found, **watch.shares(), "daemon_cpu_us": per_payment})
     return {"phases": phases}
+
+
+async def pay_in_node(payer: httpx.AsyncClient, phase: dict[str, Any], requests: list[str],
+                      max_fee: str) -> dict[str, Any]:
+    """One call: the payer daemon pays every request itself, `window` at a time, and times each."""
+    response = await payer.post("/bench/pay-requests", json={"requests": requests, "max_fee": max_fee,
+                                                             "window": int(phase["window"])},
+                                timeout=max(120.0, 2.0 * len(requests)))
+    if response.status_code != 200:
+        raise WalletFailure(f"routed bench refused: {response.status_code} {response.text}")
+    result = response.json()
+    return {"name": phase["name"], "payments": result["payments"], "seconds": result["seconds"],
+            "pps": result["pps"], "p50_ms": result["p50_ms"], "p99_ms": result["p99_ms"]}
 
 
 async def issue(payee: httpx.AsyncClient, count: int, amount: int) -> list[str]:

@@ -46,7 +46,7 @@ async def serve_api(node: Node, host: str, port: int,
     app = create_app(node)
     async with trio.open_nursery() as nursery:
         await nursery.start(app.state.webhooks.run)
-        urls: list[str] = await nursery.start(_serve, app, config)
+        urls: list[str] = await nursery.start(_serve, app.state.asgi, config)
         bound = int(urls[0].rsplit(":", 1)[1])
         tls = "with TLS" if config.ssl_enabled else "without TLS (loopback only)"
         log.info("control API on %s:%d %s", host, bound, tls)

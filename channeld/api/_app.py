@@ -49,8 +49,10 @@ class Guard:
         return record
 
     def need(self, scope: Scope) -> Callable[..., Any]:
-        def dependency(request: Request,
-                       _: HTTPAuthorizationCredentials | None = Security(_bearer)) -> TokenRecord:  # noqa: B008
+        # async on purpose: FastAPI runs a plain `def` dependency in a worker thread, a thread hop per
+        # request that serialised concurrent requests behind the GIL and the thread limiter
+        async def dependency(request: Request,
+                             _: HTTPAuthorizationCredentials | None = Security(_bearer)) -> TokenRecord:  # noqa: B008
             return self.admit(request.headers.get("authorization"), scope)
 
         return dependency
@@ -70,7 +72,8 @@ async def _refused(request: Request, exc: Exception) -> JSONResponse:
 
 def create_app(node: Node, book: TokenBook | None = None, limiter: RateLimiter | None = None) -> FastAPI:
     from channeld.api._dashboard import register_dashboard
-    from channeld.api._routes import register_routes
+    from channeld.api._fastpay import FastPayments
+    from channeld.api._routes import Idempotency, register_routes
     from channeld.api._stream import register_stream
     from channeld.api._webhooks import WebhookService, register_webhooks
 
@@ -86,11 +89,13 @@ def create_app(node: Node, book: TokenBook | None = None, limiter: RateLimiter |
     v1 = FastAPI(title="channeld control API", version="1", docs_url=None, redoc_url=None,
                  description="Local control API of a channeld node. See docs/api.md.")
     v1.add_exception_handler(ChanneldError, _refused)
-    register_routes(v1, node, guard)
+    idempotency = Idempotency(node)
+    register_routes(v1, node, guard, idempotency)
     register_stream(v1, node, guard)
     webhooks = WebhookService(node)
     register_webhooks(v1, webhooks, guard)
     app.state.webhooks = webhooks
     app.mount("/api/v1", v1)
     register_dashboard(app, v1, node, guard)
+    app.state.asgi = FastPayments(app, guard, idempotency)  # what the node serves (api/_fastpay.py)
     return app

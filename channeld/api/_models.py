@@ -63,6 +63,20 @@ class BenchBody(Body):
     window: int = Field(default=64, ge=1, le=64)
 
 
+class BenchRequestsBody(Body):
+    """`POST /bench/pay-requests`: the node pays these payment requests, `window` at a time."""
+
+    requests: list[str] = Field(min_length=1, max_length=10_000)
+    window: int = Field(default=16, ge=1, le=64)
+    max_fee: Amount | None = None
+
+    @model_validator(mode="after")
+    def _sizes(self) -> BenchRequestsBody:
+        if any(not 8 <= len(text) <= 1024 for text in self.requests):
+            raise ValueError("a payment request is 8-1024 characters")
+        return self
+
+
 class OpenBody(Body):
     uri: str = Field(max_length=300)
     deposit: Amount

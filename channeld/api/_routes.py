@@ -6,7 +6,7 @@ import hashlib
 import json
 import time
 from pathlib import Path as FilePath
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import trio
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query
@@ -21,6 +21,7 @@ from channeld.api._models import (
     Amount,
     AmountBody,
     BenchBody,
+    BenchRequestsBody,
     Body,
     ChannelStatusName,
     CloseBody,
@@ -39,7 +40,7 @@ from channeld.api._models import (
 )
 from channeld.api._tokens import Scope, TokenRecord
 from channeld.client._payreq import PaymentRequest
-from channeld.node._bench import bench_pay
+from channeld.node._bench import bench_pay, bench_pay_requests
 from channeld.node._onchain import OperationStatus
 from channeld.transport import BadPeerUri
 
@@ -59,10 +60,10 @@ def _uri_error(exc: BadPeerUri) -> HTTPException:
     return field_error("body", "uri", str(exc))
 
 
-def register_routes(api: FastAPI, node: Node, guard: Guard) -> None:
+def register_routes(api: FastAPI, node: Node, guard: Guard, idempotency: Idempotency) -> None:
     _node_routes(api, node, guard)
     _channel_routes(api, node, guard)
-    _payment_routes(api, node, guard, Idempotency(node))
+    _payment_routes(api, node, guard, idempotency)
     _request_routes(api, node, guard)
     _admin_routes(api, node, guard)
     _batch_routes(api, node, guard)
@@ -157,6 +158,12 @@ def _channel_routes(api: FastAPI, node: Node, guard: Guard) -> None:
                                  body.window)
         return result.as_json()
 
+    @api.post("/bench/pay-requests", dependencies=admin)
+    async def bench_requests(body: BenchRequestsBody) -> dict[str, Any]:
+        """The node pays a list of payment requests itself: the routed benchmarks' load path."""
+        max_fee = None if body.max_fee is None else int(body.max_fee)
+        return (await bench_pay_requests(node, body.requests, body.window, max_fee)).as_json()
+
 
 class Idempotency:
     """Payments by idempotency key: a retried request (even a concurrent one) returns the first result.
@@ -185,18 +192,26 @@ class Idempotency:
             if stored["fingerprint"] != fingerprint:
                 raise HTTPException(409, detail="this idempotency key was used for a different payment")
             return stored["result"] or {"status": "unknown", "idempotency_key": given}
-        self.node.journal.put(IDEMPOTENCY_TABLE, key, {"fingerprint": fingerprint, "result": None}, sync=True)
-        self._running[key] = done = trio.Event()
+        self._running[key] = done = trio.Event()  # before the first await: a retry waits for this one
         try:
-            result = await _pay(self.node, body)
-            self.node.journal.put(IDEMPOTENCY_TABLE, key, {"fingerprint": fingerprint, "result": result},
-                                  sync=True)
-        except BaseException:
-            self.node.journal.delete(IDEMPOTENCY_TABLE, key)  # refused before paying: the key may be reused
-            raise
+            return await self._pay_once(key, fingerprint, body)
         finally:
             del self._running[key]
             done.set()
+
+    async def _pay_once(self, key: str, fingerprint: str, body: PayBody) -> dict[str, Any]:
+        # durable writes through the journal's writer thread: a synced put on the loop would stall every
+        # other request and payment of the node for an fsync (grouped with other writes there)
+        journal = self.node.journal
+        await journal.put_durable(IDEMPOTENCY_TABLE, key, {"fingerprint": fingerprint, "result": None})
+        try:
+            result = await _pay(self.node, body)
+        except Exception:
+            # refused before paying: the key may be reused (reads miss it at once). A cancelled request
+            # leaves the key answering `unknown`, as a crash does: it may have paid.
+            journal.delete_soon(IDEMPOTENCY_TABLE, key)
+            raise
+        await journal.put_durable(IDEMPOTENCY_TABLE, key, {"fingerprint": fingerprint, "result": result})
         return result
 
 
@@ -237,7 +252,7 @@ def _request_routes(api: FastAPI, node: Node, guard: Guard) -> None:
 
     @api.post("/requests", dependencies=[Depends(guard.need(Scope.INVOICE))], status_code=201)
     async def create(body: RequestBody) -> dict[str, Any]:
-        return node.requests.create(int(body.amount), body.description, body.expires_in)
+        return await node.requests.issue(int(body.amount), body.description, body.expires_in)
 
     @api.get("/requests/{payment_hash}", dependencies=read)
     async def get(payment_hash: str) -> dict[str, Any]:
@@ -312,6 +327,18 @@ class BatchCloseBody(Body):
     timeout: float = Field(default=10.0, gt=0, le=120)
 
 
+class BatchOpenBody(Body):
+    uris: list[Annotated[str, Field(max_length=300)]] = Field(min_length=1, max_length=400)
+    deposit: Amount
+    token: Address | None = None
+    challenge_period: int = Field(default=3600, ge=1, lt=2**64)
+
+
+class BatchDepositBody(Body):
+    amount: Amount
+    token: Address | None = None
+
+
 def _batch_routes(api: FastAPI, node: Node, guard: Guard) -> None:
     """Batch settlement (docs/batch.md): answered once each batch's transaction is mined or refused."""
     admin = [Depends(guard.need(Scope.ADMIN))]
@@ -324,3 +351,11 @@ def _batch_routes(api: FastAPI, node: Node, guard: Guard) -> None:
     @api.post("/batch/close", dependencies=admin)
     async def batch_close(body: BatchCloseBody) -> dict[str, Any]:
         return {"batches": await node.batch_close(body.scheme, body.to, body.timeout)}
+
+    @api.post("/batch/open", dependencies=admin)
+    async def batch_open(body: BatchOpenBody) -> dict[str, Any]:
+        return await node.batch_open(body.uris, int(body.deposit), body.token, body.challenge_period)
+
+    @api.post("/batch/deposit", dependencies=admin)
+    async def batch_deposit(body: BatchDepositBody) -> dict[str, Any]:
+        return await node.batch_deposit(int(body.amount), body.token)

@@ -15,7 +15,7 @@ from typing import Any
 
 from eth_abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
-from eth_utils import function_signature_to_4byte_selector
+from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
 from channeld.chain.errors import DeploymentMismatch, TransactionReverted
 from channeld.errors import ConfigError
@@ -118,8 +118,16 @@ def _hex_bytes(text: str) -> bytes:
     return bytes.fromhex(text.removeprefix("0x"))
 
 
-def _error_selectors(abi: Sequence[Mapping[str, Any]]) -> dict[bytes, tuple[str, list[str]]]:
-    selectors: dict[bytes, tuple[str, list[str]]] = {}
+ErrorTable = dict[bytes, tuple[str, list[str]]]
+"""4-byte selector -> (error name, its argument types), as `error_selectors` builds it."""
+
+
+def error_selectors(abi: Sequence[Mapping[str, Any]]) -> ErrorTable:
+    """The custom errors of `abi`, plus Solidity's built-in Error(string) and Panic(uint256)."""
+    selectors: ErrorTable = {
+        _ERROR_STRING_SELECTOR: ("Error", ["string"]),
+        _PANIC_SELECTOR: ("Panic", ["uint256"]),
+    }
     for entry in abi:
         if entry.get("type") != "error":
             continue
@@ -137,22 +145,27 @@ def _canonical_type(item: Mapping[str, Any]) -> str:
     return kind
 
 
+def decode_error(errors: ErrorTable, data: bytes) -> tuple[str, tuple[Any, ...]] | None:
+    """The name and arguments (addresses checksummed) of the error in revert `data`, or None when no
+    entry of `errors` has its selector. Arguments that do not decode are reported raw."""
+    if data[:4] not in errors:
+        return None
+    name, types = errors[data[:4]]
+    payload = data[4:]
+    try:
+        values = abi_decode(types, payload)
+    except DecodingError:
+        return name, (f"undecodable 0x{payload.hex()}",)
+    shown = (to_checksum_address(v) if t == "address" else v for v, t in zip(values, types, strict=True))
+    return name, tuple(shown)
+
+
 def decode_revert(
     abi: Sequence[Mapping[str, Any]], data: bytes, tx_hash: bytes | None = None
 ) -> TransactionReverted:
     """Turn raw revert data into a `TransactionReverted` naming the error and its arguments."""
-    selector, payload = data[:4], data[4:]
-    known: dict[bytes, tuple[str, list[str]]] = {
-        _ERROR_STRING_SELECTOR: ("Error", ["string"]),
-        _PANIC_SELECTOR: ("Panic", ["uint256"]),
-        **_error_selectors(abi),
-    }
-    if selector not in known:
+    decoded = decode_error(error_selectors(abi), data)
+    if decoded is None:
         label = "empty revert" if not data else f"unknown error 0x{data.hex()}"
         return TransactionReverted(label, (), tx_hash)
-    name, types = known[selector]
-    try:
-        values = tuple(abi_decode(types, payload))
-    except DecodingError:
-        return TransactionReverted(name, (f"undecodable 0x{payload.hex()}",), tx_hash)
-    return TransactionReverted(name, values, tx_hash)
+    return TransactionReverted(*decoded, tx_hash)

@@ -1,29 +1,67 @@
 """Typed binding of the ChannelHub contract: call encoders, event decoders, state commitments.
 
-No IO: every function here turns values into bytes or bytes into values. The contract keeps one
-commitment per channel and expects the caller to pass the channel's current state, so this module also
-rebuilds that state from the contract's events (`apply_event`) and computes the commitments the contract
-stores (`ChannelState.commitment`, `closed_commitment`), which lets a node check its view against the slot.
+No IO: every function here turns values into bytes or bytes into values. This module encodes the calls
+and decodes revert data; the state the contract commits to lives in `_hub_state`, the events and the
+state rebuilt from them (`apply_event`) in `_hub_events`. Both are re-exported here, so users import
+the whole binding from this one module.
 
 Addresses are checksummed `str` (as web3 returns them), 32-byte values are `bytes`, amounts are `int`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
 from functools import cache
-from importlib import resources
 from typing import Any
 
-from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
-from eth_abi.exceptions import DecodingError
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak
+from eth_utils import to_checksum_address as to_checksum_address
+
+from channeld.chain._hub_events import EVENT_CLASSES as EVENT_CLASSES
+from channeld.chain._hub_events import SECRET_REVEALED_TOPIC as SECRET_REVEALED_TOPIC
+from channeld.chain._hub_events import BalanceProofUpdated as BalanceProofUpdated
+from channeld.chain._hub_events import ChannelClosed as ChannelClosed
+from channeld.chain._hub_events import ChannelCooperativelySettled as ChannelCooperativelySettled
+from channeld.chain._hub_events import ChannelDeposit as ChannelDeposit
+from channeld.chain._hub_events import ChannelEvent as ChannelEvent
+from channeld.chain._hub_events import ChannelOpened as ChannelOpened
+from channeld.chain._hub_events import ChannelSettled as ChannelSettled
+from channeld.chain._hub_events import ChannelUnlocked as ChannelUnlocked
+from channeld.chain._hub_events import ChannelWithdraw as ChannelWithdraw
+from channeld.chain._hub_events import PayoutClaimed as PayoutClaimed
+from channeld.chain._hub_events import PayoutDeferred as PayoutDeferred
+from channeld.chain._hub_events import SecretRevealed as SecretRevealed
+from channeld.chain._hub_events import UnknownEvent as UnknownEvent
+from channeld.chain._hub_events import apply_event as apply_event
+from channeld.chain._hub_events import decode_event as decode_event
+from channeld.chain._hub_events import decode_registry_event as decode_registry_event
+from channeld.chain._hub_events import event_topic as event_topic
+from channeld.chain._hub_state import CHANNEL_TUPLE as CHANNEL_TUPLE
+from channeld.chain._hub_state import CLOSING_TUPLE as CLOSING_TUPLE
+from channeld.chain._hub_state import ETHER as ETHER
+from channeld.chain._hub_state import NO_PROOF as NO_PROOF
+from channeld.chain._hub_state import PROOF_TUPLE as PROOF_TUPLE
+from channeld.chain._hub_state import SETTLED as SETTLED
+from channeld.chain._hub_state import SETTLED_LOCKS_TUPLE as SETTLED_LOCKS_TUPLE
+from channeld.chain._hub_state import UINT256_MAX as UINT256_MAX
+from channeld.chain._hub_state import ZERO_ROOT as ZERO_ROOT
+from channeld.chain._hub_state import ChannelState as ChannelState
+from channeld.chain._hub_state import Closing as Closing
+from channeld.chain._hub_state import InvalidCallArgument as InvalidCallArgument
+from channeld.chain._hub_state import OnChainChannel as OnChainChannel
+from channeld.chain._hub_state import SettledLocks as SettledLocks
+from channeld.chain._hub_state import Settlement as Settlement
+from channeld.chain._hub_state import StoredProof as StoredProof
+from channeld.chain._hub_state import StoredProofFields as StoredProofFields
+from channeld.chain._hub_state import _address, _bytes32, _uint
+from channeld.chain._hub_state import closed_commitment as closed_commitment
+from channeld.chain._hub_state import settled_commitment as settled_commitment
+from channeld.chain._hub_state import settled_locks as settled_locks
+from channeld.chain._hub_state import settlement as settlement
+from channeld.chain.artifact import ContractArtifact, decode_error, error_selectors, load_artifact
 
 # The EIP-712 document builders live beside the contract source; re-exported for the binding's users.
-from channeld.addresses import InvalidAddress, checksum_address
 from channeld.contracts.eip712 import InvalidTypedData as InvalidTypedData
 from channeld.contracts.eip712 import balance_proof_typed_data as balance_proof_typed_data
 from channeld.contracts.eip712 import cooperative_settle_typed_data as cooperative_settle_typed_data
@@ -35,27 +73,10 @@ from channeld.contracts.locks import Lock as Lock
 from channeld.contracts.locks import locks_root as locks_root
 from channeld.contracts.locks import pack_locks as pack_locks
 from channeld.contracts.locks import secret_hash as secret_hash
-from channeld.errors import ChainError, LocalFault
+from channeld.errors import ChainError
 
-ETHER = "0x0000000000000000000000000000000000000000"
-"""The `token` of a native-ether channel."""
-ZERO_ROOT = b"\x00" * 32
-SETTLED = (1).to_bytes(32, "big")
-"""The slot of a cooperatively settled channel (a unilateral settle with nothing locked clears it)."""
-UINT256_MAX = 2**256 - 1
-CHANNEL_TUPLE = "(address,address,address,uint256,uint256,uint256,uint256,uint256)"
-PROOF_TUPLE = "(uint256,uint256,uint256,bytes32)"
-CLOSING_TUPLE = f"(address,uint256,{PROOF_TUPLE},{PROOF_TUPLE})"
 SIGNATURE_TUPLE = "(bytes32,bytes32)"
 HALF_CURVE_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
-
-
-class InvalidCallArgument(LocalFault):
-    """A value given to an encoder or a state type is out of range or malformed."""
-
-
-class UnknownEvent(ChainError):
-    """A log that is not one of the contract's events, or whose fields do not decode."""
 
 
 class ContractRevert(ChainError):
@@ -71,19 +92,16 @@ class ContractRevert(ChainError):
 
 
 @cache
-def artifact() -> dict[str, Any]:
-    text = resources.files("channeld.contracts").joinpath("compiled.json").read_text()
-    loaded: dict[str, Any] = json.loads(text)
-    return loaded
+def _artifact(contract: str) -> ContractArtifact:
+    return load_artifact(contract)
 
 
-def abi(contract: str = "ChannelHub") -> list[dict[str, Any]]:
-    entries: list[dict[str, Any]] = artifact()["contracts"][contract]["abi"]
-    return entries
+def abi(contract: str = "ChannelHub") -> list[Mapping[str, Any]]:
+    return list(_artifact(contract).abi)
 
 
 def bytecode(contract: str = "ChannelHub") -> bytes:
-    return bytes.fromhex(artifact()["contracts"][contract]["bytecode"][2:])
+    return _artifact(contract).bytecode
 
 
 def encode_deploy(min_challenge_period: int, max_challenge_period: int) -> bytes:
@@ -94,25 +112,6 @@ def encode_deploy(min_challenge_period: int, max_challenge_period: int) -> bytes
 
 
 # ---------------------------------------------------------------------------------------------- values
-
-
-def _uint(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= UINT256_MAX:
-        raise InvalidCallArgument(f"{name} must be an integer in [0, 2**256): {value!r}")
-    return value
-
-
-def _address(value: str, name: str) -> str:
-    try:
-        return checksum_address(value)
-    except InvalidAddress:
-        raise InvalidCallArgument(f"{name} must be a 20-byte hex address: {value!r}") from None
-
-
-def _bytes32(value: bytes, name: str) -> bytes:
-    if not isinstance(value, bytes) or len(value) != 32:
-        raise InvalidCallArgument(f"{name} must be 32 bytes: {value!r}")
-    return value
 
 
 def _signature(value: bytes, name: str, *, allow_empty: bool = False) -> tuple[bytes, bytes]:
@@ -136,160 +135,6 @@ def channel_id(opener: str, partner: str, salt: int, opened_at: int) -> bytes:
          _uint(opened_at, "opened_at")],
     )
     return keccak(encoded)
-
-
-@dataclass(frozen=True, slots=True)
-class StoredProof:
-    """The fields of a balance proof the contract keeps; nonce 0 is "no proof" and must be all zero."""
-
-    nonce: int = 0
-    transferred_amount: int = 0
-    locked_amount: int = 0
-    locks_root: bytes = ZERO_ROOT
-
-    def __post_init__(self) -> None:
-        _uint(self.nonce, "nonce")
-        _uint(self.transferred_amount, "transferred_amount")
-        _uint(self.locked_amount, "locked_amount")
-        _bytes32(self.locks_root, "locks_root")
-        empty = self.transferred_amount == 0 and self.locked_amount == 0 and self.locks_root == ZERO_ROOT
-        if self.nonce == 0 and not empty:
-            raise InvalidCallArgument("a proof with nonce 0 stands for no proof: its fields must be zero")
-
-    def as_abi(self) -> tuple[int, int, int, bytes]:
-        return (self.nonce, self.transferred_amount, self.locked_amount, self.locks_root)
-
-
-NO_PROOF = StoredProof()
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelState:
-    """The open state the contract commits to; participant1 is the lower address."""
-
-    participant1: str
-    participant2: str
-    token: str
-    challenge_period: int
-    deposit1: int = 0
-    deposit2: int = 0
-    withdrawn1: int = 0
-    withdrawn2: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("participant1", "participant2", "token"):
-            object.__setattr__(self, name, _address(getattr(self, name), name))
-        for name in ("challenge_period", "deposit1", "deposit2", "withdrawn1", "withdrawn2"):
-            _uint(getattr(self, name), name)
-        if int(self.participant1, 16) >= int(self.participant2, 16):
-            raise InvalidCallArgument("participant1 must be the lower of two distinct addresses")
-
-    def as_abi(self) -> tuple[str, str, str, int, int, int, int, int]:
-        return (self.participant1, self.participant2, self.token, self.challenge_period,
-                self.deposit1, self.deposit2, self.withdrawn1, self.withdrawn2)
-
-    def commitment(self) -> bytes:
-        return keccak(abi_encode([CHANNEL_TUPLE], [self.as_abi()]))
-
-    @property
-    def held(self) -> int:
-        """What the contract holds for this channel."""
-        return self.deposit1 + self.deposit2 - self.withdrawn1 - self.withdrawn2
-
-    def is_first(self, participant: str) -> bool:
-        """True for participant1, False for participant2; InvalidCallArgument for anyone else."""
-        address = _address(participant, "participant")
-        if address not in (self.participant1, self.participant2):
-            raise InvalidCallArgument(f"{address} is not a participant of this channel")
-        return address == self.participant1
-
-    def partner_of(self, participant: str) -> str:
-        return self.participant2 if self.is_first(participant) else self.participant1
-
-
-@dataclass(frozen=True, slots=True)
-class Closing:
-    """What a close adds to the state: the closer, the last second for updates, both stored proofs."""
-
-    closer: str
-    settle_time: int
-    proof1: StoredProof = NO_PROOF
-    proof2: StoredProof = NO_PROOF
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "closer", _address(self.closer, "closer"))
-        _uint(self.settle_time, "settle_time")
-
-    def as_abi(self) -> tuple[str, int, tuple[int, int, int, bytes], tuple[int, int, int, bytes]]:
-        return (self.closer, self.settle_time, self.proof1.as_abi(), self.proof2.as_abi())
-
-
-def closed_commitment(state: ChannelState, closing: Closing) -> bytes:
-    return keccak(abi_encode([CHANNEL_TUPLE, CLOSING_TUPLE], [state.as_abi(), closing.as_abi()]))
-
-
-@dataclass(frozen=True, slots=True)
-class Settlement:
-    """What settle pays each participant and keeps locked for each side."""
-
-    amount1: int
-    locked1: int
-    amount2: int
-    locked2: int
-
-
-def settlement(state: ChannelState, closing: Closing) -> Settlement:
-    """The contract's `settlement`, computed here (same saturating arithmetic)."""
-    available = state.held
-    credit1 = min(state.deposit1 + closing.proof2.transferred_amount, UINT256_MAX)
-    debit1 = min(state.withdrawn1 + closing.proof1.transferred_amount, UINT256_MAX)
-    net1 = min(max(credit1 - debit1, 0), available)
-    net2 = available - net1
-    locked1 = min(closing.proof1.locked_amount, net1)
-    locked2 = min(closing.proof2.locked_amount, net2)
-    return Settlement(net1 - locked1, locked1, net2 - locked2, locked2)
-
-
-SETTLED_LOCKS_TUPLE = "(address,address,uint256,bytes32,address,uint256,bytes32)"
-
-
-@dataclass(frozen=True, slots=True)
-class SettledLocks:
-    """What a unilateral settle keeps for later unlocks (the contract's SettledLocks); locked1/locks_root1
-    are participant1's outgoing locks. A side that was unlocked reads zero and the zero root."""
-
-    token: str
-    participant1: str
-    locked1: int
-    locks_root1: bytes
-    participant2: str
-    locked2: int
-    locks_root2: bytes
-
-    def as_abi(self) -> tuple[str, str, int, bytes, str, int, bytes]:
-        return (self.token, self.participant1, self.locked1, self.locks_root1, self.participant2,
-                self.locked2, self.locks_root2)
-
-    def commitment(self) -> bytes:
-        """The slot: zero once nothing stays locked."""
-        if self.locked1 == 0 and self.locked2 == 0:
-            return ZERO_ROOT
-        return keccak(abi_encode([SETTLED_LOCKS_TUPLE], [self.as_abi()]))
-
-
-def settled_locks(
-    state: ChannelState, closing: Closing, *, unlocked1: bool = False, unlocked2: bool = False
-) -> SettledLocks:
-    """The SettledLocks a settle of (state, closing) leaves, with the sides already unlocked cleared."""
-    result = settlement(state, closing)
-    locked1, root1 = (0, ZERO_ROOT) if unlocked1 else (result.locked1, closing.proof1.locks_root)
-    locked2, root2 = (0, ZERO_ROOT) if unlocked2 else (result.locked2, closing.proof2.locks_root)
-    return SettledLocks(state.token, state.participant1, locked1, root1, state.participant2, locked2, root2)
-
-
-def settled_commitment(state: ChannelState, closing: Closing) -> bytes:
-    """The slot after a unilateral settle: zero, or what a later unlock needs if anything stays locked."""
-    return settled_locks(state, closing).commitment()
 
 
 # ---------------------------------------------------------------------------------------------- calls
@@ -432,18 +277,19 @@ def encode_unlock(cid: bytes, settled: SettledLocks, sender: str, packed_locks: 
     )
 
 
-def encode_register_secret(secret: bytes) -> bytes:
-    """Calldata of SecretRegistry.registerSecret (send it to the registry, `secretRegistry()` of the hub)."""
+def _registrable(secret: bytes) -> bytes:
     if _bytes32(secret, "secret") == ZERO_ROOT:
         raise InvalidCallArgument("the zero secret cannot be registered")
-    return _call("registerSecret(bytes32)", ["bytes32"], [secret])
+    return secret
+
+
+def encode_register_secret(secret: bytes) -> bytes:
+    """Calldata of SecretRegistry.registerSecret (send it to the registry, `secretRegistry()` of the hub)."""
+    return _call("registerSecret(bytes32)", ["bytes32"], [_registrable(secret)])
 
 
 def encode_register_secret_batch(secrets: Sequence[bytes]) -> bytes:
-    for secret in secrets:
-        if _bytes32(secret, "secret") == ZERO_ROOT:
-            raise InvalidCallArgument("the zero secret cannot be registered")
-    return _call("registerSecretBatch(bytes32[])", ["bytes32[]"], [list(secrets)])
+    return _call("registerSecretBatch(bytes32[])", ["bytes32[]"], [[_registrable(s) for s in secrets]])
 
 
 def encode_registration_time(secrethash: bytes) -> bytes:
@@ -472,318 +318,15 @@ def encode_channels(cid: bytes) -> bytes:
     return _call("channels(bytes32)", ["bytes32"], [_bytes32(cid, "channel_id")])
 
 
-# ---------------------------------------------------------------------------------------------- events
-# Each event class lists the contract event's inputs in ABI order, so decoding is one table lookup.
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelOpened:
-    channel_id: bytes
-    participant1: str
-    participant2: str
-    token: str
-    challenge_period: int
-    deposit1: int
-    deposit2: int
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelDeposit:
-    channel_id: bytes
-    participant: str
-    total_deposit: int
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelWithdraw:
-    channel_id: bytes
-    participant: str
-    total_withdraw: int
-    receiver: str
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelClosed:
-    """The proof fields are the partner's proof that the closer submitted."""
-
-    channel_id: bytes
-    closer: str
-    settle_time: int
-    nonce: int
-    transferred_amount: int
-    locked_amount: int
-    locks_root: bytes
-
-    @property
-    def proof(self) -> StoredProof:
-        return StoredProof(self.nonce, self.transferred_amount, self.locked_amount, self.locks_root)
-
-
-@dataclass(frozen=True, slots=True)
-class BalanceProofUpdated:
-    """The closer's proof (signed by `signer`, the closer) that replaced the stored one."""
-
-    channel_id: bytes
-    signer: str
-    nonce: int
-    transferred_amount: int
-    locked_amount: int
-    locks_root: bytes
-
-    @property
-    def proof(self) -> StoredProof:
-        return StoredProof(self.nonce, self.transferred_amount, self.locked_amount, self.locks_root)
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelSettled:
-    channel_id: bytes
-    amount1: int
-    amount2: int
-    locked1: int
-    locked2: int
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelCooperativelySettled:
-    channel_id: bytes
-    amount1: int
-    receiver1: str
-    amount2: int
-    receiver2: str
-
-
-@dataclass(frozen=True, slots=True)
-class PayoutDeferred:
-    token: str
-    recipient: str
-    amount: int
-
-
-@dataclass(frozen=True, slots=True)
-class PayoutClaimed:
-    token: str
-    recipient: str
-    to: str
-    amount: int
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelUnlocked:
-    """`sender`'s locks were released: `claimed` to its partner, `returned` to `sender`."""
-
-    channel_id: bytes
-    sender: str
-    claimed: int
-    returned: int
-
-
-@dataclass(frozen=True, slots=True)
-class SecretRevealed:
-    """Emitted by the SecretRegistry (its own address, `secretRegistry()` of the hub)."""
-
-    secrethash: bytes
-    secret: bytes
-
-
-ChannelEvent = (
-    ChannelOpened | ChannelDeposit | ChannelWithdraw | ChannelClosed | BalanceProofUpdated | ChannelSettled
-    | ChannelCooperativelySettled | PayoutDeferred | PayoutClaimed | ChannelUnlocked
-)
-EVENT_CLASSES: tuple[type[ChannelEvent], ...] = (
-    ChannelOpened, ChannelDeposit, ChannelWithdraw, ChannelClosed, BalanceProofUpdated, ChannelSettled,
-    ChannelCooperativelySettled, PayoutDeferred, PayoutClaimed, ChannelUnlocked,
-)
-
-
-def _signature_of(entry: Mapping[str, Any]) -> str:
-    return f"{entry['name']}({','.join(item['type'] for item in entry['inputs'])})"
-
-
-@cache
-def _event_table() -> dict[bytes, tuple[type[ChannelEvent], list[dict[str, Any]]]]:
-    classes = {cls.__name__: cls for cls in EVENT_CLASSES}
-    table = {}
-    for entry in abi():
-        if entry["type"] == "event":
-            table[keccak(text=_signature_of(entry))] = (classes[entry["name"]], entry["inputs"])
-    return table
-
-
-SECRET_REVEALED_TOPIC = keccak(text="SecretRevealed(bytes32,bytes32)")
-
-
-def decode_registry_event(log: Mapping[str, Any]) -> SecretRevealed:
-    """A SecretRegistry log (its address is the hub's `secretRegistry()`); UnknownEvent otherwise."""
-    try:
-        topics = [_as_bytes(topic) for topic in log["topics"]]
-        data = _as_bytes(log["data"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise UnknownEvent(f"malformed log: {error}") from error
-    if len(topics) != 2 or topics[0] != SECRET_REVEALED_TOPIC or len(topics[1]) != 32 or len(data) != 32:
-        raise UnknownEvent("log is not a SecretRevealed event")
-    return SecretRevealed(topics[1], data)
-
-
-def event_topic(event: type[ChannelEvent]) -> bytes:
-    """topic0 of an event class, for log filters."""
-    return next(topic for topic, (cls, _) in _event_table().items() if cls is event)
-
-
-def _as_bytes(value: Any) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return bytes.fromhex(value.removeprefix("0x"))
-    raise UnknownEvent(f"not a byte string: {value!r}")
-
-
-def decode_event(log: Mapping[str, Any]) -> ChannelEvent:
-    """A log (web3's dict: `topics` and `data`) as its event dataclass; UnknownEvent if it is not one."""
-    try:
-        topics = [_as_bytes(topic) for topic in log["topics"]]
-        data = _as_bytes(log["data"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise UnknownEvent(f"malformed log: {error}") from error
-    if not topics or topics[0] not in _event_table():
-        raise UnknownEvent("log is not a ChannelHub event")
-    cls, inputs = _event_table()[topics[0]]
-    indexed = [item for item in inputs if item["indexed"]]
-    plain = [item for item in inputs if not item["indexed"]]
-    if len(topics) != 1 + len(indexed):
-        raise UnknownEvent(f"{cls.__name__} needs {len(indexed)} indexed topics, got {len(topics) - 1}")
-    try:
-        topic_values = iter(abi_decode([item["type"] for item in indexed], b"".join(topics[1:]), strict=True))
-        data_values = iter(abi_decode([item["type"] for item in plain], data, strict=True))
-    except DecodingError as error:
-        raise UnknownEvent(f"{cls.__name__} does not decode: {error}") from error
-    fields: list[Any] = []
-    for item in inputs:
-        value = next(topic_values) if item["indexed"] else next(data_values)
-        fields.append(to_checksum_address(value) if item["type"] == "address" else value)
-    return cls(*fields)
-
-
-# ---------------------------------------------------------------------------------- state from events
-
-
-@dataclass(frozen=True, slots=True)
-class OnChainChannel:
-    """A channel as the contract holds it, rebuilt from events only; `commitment()` equals the slot."""
-
-    channel_id: bytes
-    state: ChannelState
-    closing: Closing | None = None
-    settled: Settlement | None = None
-    cooperative: bool = False
-    unlocked1: bool = False  # participant1's locks were released by unlock
-    unlocked2: bool = False
-
-    def commitment(self) -> bytes:
-        if self.cooperative:
-            return SETTLED
-        if self.closing is None:
-            return self.state.commitment()
-        if self.settled is None:
-            return closed_commitment(self.state, self.closing)
-        return self.settled_locks().commitment()
-
-    def settled_locks(self) -> SettledLocks:
-        """What unlock takes as `settled`; InvalidCallArgument before a unilateral settle."""
-        if self.closing is None or self.settled is None:
-            raise InvalidCallArgument("the channel has not been settled unilaterally")
-        return settled_locks(self.state, self.closing, unlocked1=self.unlocked1, unlocked2=self.unlocked2)
-
-
-def apply_event(channel: OnChainChannel | None, event: ChannelEvent) -> OnChainChannel:
-    """The channel after `event`. `channel` is None only before its ChannelOpened; a payout event or an
-    event that does not fit the channel's phase raises UnknownEvent (a follower bug or a wrong contract)."""
-    if isinstance(event, ChannelOpened):
-        if channel is not None:
-            raise UnknownEvent("ChannelOpened for a channel that already exists")
-        state = ChannelState(event.participant1, event.participant2, event.token, event.challenge_period,
-                             event.deposit1, event.deposit2)
-        return OnChainChannel(event.channel_id, state)
-    if channel is None or isinstance(event, PayoutDeferred | PayoutClaimed):
-        raise UnknownEvent(f"{type(event).__name__} does not apply to a channel's state")
-    if event.channel_id != channel.channel_id:
-        raise UnknownEvent(f"{type(event).__name__} does not apply to this channel")
-    if isinstance(event, ChannelUnlocked):
-        return _apply_unlock(channel, event)
-    if channel.settled is not None or channel.cooperative:
-        raise UnknownEvent(f"{type(event).__name__} after the channel was settled")
-    if channel.closing is None:
-        return _apply_while_open(channel, event)
-    return _apply_while_closed(channel, channel.closing, event)
-
-
-def _apply_unlock(channel: OnChainChannel, event: ChannelUnlocked) -> OnChainChannel:
-    if channel.settled is None or channel.cooperative:
-        raise UnknownEvent("ChannelUnlocked before a unilateral settle")
-    if channel.state.is_first(event.sender):
-        if channel.unlocked1:
-            raise UnknownEvent("ChannelUnlocked twice for the same side")
-        return replace(channel, unlocked1=True)
-    if channel.unlocked2:
-        raise UnknownEvent("ChannelUnlocked twice for the same side")
-    return replace(channel, unlocked2=True)
-
-
-def _apply_while_open(channel: OnChainChannel, event: ChannelEvent) -> OnChainChannel:
-    state = channel.state
-    if isinstance(event, ChannelDeposit):
-        total = event.total_deposit
-        if state.is_first(event.participant):
-            return replace(channel, state=replace(state, deposit1=total))
-        return replace(channel, state=replace(state, deposit2=total))
-    if isinstance(event, ChannelWithdraw):
-        total = event.total_withdraw
-        if state.is_first(event.participant):
-            return replace(channel, state=replace(state, withdrawn1=total))
-        return replace(channel, state=replace(state, withdrawn2=total))
-    if isinstance(event, ChannelClosed):
-        if state.is_first(event.closer):
-            closing = Closing(event.closer, event.settle_time, proof2=event.proof)
-        else:
-            closing = Closing(event.closer, event.settle_time, proof1=event.proof)
-        return replace(channel, closing=closing)
-    if isinstance(event, ChannelCooperativelySettled):
-        return replace(channel, cooperative=True)
-    raise UnknownEvent(f"{type(event).__name__} while the channel is open")
-
-
-def _apply_while_closed(channel: OnChainChannel, closing: Closing, event: ChannelEvent) -> OnChainChannel:
-    if isinstance(event, BalanceProofUpdated) and event.signer == closing.closer:
-        if channel.state.is_first(event.signer):
-            return replace(channel, closing=replace(closing, proof1=event.proof))
-        return replace(channel, closing=replace(closing, proof2=event.proof))
-    if isinstance(event, ChannelSettled):
-        settled = Settlement(event.amount1, event.locked1, event.amount2, event.locked2)
-        return replace(channel, settled=settled)
-    raise UnknownEvent(f"{type(event).__name__} while the channel is closed")
-
-
 # ---------------------------------------------------------------------------------------------- reverts
 
 
 @cache
 def _error_table() -> dict[bytes, tuple[str, list[str]]]:
-    table = {}
-    for entry in abi() + abi("SecretRegistry") + abi("ChannelBatch"):
-        if entry["type"] == "error":
-            selector = keccak(text=_signature_of(entry))[:4]
-            table[selector] = (entry["name"], [item["type"] for item in entry["inputs"]])
-    return table
+    return error_selectors(abi() + abi("SecretRegistry") + abi("ChannelBatch"))
 
 
 def decode_revert(data: bytes) -> ContractRevert:
-    """The contract's custom error in revert data; UnknownEvent-free: unknown data gives name "Unknown"."""
-    if len(data) >= 4 and data[:4] in _error_table():
-        name, types = _error_table()[data[:4]]
-        try:
-            values = abi_decode(types, data[4:], strict=True)
-        except DecodingError:
-            return ContractRevert("Unknown", (data,))
-        return ContractRevert(name, tuple(to_checksum_address(v) if t == "address" else v
-                                          for v, t in zip(values, types, strict=True)))
-    return ContractRevert("Unknown", (data,))
+    """The contract's custom error in revert data; data no error explains gives name "Unknown"."""
+    name, args = decode_error(_error_table(), data) or ("Unknown", (data,))
+    return ContractRevert(name, args)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
@@ -55,10 +56,13 @@ from channeld.batch import (
 )
 from channeld.chain import TxRequest
 from channeld.errors import ChanneldError, LocalFault, PeerFault
+from channeld.node._batch_funding import approve_operation, funding_transaction, is_funding
+from channeld.node._channels import operation_of
 from channeld.node._records import Operation
 from channeld.protocol import (
     ActionBatchConsented,
     ChannelStatus,
+    ContractSendCooperativeSettle,
     batch_consent_of,
     batch_message_of,
     batch_request,
@@ -106,6 +110,8 @@ def derive_bls_key(node_secret: bytes) -> BlsSecretKey:
 
 def batch_transaction(worker: TransactionWorker, op: Operation) -> TxRequest | None:
     """The transaction of a batch outbox row (None: its consents expired, nothing to send)."""
+    if is_funding(op):
+        return funding_transaction(worker, op)
     if op.kind == "batch":
         calldata, expiry = op.args
         if int(expiry) <= worker.chain_time():
@@ -138,6 +144,20 @@ class _Gathering:
             self.consents[cid] = consent
         if len(self.consents) + len(self.left_out) == len(self.requests):
             self.done.set()
+
+
+@dataclass(slots=True)
+class _Stopwatch:
+    """Where a batch's wall time went (the summary's `seconds`): asking and answers, waiting for keys,
+    aggregating, registering the signer list, mining; laps of the same name add up (BLS rounds)."""
+
+    laps: dict[str, float] = field(default_factory=dict)
+    last: float = field(default_factory=time.monotonic)
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.laps[name] = round(self.laps.get(name, 0.0) + now - self.last, 4)
+        self.last = now
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,24 +320,52 @@ class BatchService:
         scheme = choose_scheme(batch_kind, len(cids)) if scheme_name == "auto" else Scheme(scheme_name)
         wire_scheme = SCHEME_ECDSA if scheme is Scheme.ECDSA else SCHEME_BLS
         requests, left_out = self._requests(plan, wire_scheme, cids)
+        seconds = _Stopwatch()
         if scheme is Scheme.ECDSA:
             gathering = await self._gather(requests, timeout)
+            seconds.lap("gather")
             left_out.update(gathering.left_out)
             included = [c for c in requests if c in gathering.consents]
             calldata = self._ecdsa_calldata(plan, included, requests, gathering.consents)
+            seconds.lap("aggregate")
         else:
-            included, more, calldata = await self._bls_batch(plan, requests, timeout)
+            included, more, calldata = await self._bls_batch(plan, requests, timeout, seconds)
             left_out.update(more)
         summary = {"kind": "withdraw" if plan.kind == BATCH_WITHDRAW else "close", "scheme": scheme.value,
                    "token": to_checksum_address(plan.token), "receiver": to_checksum_address(plan.receiver),
                    "included": ["0x" + c.hex() for c in included],
                    "left_out": {"0x" + c.hex(): why for c, why in left_out.items()}}
+        summary["closed_singly"] = await self._close_consented_singly(plan, requests, included)
         if not included:
             return {**summary, "amount": "0", "operation": None}
         amount = sum(self._paid(plan.kind, requests[c]) for c in included)
         expiry = NO_EXPIRY if plan.kind == BATCH_CLOSE and scheme is Scheme.ECDSA else plan.expiry
         status = await self._submit(Operation("batch", (calldata, expiry)))
-        return {**summary, "amount": str(amount), "operation": status.as_json()}
+        seconds.lap("mine")
+        return {**summary, "amount": str(amount), "operation": status.as_json(), "seconds": seconds.laps}
+
+    async def _close_consented_singly(self, plan: _Plan, requests: dict[bytes, BatchConsentRequest],
+                                      included: list[bytes]) -> list[str]:
+        """A partner who consented to a close that did not make it into the batch (its BLS key was not
+        registered in time, say) has stopped paying on its channel: close it on its own, with the
+        CooperativeSettle both already signed, rather than leave it waiting."""
+        if plan.kind != BATCH_CLOSE:
+            return []  # a withdraw consent just expires
+        queued: list[str] = []
+        for cid in requests:
+            s = self.node.channels.entry(cid).state.settle
+            if cid in included or s is None or not s.requested_by_us:
+                continue
+            if s.signature1 is None or s.signature2 is None:
+                continue
+            effect = ContractSendCooperativeSettle(cid, s.participant1, s.amount1, s.receiver1,
+                                                   s.participant2, s.amount2, s.receiver2, s.signature1,
+                                                   s.signature2)
+            op = operation_of(effect)
+            assert op is not None  # a cooperative settle is a transaction
+            await self.node.channels.wait_round(self.node.channels.enqueue_operation(op))
+            queued.append("0x" + cid.hex())
+        return queued
 
     def _paid(self, kind: int, request: BatchConsentRequest) -> int:
         """What the batch pays the hub's receiver from this entry's channel."""
@@ -400,8 +448,8 @@ class BatchService:
         return root, {c: MerkleBranch(i, len(cids), root, b"".join(merkle_path(leaves, i).siblings))
                       for i, c in enumerate(cids)}
 
-    async def _bls_batch(self, plan: _Plan, requests: dict[bytes, BatchConsentRequest], timeout: float
-                         ) -> tuple[list[bytes], dict[bytes, str], bytes]:
+    async def _bls_batch(self, plan: _Plan, requests: dict[bytes, BatchConsentRequest], timeout: float,
+                         seconds: _Stopwatch) -> tuple[list[bytes], dict[bytes, str], bytes]:
         """Ask over a tree of every channel, then again over the partners who answered with registered
         keys, until one round's signers are exactly its tree (their reservations stand: same terms)."""
         left_out: dict[bytes, str] = {}
@@ -410,14 +458,16 @@ class BatchService:
             root, branches = self._tree(plan, signers, requests)
             asked = {c: replace(requests[c], branch=branches[c]) for c in signers}
             gathering = await self._gather(asked, timeout)
+            seconds.lap("gather")
             left_out.update(gathering.left_out)
             answered = [c for c in signers if c in gathering.consents]
             ready = await self._with_registered_keys(answered, gathering.consents, left_out, timeout)
+            seconds.lap("keys")
             if not ready:
                 return [], left_out, b""
             if ready == signers:
                 return ready, left_out, await self._bls_calldata(plan, ready, requests, gathering.consents,
-                                                                 root)
+                                                                 root, seconds)
             signers = ready
         raise BatchFailed(f"partners kept dropping out of the BLS batch after {BLS_ROUNDS} rounds")
 
@@ -451,7 +501,7 @@ class BatchService:
 
     async def _bls_calldata(self, plan: _Plan, signers: list[bytes],
                             requests: dict[bytes, BatchConsentRequest], consents: dict[bytes, BatchConsent],
-                            root: bytes) -> bytes:
+                            root: bytes, seconds: _Stopwatch) -> bytes:
         keys = [consents[c].bls_public_key for c in signers]
         addresses = [self._partner(c) for c in signers]
         terms = self._terms(plan)
@@ -460,17 +510,27 @@ class BatchService:
         signature = await self._off_loop(worker.aggregate([consents[c].bls_signature for c in signers]))
         if not await self._off_loop(worker.verify_aggregate(keys, message, signature)):
             raise BatchFailed("the partners' BLS signatures do not aggregate to a valid signature")
+        seconds.lap("aggregate")
         encoded = [g1_to_eip2537(k) for k in keys]
         if await self.signers_hash(addresses) == bytes(32):
             packed = b"".join(bytes.fromhex(a[2:]) for a in addresses)
             status = await self._submit(Operation("register_bls_signers", (packed, b"".join(encoded))))
             if status.status != "mined":
                 raise BatchFailed(f"registering the signer list failed: {status.error}")
+            seconds.lap("register_signers")
         aggregate_key = g1_to_eip2537(aggregate_public_keys(keys))
         return encode_batch_bls(terms, [self._entry(requests[c]) for c in signers], aggregate_key,
                                 g2_to_eip2537(signature))
 
     # --- the outbox ----------------------------------------------------------------------------------
+
+    async def submit_funding(self, op: Operation, token: bytes, total: int) -> OperationStatus:
+        """Queue a batch open or top-up (an ERC-20 one after its approve, in the same round, so the
+        worker sends them in order) and wait until it is mined or refused."""
+        async with self._lock:
+            if token != bytes(20):
+                self.node.channels.enqueue_operation(approve_operation(token, total))
+            return await self._submit(op)
 
     async def _submit(self, op: Operation) -> OperationStatus:
         """Queue `op` (durable with the consents recorded before it) and wait until it is mined or refused."""

@@ -6,6 +6,11 @@ JSON, a task), so `POST /api/v1/bench/pay` (admin token) hands the loop to the n
 in-flight count), and times each from the moment it is signed to the moment the partner's durable
 acceptance is itself durable here (`EventPaymentSent` carried out). It runs the same code path as any
 payment: risk limits aside, nothing is skipped or weakened.
+
+`POST /api/v1/bench/pay-requests` (`bench_pay_requests`) is the same for routed payments: the node pays
+a list of the payee's payment requests, `window` at a time, each exactly as `POST /payments` with a
+request does (`PaymentRequestBook.pay`: journaled, locked at every hop, the secret back as the
+receipt), timed from the call to the receipt, without an HTTP request and JSON per payment.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import math
 import secrets
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -29,7 +35,11 @@ from channeld.protocol import (
     TooManyInFlight,
 )
 
+if TYPE_CHECKING:
+    from channeld.node._node import Node
+
 MAX_BENCH_PAYMENTS = 1_000_000
+MAX_BENCH_REQUESTS = 10_000
 BENCH_TIMEOUT = 300.0
 BURST = 16  # payments signed before other tasks get a turn (so both nodes work at once)
 
@@ -152,3 +162,49 @@ async def _drive(channels: ChannelService, cid: bytes, run: _Run, base: int, amo
         run.wake = trio.Event()
         if run.refused is not None:
             raise BenchRefused(f"the partner refused payment {run.refused.payment_id}: {run.refused.reason}")
+
+
+# --- routed payments: a list of payment requests ---------------------------------------------------------
+
+
+def _check_requests(node: Node, requests: list[str], window: int) -> None:
+    if not 0 < len(requests) <= MAX_BENCH_REQUESTS:
+        raise BenchRefused(f"give 1 to {MAX_BENCH_REQUESTS} payment requests")
+    if not 0 < window <= MAX_IN_FLIGHT:
+        raise BenchRefused(f"window must be in [1, {MAX_IN_FLIGHT}]")
+    hashes = {node.requests.check_payable(text).payment_hash for text in requests}  # refuses before paying
+    if len(hashes) != len(requests):
+        raise BenchRefused("a payment request is listed twice")
+
+
+async def bench_pay_requests(node: Node, requests: list[str], window: int,
+                             max_fee: int | None) -> BenchResult:
+    """Pay every request in `requests`, `window` at a time; stop at the first one not accepted."""
+    _check_requests(node, requests, window)
+    pending = list(reversed(requests))
+    latencies: list[float] = []
+    failures: list[dict[str, Any]] = []
+    rounds_before = node.channels.flush_rounds
+
+    async def payer() -> None:
+        while pending and not failures:
+            text = pending.pop()
+            started = time.perf_counter()
+            result = await node.requests.pay(text, max_fee)
+            if result["status"] != "accepted":
+                failures.append(result)
+                return
+            latencies.append(time.perf_counter() - started)
+
+    began = time.perf_counter()
+    with trio.move_on_after(BENCH_TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            for _ in range(window):
+                nursery.start_soon(payer)
+    seconds = time.perf_counter() - began
+    if failures or len(latencies) < len(requests):
+        why = f": {failures[0].get('status')} {failures[0].get('reason')}" if failures else ""
+        raise BenchRefused(f"only {len(latencies)} of {len(requests)} routed payments were accepted{why}")
+    ordered, rounds = sorted(latencies), node.channels.flush_rounds - rounds_before
+    return BenchResult(len(requests), window, seconds, len(requests) / seconds, _percentile_ms(ordered, 50),
+                       _percentile_ms(ordered, 99), ordered[-1] * 1000, rounds)

@@ -155,8 +155,11 @@ def register_client_commands(commands: Subparsers) -> None:
     p.add_argument("uri", help="<node id>@host:port")
     _json_flag(p)
     p.set_defaults(run=lambda a: _simple(a, "POST", "/peers", {"uri": a.uri}, "connected to {node_id}"))
-    p = commands.add_parser("open", help="open a channel with a peer")
-    p.add_argument("uri", help="<node id>@host:port")
+    p = commands.add_parser("open", help="open a channel with a peer (--batch: with many, one transaction)")
+    p.add_argument("uri", nargs="?", help="<node id>@host:port")
+    p.add_argument("--batch", metavar="FILE_OR_URIS",
+                   help="open with every partner listed (a file of URIs, one a line, or URIs joined by ','),"
+                        " DEPOSIT each, in one transaction")
     p.add_argument("--deposit", required=True, help="our deposit (wei, or with a unit: 0.5eth)")
     p.add_argument("--token", help="ERC-20 token address (default: ether)")
     p.add_argument("--challenge-period", type=int, default=3600, help="seconds (default %(default)s)")
@@ -166,9 +169,13 @@ def register_client_commands(commands: Subparsers) -> None:
     for name, help_text in (("deposit", "raise our deposit in a channel by AMOUNT"),
                             ("withdraw", "withdraw AMOUNT from an open channel (the partner co-signs)")):
         p = commands.add_parser(name, help=help_text)
-        optional = "?" if name == "withdraw" else None  # withdraw --all names no channel
-        p.add_argument("channel", nargs=optional, help="channel id (0x...)")
-        p.add_argument("amount", nargs=optional, help="wei, or with a unit")
+        p.add_argument("channel", nargs="?", help="channel id (0x...)")
+        p.add_argument("amount", nargs="?", help="wei, or with a unit")
+        if name == "deposit":
+            p.add_argument("--all", action="store_true",
+                           help="raise our deposit by --amount in every open channel, one transaction")
+            p.add_argument("--amount", dest="all_amount", help="with --all: the top-up per channel")
+            p.add_argument("--token", help="with --all: the channels' ERC-20 token (default: ether)")
         if name == "withdraw":
             p.add_argument("--to", help="receiver address (default: ours)")
             _batch_flags(p, "withdraw our balance from every open channel in one transaction per token")
@@ -262,12 +269,52 @@ def _chain_line(chain: dict[str, Any]) -> str:
 
 
 def run_open(args: argparse.Namespace) -> int:
+    if args.batch is not None:
+        if args.uri is not None:
+            raise ConfigError("open --batch takes its partners from FILE_OR_URIS, not a URI argument")
+        body = {"uris": batch_uris(args.batch), "deposit": str(parse_amount(args.deposit)),
+                "token": args.token, "challenge_period": args.challenge_period}
+        document = _client(args).call("POST", "/batch/open", body)
+        op = document["operation"]
+        each = format_amount(int(document["deposit"]))
+        error = f" ({op['error']})" if op.get("error") else ""
+        _print(args, document, [f"{len(document['partners'])} channels, {each} each: operation "
+                                f"{op['operation_id']} {op['status']}, transaction {op.get('tx_hash') or '-'}"
+                                + error])
+        return 0 if op["status"] == "mined" else 1
+    if args.uri is None:
+        raise ConfigError("open needs a URI, or --batch FILE_OR_URIS")
     body = {"uri": args.uri, "deposit": str(parse_amount(args.deposit)), "token": args.token,
             "challenge_period": args.challenge_period, "chain": args.chain}
     return _operation(args, "POST", "/channels", body)
 
 
+def batch_uris(spec: str) -> list[str]:
+    """Partner URIs from a file (one a line; blank lines and '#' comments skipped) or a ','-joined list."""
+    path = Path(spec)
+    if "@" not in spec and path.is_file():
+        lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+        uris = [line for line in lines if line]
+    else:
+        uris = [part.strip() for part in spec.split(",") if part.strip()]
+    if not uris:
+        raise ConfigError(f"no partner URI in {spec[:120]!r}")
+    return uris
+
+
 def run_deposit(args: argparse.Namespace) -> int:
+    if args.all:
+        if args.channel is not None or args.amount is not None or args.all_amount is None:
+            raise ConfigError("deposit --all needs --amount A, and takes no CHANNEL or AMOUNT")
+        body = {"amount": str(parse_amount(args.all_amount)), "token": args.token}
+        document = _client(args).call("POST", "/batch/deposit", body)
+        op = document["operation"]
+        _print(args, document, [f"{len(document['channels'])} channels topped up by "
+                                f"{format_amount(int(document['amount']))}: operation {op['operation_id']} "
+                                f"{op['status']}, transaction {op.get('tx_hash') or '-'}"])
+        return 0 if op["status"] == "mined" else 1
+    if args.channel is None or args.amount is None:
+        raise ConfigError("deposit needs CHANNEL and AMOUNT, or --all --amount A")
     body = {"amount": str(parse_amount(args.amount))}
     return _operation(args, "POST", f"/channels/{args.channel}/deposit", body)
 

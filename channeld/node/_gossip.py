@@ -5,9 +5,16 @@ peer sent that checks out: signed by its announcer, for our chain and contract, 
 chain holds with exactly those participants and capacity. The chain's view of all channels (not only
 ours) comes from the contract's logs, read here; an announcement that arrives before its channel's logs
 waits for them a few seconds (`EARLY_WAIT`), and is refused if they never come. A new announcement is
-relayed to every other peer (flooding; a `serial` no higher than the one held stops the flood). Our own
-announcements go out at every `routing.gossip_interval`, and at once to a new peer or for a newly open
-channel.
+relayed to every other peer that wants gossip (flooding; a `serial` no higher than the one held stops
+the flood). Our own announcements are signed once per change (a channel newly open, its capacity, our
+fees) and sent incrementally: all of them to a peer newly connected, then only what changed; every
+`routing.gossip_interval` all are signed anew (a higher serial, so a flood a peer further away missed,
+having refused an announcement that came before its logs, runs again) and sent to every peer that
+wants gossip.
+
+Only peers whose `Init.features` carry the gossip bit (`GOSSIP_FEATURES`: every channeld node, which
+keeps a graph) get announcements. A wallet that routes nothing sends no features and gets none: a hub
+with 1,000 wallets would otherwise send every wallet every channel's announcement, O(channels x peers).
 
 A node that does not forward (`routing.forward = no`) announces nothing: an announcement is the edge
 *out of* its announcer, an offer to carry payments into the channel, and a payer that routed through a
@@ -43,6 +50,11 @@ log = logging.getLogger("channeld.node")
 LOG_WINDOW = 5000  # blocks per log query
 EARLY_WAIT = 5.0  # seconds an announcement may wait for its channel's logs to reach us
 MAX_EARLY = 256
+GOSSIP_FEATURES = b"\x01"  # Init.features bit 0: this side keeps a channel graph and wants announcements
+
+
+def wants_gossip(features: bytes) -> bool:
+    return bool(features) and features[-1] & 1 == 1
 
 
 def to_wire(a: ChannelAnnouncement) -> ChannelGossip:
@@ -78,6 +90,9 @@ class Gossip:
         self._serial = int(time.time())  # grows across restarts: a restarted node's serials still win
         self.relayed = 0
         self.refused = 0
+        # channel -> (what its announcement states, the signed message): re-signed only when that changes
+        self._own: dict[bytes, tuple[tuple[object, ...], ChannelGossip]] = {}
+        self._told: dict[bytes, object] = {}  # peer -> the session that has every announcement of ours
         # (channel, announcer) -> (trio time to give up, peer, message): announcements ahead of our logs
         self._early: dict[tuple[bytes, bytes], tuple[float, bytes, ChannelGossip]] = {}
 
@@ -133,18 +148,51 @@ class Gossip:
                                            entry.state.reveal_timeout))
         return found
 
-    def announce(self) -> None:
-        """Send our channels' announcements to every connected peer."""
-        messages = [to_wire(a) for a in self.own_announcements()]
-        for peer_id in list(self.node.peers.manager.sessions):
-            for message in messages:
+    def announce(self, *, again: bool = False) -> None:
+        """Our announcements to the peers that want gossip: all of them to a peer (session) not told yet,
+        else only those changed since (`again`: all of them signed anew, to everyone)."""
+        if again:
+            self._own = {}
+        changed = self._refresh_own()
+        everything = [message for _, message in self._own.values()]
+        told: dict[bytes, object] = {}
+        for peer_id, session in list(self.node.peers.manager.sessions.items()):
+            if not wants_gossip(session.remote_init.features):
+                continue
+            fresh = again or self._told.get(peer_id) is not session
+            for message in everything if fresh else changed:
                 self.node.peers.send(peer_id, message)
+            told[peer_id] = session
+        self._told = told
+
+    def _refresh_own(self) -> list[ChannelGossip]:
+        """Sign an announcement for each open channel whose announced terms changed; the new ones."""
+        node = self.node
+        if node.config.routing.forward != "yes":
+            return []
+        current: dict[bytes, tuple[tuple[object, ...], ChannelGossip]] = {}
+        changed = []
+        for cid, entry in node.channels.channels.items():
+            capacity = capacity_of(entry.onchain)
+            if entry.state.status is not ChannelStatus.OPEN or capacity is None:
+                continue
+            terms = (entry.state.partner.address, capacity, self.fees, entry.state.reveal_timeout)
+            known = self._own.get(cid)
+            if known is None or known[0] != terms:
+                self._serial += 1
+                signed = sign_announcement(node.channels.signer, node.chain_id, node.ns.contract, cid,
+                                           entry.state.partner.address, capacity, self.fees, self._serial,
+                                           entry.state.reveal_timeout)
+                known = (terms, to_wire(signed))
+                changed.append(known[1])
+            current[cid] = known
+        self._own = current
+        return changed
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await self.node.chain.run(self._read_logs)
         task_status.started()
-        last_announce = -self.interval
-        announced: tuple[frozenset[bytes], frozenset[bytes]] = (frozenset(), frozenset())
+        last_announce = trio.current_time()
         while True:
             try:
                 await self.node.chain.run(self._read_logs)
@@ -152,17 +200,11 @@ class Gossip:
                 log.warning("gossip: reading the contract's logs failed: %s", exc)
             self._retry_early()
             # a new peer, or a channel of ours newly open, is told at once, not a whole interval later
-            peers, channels = frozenset(self.node.peers.manager.sessions), self._open_channels()
-            fresh = not peers <= announced[0] or not channels <= announced[1]
-            if fresh or trio.current_time() - last_announce >= self.interval:
-                self.announce()
-                last_announce, announced = trio.current_time(), (peers, channels)
+            again = trio.current_time() - last_announce >= self.interval
+            self.announce(again=again)
+            if again:
+                last_announce = trio.current_time()
             await trio.sleep(self.node.config.chain.poll_interval)
-
-    def _open_channels(self) -> frozenset[bytes]:
-        return frozenset(cid for cid, entry in self.node.channels.channels.items()
-                         if entry.state.status is ChannelStatus.OPEN
-                         and capacity_of(entry.onchain) is not None)
 
     # --- receiving --------------------------------------------------------------------------------------
 
@@ -180,8 +222,8 @@ class Gossip:
         if not added:
             return
         self.relayed += 1
-        for other in list(self.node.peers.manager.sessions):
-            if other != peer_id:
+        for other, session in list(self.node.peers.manager.sessions.items()):
+            if other != peer_id and wants_gossip(session.remote_init.features):
                 self.node.peers.send(other, message)
 
     def _hold_early(self, peer_id: bytes, message: ChannelGossip) -> None:

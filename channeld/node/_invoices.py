@@ -9,10 +9,16 @@ each request it paid that has not yet expired (a payer ignores a preimage it alr
 Payer: `pay` refuses a request it already paid or is paying (journaled before any money moves), pays
 the request's node with the hash in the payment's metadata, and waits a moment for the preimage, which
 is checked against the hash before it is kept as the receipt.
+
+Every durable journal write here goes through the journal's writer thread (group commit), never an
+fsync on the trio loop, and what depends on a record waits until it has landed: an issued request is
+returned once durable, a paid request's secret is revealed once its paid mark is durable, a payment
+starts once its "paying" mark is durable, and a receipt is reported once the preimage is.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import time
@@ -47,6 +53,19 @@ class PaymentRequestBook:
     # --- recipient -----------------------------------------------------------------------------------
 
     def create(self, amount: int, description: str = "", expires_in: int = 3600) -> dict[str, Any]:
+        """Issue a request, blocking until it is on disk (for callers outside trio; `issue` does not
+        stall the loop)."""
+        key, record = self._new_request(amount, description, expires_in)
+        self.node.journal.put(ISSUED, key, record, sync=True)
+        return _public(record)
+
+    async def issue(self, amount: int, description: str = "", expires_in: int = 3600) -> dict[str, Any]:
+        """Issue a request: signed, and durable in the journal before it is returned."""
+        key, record = self._new_request(amount, description, expires_in)
+        await self.node.journal.put_durable(ISSUED, key, record)
+        return _public(record)
+
+    def _new_request(self, amount: int, description: str, expires_in: int) -> tuple[str, dict[str, Any]]:
         if not 0 < expires_in <= MAX_EXPIRY:
             raise OperationRefused(f"expires_in must be 1-{MAX_EXPIRY} seconds")
         node = self.node
@@ -55,8 +74,7 @@ class PaymentRequestBook:
                                  hashlib.sha256(preimage).digest(), int(time.time()) + expires_in,
                                  description).signed(node.key.private_key)
         record = {**request.as_json(), "status": "open", "preimage": preimage.hex(), "paid_by": None}
-        node.journal.put(ISSUED, request.payment_hash.hex(), record, sync=True)
-        return _public(record)
+        return request.payment_hash.hex(), record
 
     def get(self, payment_hash: bytes) -> dict[str, Any]:
         record = self.node.journal.get(ISSUED, payment_hash.hex())
@@ -83,11 +101,18 @@ class PaymentRequestBook:
         if record["status"] == "open" and time.time() < record["expiry"]:
             record = {**record, "status": "paid", "paid_at": time.time(), "paid_by": entry.peer_id.hex(),
                       "payment_id": event.data["payment_id"]}
-            self.node.journal.put(ISSUED, payment_hash.hex(), record, sync=True)
-            self.node.bus.publish("request_paid", event.channel_id, payment_hash="0x" + payment_hash.hex(),
-                                  amount=str(event.data["amount"]), payment_id=event.data["payment_id"])
-        if record["status"] == "paid" and record["paid_by"] == entry.peer_id.hex():
+            # the secret is the payer's receipt: it leaves only once the paid mark is on disk
+            self.node.journal.put_soon(ISSUED, payment_hash.hex(), record, functools.partial(
+                self._paid, event.channel_id, entry.peer_id, payment_hash, record, str(event.data["amount"])))
+        elif record["status"] == "paid" and record["paid_by"] == entry.peer_id.hex():
             self.node.peers.send(entry.peer_id, SecretReveal(bytes.fromhex(record["preimage"])))
+
+    def _paid(self, channel_id: bytes, peer_id: bytes, payment_hash: bytes, record: dict[str, Any],
+              amount: str) -> None:
+        """An issued request's paid mark is durable: announce it and reveal its secret to the payer."""
+        self.node.bus.publish("request_paid", channel_id, payment_hash="0x" + payment_hash.hex(),
+                              amount=amount, payment_id=record["payment_id"])
+        self.node.peers.send(peer_id, SecretReveal(bytes.fromhex(record["preimage"])))
 
     def _reveal_again(self, peer_hex: str) -> None:
         now = time.time()
@@ -115,25 +140,28 @@ class PaymentRequestBook:
         request = self.check_payable(text)
         key = request.payment_hash.hex()
         journal = self.node.journal
-        journal.put(PAID, key, {"status": "paying", "request": text}, sync=True)
         waiter = self._receipts.setdefault(request.payment_hash, trio.Event())
         try:
+            # `check_payable` sees the mark at once; no money moves before it is durable
+            await journal.put_durable(PAID, key, {"status": "paying", "request": text})
             result = await self.node.pay(request.node_id, request.amount,
                                          metadata=payment_metadata(request.payment_hash),
                                          max_fee=max_fee)
         except BaseException:
-            journal.delete(PAID, key)
+            journal.delete_soon(PAID, key)
             raise
         if result["status"] == "refused":
-            journal.delete(PAID, key)
+            journal.delete_soon(PAID, key)
             return result
         with trio.move_on_after(RECEIPT_WAIT):
             await waiter.wait()
         self._receipts.pop(request.payment_hash, None)
         record = journal.get(PAID, key) or {}
         preimage = record.get("preimage")
-        journal.put(PAID, key, {**record, "status": "paid" if result["status"] == "accepted" else "pending",
-                                "payment_id": result["payment_id"]}, sync=True)
+        # the durable "paying" mark (and the preimage, once it came) already bar paying again: the final
+        # status needs no fsync of its own before the answer
+        status = "paid" if result["status"] == "accepted" else "pending"
+        journal.put_soon(PAID, key, {**record, "status": status, "payment_id": result["payment_id"]})
         receipt = None if preimage is None else "0x" + preimage
         return {**result, "payment_hash": "0x" + key, "preimage": receipt}
 
@@ -143,7 +171,10 @@ class PaymentRequestBook:
         record = self.node.journal.get(PAID, payment_hash.hex())
         if record is None or record.get("preimage"):
             return
-        self.node.journal.put(PAID, payment_hash.hex(), {**record, "preimage": secret.hex()}, sync=True)
+        self.node.journal.put_soon(PAID, payment_hash.hex(), {**record, "preimage": secret.hex()},
+                                   functools.partial(self._receipt_durable, payment_hash, secret))
+
+    def _receipt_durable(self, payment_hash: bytes, secret: bytes) -> None:
         self.node.bus.publish("receipt", None, payment_hash="0x" + payment_hash.hex(),
                               preimage="0x" + secret.hex())
         waiter = self._receipts.get(payment_hash)

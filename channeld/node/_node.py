@@ -199,7 +199,9 @@ class Node(NodeOperations):
     def _init(self, connected: list[tuple[ChainSetup, int]]) -> Init:
         """Our `Init`: the primary chain, and every further chain in `chains`."""
         chains = [(chain_id, bytes.fromhex(setup.contract[2:])) for setup, chain_id in connected]
-        return Init(PROTOCOL_VERSION, b"", chains[0][0], chains[0][1], pack_chains(chains[1:]))
+        from channeld.node._gossip import GOSSIP_FEATURES  # a node keeps a graph: it wants announcements
+
+        return Init(PROTOCOL_VERSION, GOSSIP_FEATURES, chains[0][0], chains[0][1], pack_chains(chains[1:]))
 
     def room_of(self, ns: Namespace) -> ChainRoom:
         return next(room for room in self.rooms if room.ns == ns)

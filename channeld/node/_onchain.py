@@ -43,6 +43,7 @@ from channeld.chain import contract as hub
 from channeld.chain.sender import NonceTaken
 from channeld.errors import ChainError, ChanneldError
 from channeld.node._batch import BATCH_OPERATIONS, batch_transaction
+from channeld.node._batch_funding import first_open_probe
 from channeld.node._channels import ChannelService
 from channeld.node._events import EventBus
 from channeld.node._opens import find_opened
@@ -370,9 +371,10 @@ class TransactionWorker:
 
     async def _opened_already(self, op: Operation) -> bool:
         """An open re-sent after a crash must not open a second channel (see `_opens`)."""
-        if op.kind != "open":
+        probe = op if op.kind == "open" else first_open_probe(op)
+        if probe is None:
             return False
-        found = await self.chain.run(find_opened, self.chain.backend, self.contract, self.our, op)
+        found = await self.chain.run(find_opened, self.chain.backend, self.contract, self.our, probe)
         if found is not None:
             log.info("open of outbox row was already mined as channel 0x%s; not sent again", found.hex())
         return found is not None

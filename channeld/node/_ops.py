@@ -15,8 +15,9 @@ import trio
 from eth_utils import is_address, to_checksum_address
 
 from channeld.chain import contract as hub
-from channeld.errors import LocalFault
+from channeld.errors import ChanneldError, LocalFault
 from channeld.limits import LimitContext, RiskLedger, check_channel_open, check_onchain_spend
+from channeld.node._batch_funding import deposit_operation, open_operation
 from channeld.node._channels import ChannelEntry
 from channeld.node._onchain import OperationStatus
 from channeld.node._opens import open_salt
@@ -52,7 +53,15 @@ class OperationRefused(LocalFault):
 
 
 BATCH_CONSENT_TIMEOUT = 10.0
+MAX_BATCH_OPEN = 400  # ~64 calldata bytes a channel: stays well inside a public mempool's 128 KiB
+# gas per channel a batch open or top-up may burn, counted against limits.min_onchain_reserve
+# (docs/gas.md: ~25-45k a channel, plus the one transfer)
+BATCH_GAS_PER_CHANNEL = 75_000
 BATCH_SCHEMES = ("auto", "ecdsa", "bls")
+
+
+def peers_ids(peers: list[PeerUri]) -> list[bytes]:
+    return [p.node_id for p in peers]
 
 
 def _batch_scheme(scheme: str) -> str:
@@ -301,10 +310,12 @@ class NodeOperations:
             raise OperationRefused("a deposit must be positive")
         total = entry.state.our.deposit + amount
         check_channel_open(self._self().config.limits, total)
-        await self._check_reserve(amount if entry.onchain.state.token == hub.ETHER else 0, self._room(cid))
+        sent = amount if entry.onchain.state.token == hub.ETHER else 0
+        await self._check_reserve(sent, self._room(cid))
         return await self._queue(Operation("deposit", (cid, total)))
 
-    async def _check_reserve(self, value: int, room: ChainRoom) -> None:
+    async def _check_reserve(self, value: int, room: ChainRoom,
+                             gas: int = SPEND_GAS_ALLOWANCE) -> None:
         """Refuse an open or deposit sending `value` wei (plus its gas) that would take our account below
         `limits.min_onchain_reserve`. Closes, disputes and settles are never held to it: they protect
         the funds the reserve is kept for. Each chain's account balance is its own."""
@@ -312,7 +323,7 @@ class NodeOperations:
         backend = room.chain.backend
         balance = await room.chain.run(backend.balance, node.key.address)
         base_fee, priority = await room.chain.run(backend.fee_basis)
-        spend = value + SPEND_GAS_ALLOWANCE * (2 * base_fee + priority)  # the sender's own fee cap
+        spend = value + gas * (2 * base_fee + priority)  # the sender's own fee cap
         check_onchain_spend(node.config.limits, balance, spend)
 
     async def withdraw(self, cid: bytes, amount: int, to: str | None = None) -> OperationStatus | None:
@@ -367,6 +378,82 @@ class NodeOperations:
         receiver = None if to is None else addr_bytes(to)
         return await self._self().batch.run_batches(BATCH_CLOSE, scheme=_batch_scheme(scheme),
                                                      receiver=receiver, timeout=timeout)
+
+    async def batch_open(self, uris: list[str], deposit: int, token: str | None = None,
+                         challenge_period: int = 3600) -> dict[str, Any]:
+        """Open a channel with each of `uris`, `deposit` each, in one transaction (answered once mined).
+        Every URI is checked and dialled, and the limits checked per channel and for the total, before
+        anything is queued."""
+        node = self._self()
+        peers = self._batch_partners(uris)
+        if deposit <= 0:
+            raise OperationRefused("a batch open's deposit must be positive")
+        check_channel_open(node.config.limits, deposit)
+        if not 0 < challenge_period < 1 << 64:
+            raise OperationRefused(f"challenge period {challenge_period} is out of range")
+        if token is not None and not is_address(token):
+            raise OperationRefused(f"token {token[:60]!r} is not an address")
+        total = deposit * len(peers)
+        batch_gas = BATCH_GAS_PER_CHANNEL * len(peers)  # batches run on the primary chain
+        await self._check_reserve(total if token is None else 0, node.rooms[0], batch_gas)
+        for uri in uris:
+            try:
+                await node.peers.connect(uri)
+            except (ChanneldError, OSError) as exc:
+                raise OperationRefused(f"partner {uri[:120]} cannot be reached: {exc}") from exc
+        token_bytes = bytes(20) if token is None else addr_bytes(token)
+        partners = [KnownKey(p.node_id).address for p in peers]
+        salt = open_salt(node.watcher.head)
+        op = open_operation(token_bytes, challenge_period, salt, partners, [deposit] * len(peers))
+        status = await node.batch.submit_funding(op, token_bytes, total)
+        return {"partners": ["0x" + p.hex() for p in peers_ids(peers)], "deposit": str(deposit),
+                "total": str(total), "operation": status.as_json()}
+
+    def _batch_partners(self, uris: list[str]) -> list[PeerUri]:
+        node = self._self()
+        if not uris:
+            raise OperationRefused("a batch open needs at least one partner")
+        if len(uris) > MAX_BATCH_OPEN:
+            raise OperationRefused(f"a batch open takes at most {MAX_BATCH_OPEN} partners, got {len(uris)}")
+        peers: list[PeerUri] = []
+        for uri in uris:
+            try:
+                peers.append(PeerUri.parse(uri))
+            except ChanneldError as exc:
+                raise OperationRefused(f"partner URI {uri[:120]!r} is not valid: {exc}") from exc
+        ids = peers_ids(peers)
+        if node.node_id in ids:
+            raise OperationRefused("a channel needs another node")
+        if len(set(ids)) != len(ids):
+            raise OperationRefused("a partner is named twice in the batch")
+        return peers
+
+    async def batch_deposit(self, amount: int, token: str | None = None) -> dict[str, Any]:
+        """Raise our deposit by `amount` in every open channel in `token` (default ether), one
+        transaction; refused whole if any channel would exceed the channel limit."""
+        node = self._self()
+        if amount <= 0:
+            raise OperationRefused("a batch deposit must be positive")
+        if token is not None and not is_address(token):
+            raise OperationRefused(f"token {token[:60]!r} is not an address")
+        token_cs = hub.ETHER if token is None else to_checksum_address(token)
+        totals: dict[bytes, int] = {}
+        for cid, entry in node.channels.channels.items():
+            if entry.state.status is not ChannelStatus.OPEN or entry.state.settle is not None:
+                continue
+            if to_checksum_address(entry.onchain.state.token) != token_cs:
+                continue
+            totals[cid] = entry.state.our.deposit + amount
+            check_channel_open(node.config.limits, totals[cid])
+        if not totals:
+            raise OperationRefused("no open channel to top up in that token")
+        total = amount * len(totals)
+        batch_gas = BATCH_GAS_PER_CHANNEL * len(totals)  # batches run on the primary chain
+        await self._check_reserve(total if token is None else 0, node.rooms[0], batch_gas)
+        token_bytes = addr_bytes(token_cs)
+        status = await node.batch.submit_funding(deposit_operation(token_bytes, totals), token_bytes, total)
+        return {"channels": ["0x" + c.hex() for c in totals], "amount": str(amount), "total": str(total),
+                "operation": status.as_json()}
 
     async def settle(self, cid: bytes) -> OperationStatus:
         node = self._self()

@@ -65,19 +65,23 @@ def encode_onchain(channel: hub.OnChainChannel) -> bytes:
     return msgpack.packb([
         channel.channel_id, addr_bytes(s.participant1), addr_bytes(s.participant2), addr_bytes(s.token),
         _u(s.challenge_period), _u(s.deposit1), _u(s.deposit2), _u(s.withdrawn1), _u(s.withdrawn2),
-        closing, settled, channel.cooperative,
+        closing, settled, channel.cooperative, [channel.unlocked1, channel.unlocked2],
     ])
 
 
 def decode_onchain(raw: bytes) -> hub.OnChainChannel:
     try:
-        (cid, p1, p2, token, period, d1, d2, w1, w2, closing, settled, coop) = msgpack.unpackb(raw)
+        fields = msgpack.unpackb(raw)
+        # the unlocked flags came later: a view stored without them has released no locks
+        (cid, p1, p2, token, period, d1, d2, w1, w2, closing, settled, coop), unlocked = (
+            (fields, [False, False]) if len(fields) == 12 else (fields[:12], fields[12]))
         state = hub.ChannelState(_addr(p1), _addr(p2), _addr(token), _i(period), _i(d1), _i(d2), _i(w1),
                                  _i(w2))
         close = None if closing is None else hub.Closing(
             _addr(closing[0]), _i(closing[1]), _proof_from(closing[2]), _proof_from(closing[3]))
         paid = None if settled is None else hub.Settlement(*(_i(v) for v in settled))
-        return hub.OnChainChannel(bytes(cid), state, close, paid, bool(coop))
+        return hub.OnChainChannel(bytes(cid), state, close, paid, bool(coop), unlocked[0] is True,
+                                  unlocked[1] is True)
     except (ValueError, TypeError, IndexError, msgpack.UnpackException) as exc:
         raise CorruptRecord(f"on-chain view does not decode: {exc}") from exc
 

@@ -30,7 +30,7 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -76,6 +76,7 @@ from channeld.protocol import (
 from channeld.wire import LockExpired, SecretReveal
 
 if TYPE_CHECKING:
+    from channeld.node._channels import ChannelService
     from channeld.node._node import Node
 
 log = logging.getLogger("channeld.node")
@@ -162,6 +163,11 @@ class TransferService:
         secrethash = hashlib.sha256(secret).digest()
         self._to_payment(secrethash, ActionTick(self._chain_now()))
         self._to_payment(secrethash, SecretReveal(secret))
+
+    @property
+    def held_reveals(self) -> int:
+        """Partner reveals waiting for a fresh chain view."""
+        return len(self._deferred)
 
     def reveal_deferred(self) -> int:
         """Apply the held reveals that a chain read started after them has caught up with; how many."""
@@ -262,11 +268,14 @@ class TransferService:
     def _request_paid(self, effect: EventTransferReceived) -> None:
         journal = self.node.journal
         record = journal.get(ISSUED, effect.secrethash.hex())
+        announce = functools.partial(self.node.bus.publish, "request_paid", None,
+                                     payment_hash="0x" + effect.secrethash.hex(), amount=str(effect.amount))
         if record is not None and record.get("status") == "open":
-            journal.put(ISSUED, effect.secrethash.hex(), {**record, "status": "paid", "paid_at": time.time()},
-                        sync=True)
-        self.node.bus.publish("request_paid", None, payment_hash="0x" + effect.secrethash.hex(),
-                              amount=str(effect.amount))
+            # the writer thread's fsync, not the trio loop's; announced once the mark is on disk
+            paid = {**record, "status": "paid", "paid_at": time.time()}
+            journal.put_soon(ISSUED, effect.secrethash.hex(), paid, announce)
+        else:
+            announce()
 
     def _learn_failures(self, before: PaymentState | None, effects: list[TransferEffect]) -> None:
         """A route failed: the graph weighs its edges past our first hop as riskier. Read from the state
@@ -397,15 +406,57 @@ class TransferService:
     # --- views ----------------------------------------------------------------------------------------
 
     def _states(self) -> Mapping[bytes, ChannelState]:
-        return {cid: e.state for cid, e in self.channels.on_chain(self.node.ns)}
+        return _ChannelStates(self.channels)
 
-    def _by_partner(self) -> dict[bytes, ChannelState]:
-        found: dict[bytes, ChannelState] = {}
-        for _, entry in self.channels.on_chain(self.node.ns):
+    def _by_partner(self) -> Mapping[bytes, ChannelState]:
+        return _PartnerChannels(self.channels, self.node.peers.addresses)
+
+
+class _ChannelStates(Mapping[bytes, ChannelState]):
+    """Every channel's state by id, read when asked: a payment looks up one or two of a hub's thousand
+    channels, so copying them all into a dict per input made each payment O(channels)."""
+
+    def __init__(self, channels: ChannelService) -> None:
+        self._channels = channels.channels
+
+    def __getitem__(self, channel_id: bytes) -> ChannelState:
+        return self._channels[channel_id].state
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._channels)
+
+    def __len__(self) -> int:
+        return len(self._channels)
+
+
+class _PartnerChannels(Mapping[bytes, ChannelState]):
+    """Our channel with each partner address (an open one where there is one), found through the
+    partner index rather than a scan of every channel per mediated lock."""
+
+    def __init__(self, channels: ChannelService, node_ids: Mapping[bytes, bytes]) -> None:
+        self._channels = channels
+        self._node_ids = node_ids  # partner address -> node id
+
+    def __getitem__(self, address: bytes) -> ChannelState:
+        node_id = self._node_ids.get(address)
+        found = None
+        entries = self._channels.channels.values() if node_id is None else (
+            entry for _, entry in self._channels.of_peer(node_id))
+        for entry in entries:
+            if entry.ns != self._channels.ns:
+                continue  # multi-hop runs on the primary chain: a lock is never forwarded on another
             state = entry.state
-            if state.status is ChannelStatus.OPEN or state.partner.address not in found:
-                found[state.partner.address] = state
+            if state.partner.address == address and (found is None or state.status is ChannelStatus.OPEN):
+                found = state
+        if found is None:
+            raise KeyError(address)
         return found
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter({entry.state.partner.address: None for entry in self._channels.channels.values()})
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 def _lock_expired_in_flight(state: ChannelState, nonce: int) -> LockExpired | None:

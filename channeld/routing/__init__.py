@@ -15,6 +15,7 @@ now)` gives routes with every lock's amount and expiry planned, or a `RoutingErr
 when the rates put the payment over the payer's maximum).
 """
 
+from channeld.protocol._crosschain import Asset, ChainTiming, ConversionTerms
 from channeld.routing._announce import (
     ANNOUNCEMENT_VERSION,
     BadAnnouncement,
@@ -77,12 +78,15 @@ __all__ = [
     "DEFAULT_MAX_CONVERSIONS",
     "DEFAULT_ROUTES",
     "MAX_CONVERSION_LIFETIME",
+    "Asset",
     "BadAnnouncement",
     "ChainLookup",
+    "ChainTiming",
     "ChannelAnnouncement",
     "ChannelGraph",
     "Constraints",
     "ConversionAnnouncement",
+    "ConversionTerms",
     "CrossChainGraph",
     "CrossChainPayment",
     "CrossChainRoute",

@@ -58,8 +58,8 @@ class _RotatingKey:
         self.aead = ChaCha20Poly1305(self.key)
 
 
-class FrameEncoder:
-    """Encrypts outgoing messages to wire bytes."""
+class _FrameCipher:
+    """One direction of framing: its rotating key and the largest message it carries."""
 
     __slots__ = ("_key", "max_message_size")
 
@@ -75,6 +75,12 @@ class FrameEncoder:
     def key(self) -> bytes:
         return self._key.key
 
+
+class FrameEncoder(_FrameCipher):
+    """Encrypts outgoing messages to wire bytes."""
+
+    __slots__ = ()
+
     def encrypt(self, message: bytes) -> bytes:
         size = len(message)
         if size > self.max_message_size:
@@ -85,25 +91,16 @@ class FrameEncoder:
         return header + aead.encrypt(nonce, message, None)
 
 
-class FrameDecoder:
+class FrameDecoder(_FrameCipher):
     """Accepts raw bytes, yields decrypted messages. Any authentication failure is final."""
 
-    __slots__ = ("_body_size", "_buffer", "_failed", "_key", "max_message_size")
+    __slots__ = ("_body_size", "_buffer", "_failed")
 
     def __init__(self, key: bytes, chaining_key: bytes, max_message_size: int = MAX_BOLT8_MESSAGE) -> None:
-        self._key = _RotatingKey(key, chaining_key)
-        self.max_message_size = min(max_message_size, MAX_BOLT8_MESSAGE)
+        super().__init__(key, chaining_key, max_message_size)
         self._buffer = bytearray()
         self._body_size: int | None = None
         self._failed = False
-
-    @property
-    def nonce(self) -> int:
-        return self._key.nonce
-
-    @property
-    def key(self) -> bytes:
-        return self._key.key
 
     @property
     def buffered(self) -> int:

@@ -22,6 +22,7 @@ from channeld.chain.contract import (
     OnChainChannel,
     Settlement,
     StoredProof,
+    StoredProofFields,
 )
 from channeld.watchtower._errors import CorruptTowerRecord
 
@@ -29,7 +30,7 @@ RECORD_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
-class HeldProof:
+class HeldProof(StoredProofFields):
     """The newest proof the tower holds from one pusher for one channel: signed by the pusher's partner
     (`signature`), with the pusher's `BalanceProofUpdate` authorization over the same fields."""
 
@@ -40,10 +41,6 @@ class HeldProof:
     locks_root: bytes
     signature: bytes
     authorization: bytes
-
-    @property
-    def stored_proof(self) -> StoredProof:
-        return StoredProof(self.nonce, self.transferred_amount, self.locked_amount, self.locks_root)
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,5 +128,5 @@ def dispute_calldata(channel: OnChainChannel, held: HeldProof) -> bytes:
     """`updateBalanceProof` with the closer's proof and the non-closer's authorization, against the
     channel's current on-chain state (the contract checks it against its stored commitment)."""
     assert channel.closing is not None
-    return encode_update_balance_proof(channel.channel_id, channel.state, channel.closing, held.stored_proof,
+    return encode_update_balance_proof(channel.channel_id, channel.state, channel.closing, held.proof,
                                        held.signature, held.authorization)

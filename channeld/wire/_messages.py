@@ -34,6 +34,11 @@ def secrethash_of(secret: bytes) -> bytes:
     return hashlib.sha256(secret).digest()
 
 
+def _unordered(participant1: bytes, participant2: bytes) -> str | None:
+    """The rule every message naming both participants keeps: the lower address comes first."""
+    return "participant1 must be lower than participant2" if participant1 >= participant2 else None
+
+
 # --- parts ---------------------------------------------------------------------------------------------
 
 
@@ -162,9 +167,7 @@ class ChannelOpened(Message):
     challenge_period: U64
 
     def rule_violation(self) -> str | None:
-        if self.participant1 >= self.participant2:
-            return "participant1 must be lower than participant2"
-        return None
+        return _unordered(self.participant1, self.participant2)
 
 
 @message(17)
@@ -219,10 +222,9 @@ class PaymentRefused(Message):
 # --- withdraw and cooperative settle -------------------------------------------------------------------
 
 
-@message(48)
 @dataclass(frozen=True, slots=True)
-class WithdrawRequest(Message):
-    """`participant` asks to withdraw up to a new total; `signature` is the participant's own."""
+class _WithdrawTerms(Message):
+    """The fields a withdraw request and its countersignature share; each message is its own tag."""
 
     chain_id: U64
     contract: Address
@@ -232,65 +234,49 @@ class WithdrawRequest(Message):
     expiry: U64
     receiver: Address
     signature: Signature
+
+
+@message(48)
+@dataclass(frozen=True, slots=True)
+class WithdrawRequest(_WithdrawTerms):
+    """`participant` asks to withdraw up to a new total; `signature` is the participant's own."""
 
 
 @message(49)
 @dataclass(frozen=True, slots=True)
-class WithdrawSignature(Message):
+class WithdrawSignature(_WithdrawTerms):
     """The partner's countersignature over exactly the terms of a `WithdrawRequest`."""
+
+
+@dataclass(frozen=True, slots=True)
+class _SettleTerms(Message):
+    """The fields a cooperative settle proposal and its countersignature share."""
 
     chain_id: U64
     contract: Address
     channel_id: Bytes32
-    participant: Address
-    total_withdraw: U256
-    expiry: U64
-    receiver: Address
+    participant1: Address
+    amount1: U256
+    receiver1: Address
+    participant2: Address
+    amount2: U256
+    receiver2: Address
     signature: Signature
+
+    def rule_violation(self) -> str | None:
+        return _unordered(self.participant1, self.participant2)
 
 
 @message(64)
 @dataclass(frozen=True, slots=True)
-class SettleRequest(Message):
+class SettleRequest(_SettleTerms):
     """A cooperative settle proposal with the final payouts, signed by the proposer."""
-
-    chain_id: U64
-    contract: Address
-    channel_id: Bytes32
-    participant1: Address
-    amount1: U256
-    receiver1: Address
-    participant2: Address
-    amount2: U256
-    receiver2: Address
-    signature: Signature
-
-    def rule_violation(self) -> str | None:
-        if self.participant1 >= self.participant2:
-            return "participant1 must be lower than participant2"
-        return None
 
 
 @message(65)
 @dataclass(frozen=True, slots=True)
-class SettleSignature(Message):
+class SettleSignature(_SettleTerms):
     """The partner's countersignature over exactly the terms of a `SettleRequest`."""
-
-    chain_id: U64
-    contract: Address
-    channel_id: Bytes32
-    participant1: Address
-    amount1: U256
-    receiver1: Address
-    participant2: Address
-    amount2: U256
-    receiver2: Address
-    signature: Signature
-
-    def rule_violation(self) -> str | None:
-        if self.participant1 >= self.participant2:
-            return "participant1 must be lower than participant2"
-        return None
 
 
 # --- hash time-locked transfers (state logic comes with multi-hop routing) -----------------------------
@@ -415,14 +401,13 @@ class ChannelGossip(Message):
     signature: Signature
 
     def rule_violation(self) -> str | None:
-        if self.participant1 >= self.participant2:
-            return "participant1 must be lower than participant2"
+        if (unordered := _unordered(self.participant1, self.participant2)) is not None:
+            return unordered
         if self.announcer not in (self.participant1, self.participant2):
             return "the announcer must be a participant of the channel"
         if self.fee_ppm > 1_000_000:
             return "fee_ppm must be at most 1000000"
         return None
-
 
 
 @part

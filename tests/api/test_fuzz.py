@@ -1,8 +1,9 @@
 """Schema-driven fuzzing (schemathesis) of the served OpenAPI document: no 5xx, every answer in schema.
 
 Bounded: a fixed number of examples per operation. Operations that write files on the node's host
-(backup, audit export to a path), load the node (bench), settle every channel (batch), dial arbitrary hosts (peers, watchtowers,
-webhooks) or stream forever (events) are left out; their refusal paths are tested by hand.
+(backup, audit export to a path), load the node (bench), settle every channel (batch), dial arbitrary
+hosts (peers, watchtowers, webhooks) or stream forever (events) are left out; their refusal paths are
+tested by hand.
 """
 
 from __future__ import annotations

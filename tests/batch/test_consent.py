@@ -119,7 +119,8 @@ def test_forged_hub_signature_and_second_withdraw_are_refused() -> None:
     bob.feed(request)
     digest = p.withdraw_digest(alice.state.chain_id, alice.state.contract, CHANNEL_ID, alice.signer.address,
                                200, LATER, COLD)
-    other = replace(request, entry=replace(request.entry, amount=200), hub_signature=alice.signer.sign(digest))
+    other = replace(request, entry=replace(request.entry, amount=200),
+                    hub_signature=alice.signer.sign(digest))
     refused(bob, other, BadWithdraw, 23)
 
 
@@ -147,7 +148,8 @@ def test_close_with_other_payouts_or_pending_payments_is_refused() -> None:
     amounts = {alice.signer.address: (400, COLD), bob.signer.address: (600, bob.signer.address)}
     digest = p.cooperative_settle_digest(alice.state.chain_id, alice.state.contract, CHANNEL_ID,
                                          p1, *amounts[p1], p2, *amounts[p2])
-    greedy = replace(request, entry=replace(request.entry, amount=400), hub_signature=alice.signer.sign(digest))
+    greedy = replace(request, entry=replace(request.entry, amount=400),
+                     hub_signature=alice.signer.sign(digest))
     refused(bob, greedy, BadSettle, 24)
     bob.feed(p.ActionPay(3, 5))  # not yet accepted by the hub: the channel is not quiet
     refused(bob, request, BadSettle, 24)

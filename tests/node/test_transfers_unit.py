@@ -84,8 +84,9 @@ def _routable(payer: Node, target: Node) -> bool:
 
 async def _lock_expired_in_flight(alice: Node, bob: Node, cid: bytes) -> int:
     """Alice locks toward Bob, then (her clock past the lock, Bob's not) expires it; the expiry's nonce."""
+    await until(lambda: alice.channels.entry(cid).state.now and bob.channels.entry(cid).state.now)
     state = alice.channels.entry(cid).state
-    expiration = state.now + 2 * state.reveal_timeout
+    expiration = max(state.now, bob.channels.entry(cid).state.now) + 2 * state.reveal_timeout
     bob_address = state.partner.address
     await alice.channels.handle(cid, ActionSendLockedTransfer(
         7, 1000, expiration, SECRETHASH, state.our.address, bob_address, encode_route((bob_address,))))
@@ -116,14 +117,14 @@ async def test_a_refused_lock_expiry_is_sent_again_until_the_partner_accepts_it(
 async def test_a_reveal_waits_while_the_chain_view_is_stale(tmp_path: Path) -> None:
     async with _pair(tmp_path) as (alice, bob, _):
         transfers, watcher = alice.transfers, alice.watcher
-        assert transfers.reveal_deferred() == 0
         watcher.fresh_as_of = trio.current_time() - 60  # as after a freeze: no read of the chain since
         transfers.on_secret(bob.node_id, SECRET)
         assert transfers.reveal_deferred() == 0  # still stale: held
-        await until(lambda: watcher.fresh_as_of > trio.current_time() - 1)  # the next read completes
-        assert transfers.reveal_deferred() == 1
+        assert transfers.held_reveals == 1
+        await until(lambda: transfers.held_reveals == 0)  # applied once a read started after it completed
+        assert watcher.fresh_as_of > trio.current_time() - 5
         transfers.on_secret(bob.node_id, SECRET)  # a fresh view: applied at once, nothing held
-        assert transfers.reveal_deferred() == 0
+        assert transfers.held_reveals == 0
 
 
 # --- the transactions a payment asks for (pure builders over the chain's view) -------------------------
