@@ -33,6 +33,7 @@ from channeld.limits import RiskLimits
 
 CONFIG_FILE = "channeld.toml"
 ENV_PREFIX = "CHANNELD_"
+CHAINS_KEY = "chains"  # the `[[chains]]` array of tables
 MAX_DURATION_SECONDS = 10_000_000  # about 115 days; larger is a typo, not a setting
 _MAX_CONFIG_BYTES = 1024 * 1024
 
@@ -90,7 +91,8 @@ class NodeConfig:
 
 @dataclass(frozen=True, slots=True)
 class ChainConfig:
-    """The `[chain]` section: which chain and contract the node uses."""
+    """The `[chain]` section: which chain and contract the node uses (one `[[chains]]` entry each when it
+    serves several; see below)."""
 
     rpc_url: str = setting("embedded", "rpc_url",
                            "JSON-RPC endpoint (http, https, ws, wss), or `embedded` for an in-process EVM.")
@@ -101,6 +103,11 @@ class ChainConfig:
     poll_interval: float = setting(2.0, "duration", "How often the chain is polled for new blocks.")
     chain_id: int | None = setting(None, "int", "Chain id the RPC must report; unset to accept any.",
                                    optional=True, min=1, max=2**256 - 1)
+    name: str | None = setting(None, "name", "Display name (letters, digits, `-`, `_`, `.`); unset "
+                               "shows the chain id.", optional=True)
+    tokens: tuple[str, ...] | None = setting(None, "address_list", "ERC-20 tokens channels may be opened "
+                                             "in; unset allows any, `[]` only the native coin.",
+                                             optional=True)
 
     def __post_init__(self) -> None:
         _validate_fields(self, "chain")
@@ -191,6 +198,12 @@ class Config:
     watchtower: WatchtowerConfig = field(default_factory=WatchtowerConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
+    # `[[chains]]` entries; empty when the single `[chain]` section names the one chain
+    chains: tuple[ChainConfig, ...] = ()
+
+    def chain_list(self) -> tuple[ChainConfig, ...]:
+        """Every chain the node serves, the first being its primary (multi-hop and gossip run there)."""
+        return self.chains or (self.chain,)
 
 
 SECTIONS: dict[str, type] = {"node": NodeConfig, "chain": ChainConfig, "transport": TransportConfig,
@@ -354,6 +367,30 @@ def _parse_rpc_url(raw: object, rules: Mapping[str, Any]) -> str:
     return text
 
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+
+
+def _parse_name(raw: object, rules: Mapping[str, Any]) -> str:
+    if not isinstance(raw, str) or not _NAME.fullmatch(raw.strip()):
+        raise _Bad(f"{raw!r} is not a name of 1-32 letters, digits, `-`, `_` or `.`")
+    return raw.strip()
+
+
+def _parse_address_list(raw: object, rules: Mapping[str, Any]) -> tuple[str, ...]:
+    if isinstance(raw, str):  # the environment and flags give a comma-separated list
+        raw = [item for item in raw.split(",") if item.strip()]
+    if not isinstance(raw, list | tuple) or len(raw) > 256:
+        raise _Bad(f"expected a list of at most 256 addresses, got {raw!r}"[:200])
+    found = tuple(_parse_address(item, rules) for item in raw)
+    if len(set(found)) != len(found):
+        raise _Bad("an address is listed twice")
+    return found
+
+
+def _render_address_list(value: tuple[str, ...]) -> str:
+    return "[" + ", ".join(_render_text(item) for item in value) + "]"
+
+
 def _parse_path(raw: object, rules: Mapping[str, Any]) -> str:
     if not isinstance(raw, str) or not raw.strip() or len(raw) > 4096 or "\0" in raw:
         raise _Bad(f"expected a file path as text, got {raw!r}")
@@ -390,6 +427,8 @@ _KINDS: dict[str, _Kind] = {
     "address": _Kind("address", _parse_address, _render_text),
     "rpc_url": _Kind("URL", _parse_rpc_url, _render_text),
     "path": _Kind("path", _parse_path, _render_text),
+    "name": _Kind("name", _parse_name, _render_text),
+    "address_list": _Kind("address list", _parse_address_list, _render_address_list),
 }
 
 
@@ -435,9 +474,10 @@ def _unknown_key(section: str, key: str, fields: Iterable[str], source: str) -> 
 _Raw = tuple[str, str, object, str]
 
 
-def _file_settings(path: Path, problems: list[ConfigProblem]) -> Iterator[_Raw]:
-    document = _read_toml(path)
+def _file_settings(document: Mapping[str, Any], path: Path, problems: list[ConfigProblem]) -> Iterator[_Raw]:
     for section, table in document.items():
+        if section == CHAINS_KEY:
+            continue  # `[[chains]]` entries are built on their own (channeld/config_chains.py)
         if section not in SECTIONS:
             close = difflib.get_close_matches(section, list(SECTIONS), n=1)
             hint = f"; did you mean [{close[0]}]?" if close else ""
@@ -505,16 +545,22 @@ def load_config(datadir: Path, environ: Mapping[str, str] | None = None,
     `path` overrides the file's location (default: `<datadir>/channeld.toml`; a missing file means
     defaults). Raises `InvalidConfig` listing every problem, or `ConfigError` for an unreadable file.
     """
+    from channeld.config_chains import build_chains, check_chains
+
     problems: list[ConfigProblem] = []
-    raw_settings = [*_file_settings(path or Path(datadir) / CONFIG_FILE, problems),
+    file = path or Path(datadir) / CONFIG_FILE
+    document = _read_toml(file)
+    raw_settings = [*_file_settings(document, file, problems),
                     *_env_settings(os.environ if environ is None else environ),
                     *_flag_settings(flags or {})]
     chosen = _parse_all(raw_settings, problems)
     sections = {name: _build_section(name, chosen.get(name, {}), problems) for name in SECTIONS}
     _cross_checks(sections, problems)
+    chains = build_chains(document.get(CHAINS_KEY), file.name, problems)
+    check_chains(chains, chosen.get("chain", {}), problems)
     if problems:
         raise InvalidConfig(problems)
-    return Config(**sections)
+    return Config(**sections, chains=chains)
 
 
 def _parse_all(raw_settings: Iterable[_Raw], problems: list[ConfigProblem]) -> dict[str, dict[str, Any]]:
@@ -604,6 +650,9 @@ def render_reference() -> str:
         lines += [f"| `{key}` | {kind} | {'(unset)' if default is None else f'`{default}`'} "
                   f"| `{env_var(section, key)}` | {doc} |"
                   for key, kind, default, doc in _rows(section)]
+    from channeld.config_chains import reference_lines
+
+    lines += reference_lines()
     return "\n".join(lines) + "\n"
 
 

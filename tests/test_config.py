@@ -300,7 +300,7 @@ def test_every_field_is_documented_with_a_known_kind() -> None:
             assert spec.metadata["doc"].strip(), spec.name
             assert "\n" not in spec.metadata["doc"]
             assert spec.metadata["kind"] in {"int", "duration", "amount", "choice", "hostport", "address",
-                                             "rpc_url", "path"}
+                                             "rpc_url", "path", "name", "address_list"}
     assert SECTIONS["limits"] is RiskLimits
 
 

@@ -82,6 +82,7 @@ class OpenBody(Body):
     deposit: Amount
     token: Address | None = None
     challenge_period: int = Field(default=3600, ge=1, lt=2**64)
+    chain: str | None = Field(default=None, min_length=1, max_length=64)  # a chain's name or id
 
 
 class AmountBody(Body):
@@ -100,6 +101,7 @@ class PayBody(Body):
     amount: Amount | None = None
     request: str | None = Field(default=None, min_length=8, max_length=1024)
     max_fee: Amount | None = None  # the most a routed payment may pay the mediators in fees
+    chain: str | None = Field(default=None, min_length=1, max_length=64)  # direct: pay on this chain only
 
     @model_validator(mode="after")
     def _one_form(self) -> PayBody:

@@ -76,11 +76,17 @@ def _node_routes(api: FastAPI, node: Node, guard: Guard) -> None:
     async def info() -> dict[str, Any]:
         return node.info()
 
+    @api.get("/chains", dependencies=read)
+    async def chains() -> list[dict[str, Any]]:
+        return [room.as_json() for room in node.rooms]
+
     @api.get("/health", dependencies=read)
     async def health() -> dict[str, Any]:
         lag = node.watcher.head - node.watcher.follower.cursor.position.number
         failed = node.channels.failure is not None
-        return {"status": "failing" if failed else ("lagging" if lag > 10 else "ok"), "chain_lag_blocks": lag,
+        stalled = [room.name for room in node.rooms if room.status() == "stalled"]
+        status = "failing" if failed else ("chain_stalled" if stalled else ("lagging" if lag > 10 else "ok"))
+        return {"status": status, "chain_lag_blocks": lag, "stalled_chains": stalled,
                 "pending_transactions": node.worker.pending_count(),
                 "peers": len(node.peers.manager.sessions),
                 "store_failed": failed, "last_event": node.bus.last_seq}
@@ -122,7 +128,8 @@ def _channel_routes(api: FastAPI, node: Node, guard: Guard) -> None:
     @api.post("/channels", dependencies=admin, status_code=202)
     async def open_channel(body: OpenBody) -> JSONResponse:
         try:
-            status = await node.open_channel(body.uri, int(body.deposit), body.token, body.challenge_period)
+            status = await node.open_channel(body.uri, int(body.deposit), body.token, body.challenge_period,
+                                             body.chain)
         except BadPeerUri as exc:
             raise _uri_error(exc) from None
         return _accepted(status, "queued")
@@ -213,7 +220,7 @@ async def _pay(node: Node, body: PayBody) -> dict[str, Any]:
     if body.request is not None:
         return await node.requests.pay(body.request, max_fee)
     assert body.node_id is not None and body.amount is not None  # the model checks one form is given
-    return await node.pay(bytes.fromhex(body.node_id), int(body.amount), max_fee=max_fee)
+    return await node.pay(bytes.fromhex(body.node_id), int(body.amount), max_fee=max_fee, chain=body.chain)
 
 
 def _payment_routes(api: FastAPI, node: Node, guard: Guard, idempotency: Idempotency) -> None:

@@ -69,12 +69,14 @@ class UnknownChannel(LocalFault):
 
 @dataclass(slots=True)
 class ChannelEntry:
-    """One channel: the protocol state, its partner's node id and the contract's view of it."""
+    """One channel: the protocol state, its partner's node id, the contract's view of it and the chain
+    (id and contract) it lives on: the scope of its store keys, outbox rows and audit entries."""
 
     state: ChannelState
     peer_id: bytes
     onchain: hub.OnChainChannel
     onchain_raw: bytes
+    ns: Namespace
 
     def envelope(self, record: bytes) -> bytes:
         return Envelope(record, self.peer_id, self.onchain_raw).encode()
@@ -86,10 +88,10 @@ class _Round:
 
     changed: dict[bytes, None] = field(default_factory=dict)  # channels whose row is written (ordered set)
     audit: list[AuditRecord] = field(default_factory=list)
-    outbox: list[bytes] = field(default_factory=list)
-    removed_outbox: list[int] = field(default_factory=list)
+    outbox: list[tuple[Namespace, bytes]] = field(default_factory=list)
+    removed_outbox: list[tuple[Namespace, int]] = field(default_factory=list)
     peers: dict[bytes, bytes] = field(default_factory=dict)
-    cursor: ChainCursor | None = None
+    cursors: dict[Namespace, ChainCursor] = field(default_factory=dict)
     effects: list[tuple[bytes, Effect]] = field(default_factory=list)
     # multi-hop payment machines (node/_transfers.py): rows (None: delete) and what waits for the commit
     payments: dict[bytes, bytes | None] = field(default_factory=dict)
@@ -97,24 +99,27 @@ class _Round:
 
     def is_empty(self) -> bool:
         return not (self.changed or self.audit or self.outbox or self.removed_outbox or self.peers
-                    or self.cursor or self.effects or self.payments or self.callbacks)
+                    or self.cursors or self.effects or self.payments or self.callbacks)
 
     def batch(self, ns: Namespace, channels: dict[bytes, ChannelEntry]) -> Batch:
-        """The round's store batch; each changed channel's row is encoded once, from its latest state."""
+        """The round's store batch; each changed channel's row is encoded once, from its latest state.
+
+        Channels, outbox rows and cursors go under their own chain's namespace; payment machines (multi-hop
+        runs on the primary chain) under `ns`."""
         batch = Batch()
         for cid in self.changed:
             entry = channels[cid]
-            batch.put_channel(ns, cid, entry.envelope(to_record(entry.state)))
+            batch.put_channel(entry.ns, cid, entry.envelope(to_record(entry.state)))
         for pubkey, record in self.peers.items():
             batch.put_peer(pubkey, record)
         for audit in self.audit:
             batch.append_audit(audit)
-        for op in self.outbox:
-            batch.enqueue_outbox(ns, op)
-        for seq in self.removed_outbox:
-            batch.remove_outbox(ns, seq)
-        if self.cursor is not None:
-            batch.set_chain_cursor(ns, self.cursor)
+        for op_ns, op in self.outbox:
+            batch.enqueue_outbox(op_ns, op)
+        for op_ns, seq in self.removed_outbox:
+            batch.remove_outbox(op_ns, seq)
+        for cursor_ns, cursor in self.cursors.items():
+            batch.set_chain_cursor(cursor_ns, cursor)
         for key, row in self.payments.items():
             if row is None:
                 batch.delete_payment(ns, key)
@@ -190,7 +195,7 @@ class ChannelService:
         self._submitted: deque[tuple[int, _Round, PendingCommit | None]] = deque()
         self._submitted_more = trio.Event()
         self._depth = trio.Semaphore(PIPELINE_DEPTH)
-        self.outbox_changed = trio.Event()
+        self._outbox_changed: dict[Namespace, trio.Event] = {}
         self.failure: BaseException | None = None
         self.payment_results: dict[int, trio.Event] = {}
         self.payment_outcomes: dict[int, Effect] = {}
@@ -199,7 +204,7 @@ class ChannelService:
         # called with a channel's effects as soon as an input is applied (before they are durable)
         self.applied_listeners: list[Callable[[bytes, list[Effect]], None]] = []
         self.flush_rounds = 0
-        self.on_queued: Callable[[int, bytes], None] = lambda seq, raw: None
+        self.on_queued: Callable[[Namespace, int, bytes], None] = lambda ns, seq, raw: None
         # multi-hop hook (node/_transfers.py): sees every input's effects inside the `apply` that made them
         self.on_effects: Callable[[bytes, list[Effect]], None] = lambda cid, effects: None
         # the node's risk limits, which the protocol checks every lock against (None: protocol rules only)
@@ -207,14 +212,15 @@ class ChannelService:
 
     # --- loading and lookup --------------------------------------------------------------------------
 
-    def load(self) -> int:
-        """Read every stored channel of this namespace; return how many."""
-        for cid, raw in self.store.iter_channels(self.ns):
-            envelope = Envelope.decode(raw)
-            onchain = decode_onchain(envelope.onchain)
-            self.channels[cid] = ChannelEntry(from_record(envelope.protocol_record), envelope.peer_id,
-                                              onchain, envelope.onchain)
-            self._by_peer.setdefault(envelope.peer_id, {})[cid] = None
+    def load(self, namespaces: list[Namespace] | None = None) -> int:
+        """Read every stored channel of these namespaces (default: the primary one); return how many."""
+        for ns in namespaces or [self.ns]:
+            for cid, raw in self.store.iter_channels(ns):
+                envelope = Envelope.decode(raw)
+                onchain = decode_onchain(envelope.onchain)
+                self.channels[cid] = ChannelEntry(from_record(envelope.protocol_record), envelope.peer_id,
+                                                  onchain, envelope.onchain, ns)
+                self._by_peer.setdefault(envelope.peer_id, {})[cid] = None
         return len(self.channels)
 
     def entry(self, channel_id: bytes) -> ChannelEntry:
@@ -226,6 +232,17 @@ class ChannelService:
     def of_peer(self, peer_id: bytes) -> Iterator[tuple[bytes, ChannelEntry]]:
         for cid in self._by_peer.get(peer_id, ()):
             yield cid, self.channels[cid]
+
+    def on_chain(self, ns: Namespace) -> Iterator[tuple[bytes, ChannelEntry]]:
+        """The channels on one chain (a snapshot: callers may apply inputs while iterating)."""
+        for cid, entry in list(self.channels.items()):
+            if entry.ns == ns:
+                yield cid, entry
+
+    def outbox_event(self, ns: Namespace) -> trio.Event:
+        """A fresh event, set once a round that queued an operation on chain `ns` is durable."""
+        event = self._outbox_changed[ns] = trio.Event()
+        return event
 
     # --- the entry points ----------------------------------------------------------------------------
 
@@ -251,7 +268,7 @@ class ChannelService:
     def add_channel(self, channel_id: bytes, state: ChannelState, peer_id: bytes,
                     onchain: hub.OnChainChannel) -> int:
         raw = encode_onchain(onchain)
-        entry = ChannelEntry(state, peer_id, onchain, raw)
+        entry = ChannelEntry(state, peer_id, onchain, raw, Namespace(state.chain_id, state.contract))
         self.channels[channel_id] = entry
         self._by_peer.setdefault(peer_id, {})[channel_id] = None
         self._round.changed[channel_id] = None
@@ -264,13 +281,18 @@ class ChannelService:
         self._round.changed[channel_id] = None
         return self._mark_dirty()
 
-    def enqueue_operation(self, op: Operation) -> int:
-        self._round.outbox.append(op.encode())
+    def enqueue_operation(self, op: Operation, ns: Namespace | None = None) -> int:
+        """Queue `op` for chain `ns` (default: its channel's chain, else the primary one)."""
+        self._round.outbox.append((ns or self._ns_of(op.channel_id), op.encode()))
         return self._mark_dirty()
 
-    def remove_operation(self, seq: int) -> int:
-        self._round.removed_outbox.append(seq)
+    def remove_operation(self, seq: int, ns: Namespace | None = None) -> int:
+        self._round.removed_outbox.append((ns or self.ns, seq))
         return self._mark_dirty()
+
+    def _ns_of(self, channel_id: bytes | None) -> Namespace:
+        entry = None if channel_id is None else self.channels.get(channel_id)
+        return self.ns if entry is None else entry.ns
 
     def put_payment(self, key: bytes, record: bytes | None) -> int:
         """A payment machine's row (None deletes it), written with the round filling now."""
@@ -282,8 +304,8 @@ class ChannelService:
         self._round.callbacks.append(callback)
         return self._mark_dirty()
 
-    def set_cursor(self, cursor: ChainCursor) -> int:
-        self._round.cursor = cursor
+    def set_cursor(self, cursor: ChainCursor, ns: Namespace | None = None) -> int:
+        self._round.cursors[ns or self.ns] = cursor
         return self._mark_dirty()
 
     def remember_peer(self, pubkey: bytes, record: bytes) -> int:
@@ -316,7 +338,7 @@ class ChannelService:
                 continue
             op = operation_of(effect)
             if op is not None:
-                pending.outbox.append(op.encode())
+                pending.outbox.append((entry.ns, op.encode()))
             if isinstance(effect, EventPaymentReceived):
                 proof = new.partner.proof
                 assert proof is not None
@@ -332,7 +354,7 @@ class ChannelService:
 
     def _audit(self, cid: bytes, kind: str, who: bytes, amount: int, proof_hash: bytes,
                payment_id: int) -> None:
-        self._round.audit.append(AuditRecord(self.ns, cid, who, kind, amount, proof_hash,
+        self._round.audit.append(AuditRecord(self._ns_of(cid), cid, who, kind, amount, proof_hash,
                                              _payment_key(payment_id)))
 
     def pending_effects(self) -> int:
@@ -406,8 +428,8 @@ class ChannelService:
             except BaseException as exc:
                 self._fail(exc)
                 raise
-            for seq, raw in zip(receipt.outbox_seqs, current.outbox, strict=True):
-                self.on_queued(seq, raw)
+            for seq, (ns, raw) in zip(receipt.outbox_seqs, current.outbox, strict=True):
+                self.on_queued(ns, seq, raw)
         self._submitted.popleft()
         self.flush_rounds += 1
         self._carry_out(current)
@@ -425,8 +447,10 @@ class ChannelService:
         self._done = trio.Event()
 
     def _carry_out(self, current: _Round) -> None:
-        if current.outbox:
-            self.outbox_changed.set()
+        for ns, _ in current.outbox:
+            waiting = self._outbox_changed.get(ns)
+            if waiting is not None:
+                waiting.set()
         covered = covered_acknowledgements(current.effects)
         for index, (cid, effect) in enumerate(current.effects):
             entry = self.channels.get(cid)

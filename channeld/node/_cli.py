@@ -163,6 +163,7 @@ def register_client_commands(commands: Subparsers) -> None:
     p.add_argument("--deposit", required=True, help="our deposit (wei, or with a unit: 0.5eth)")
     p.add_argument("--token", help="ERC-20 token address (default: ether)")
     p.add_argument("--challenge-period", type=int, default=3600, help="seconds (default %(default)s)")
+    p.add_argument("--chain", help="chain name or id (default: the node's only chain)")
     _json_flag(p)
     p.set_defaults(run=run_open)
     for name, help_text in (("deposit", "raise our deposit in a channel by AMOUNT"),
@@ -185,6 +186,7 @@ def register_client_commands(commands: Subparsers) -> None:
     p.add_argument("node_id", help="the payee's node id, or a payment request string")
     p.add_argument("amount", nargs="?", help="wei, or with a unit (not with a payment request)")
     p.add_argument("--max-fee", help="the most a routed payment may pay in fees (wei, or with a unit)")
+    p.add_argument("--chain", help="pay over our channel on this chain (name or id)")
     _json_flag(p)
     p.set_defaults(run=run_pay)
     p = commands.add_parser("request", help="create a payment request for AMOUNT (prints the string)")
@@ -255,8 +257,15 @@ def run_info(args: argparse.Namespace) -> int:
     info = _client(args).call("GET", "/info")
     _print(args, info, [f"node id   {info['node_id']}", f"address   {info['address']}",
                         f"listen    {info['uri']}", f"chain id  {info['chain_id']}",
-                        f"contract  {info['contract']}", f"channels  {info['channels']}"])
+                        f"contract  {info['contract']}", f"channels  {info['channels']}",
+                        *(_chain_line(c) for c in info.get("chains", []))])
     return 0
+
+
+def _chain_line(chain: dict[str, Any]) -> str:
+    problem = f" ({chain['error']})" if chain.get("error") else ""
+    return f"chain     {chain['name']}: id {chain['chain_id']}, contract {chain['contract']}, " \
+           f"{chain['status']}{problem}"
 
 
 def run_open(args: argparse.Namespace) -> int:
@@ -276,7 +285,7 @@ def run_open(args: argparse.Namespace) -> int:
     if args.uri is None:
         raise ConfigError("open needs a URI, or --batch FILE_OR_URIS")
     body = {"uri": args.uri, "deposit": str(parse_amount(args.deposit)), "token": args.token,
-            "challenge_period": args.challenge_period}
+            "challenge_period": args.challenge_period, "chain": args.chain}
     return _operation(args, "POST", "/channels", body)
 
 
@@ -370,6 +379,8 @@ def run_pay(args: argparse.Namespace) -> int:
         body = {"node_id": args.node_id, "amount": str(parse_amount(args.amount))}
     if args.max_fee is not None:
         body["max_fee"] = str(parse_amount(args.max_fee))
+    if args.chain is not None:
+        body["chain"] = args.chain
     result = _client(args).call("POST", "/payments", body)
     lines = [f"payment {result['payment_id']} of {format_amount(int(result['amount']))}: {result['status']}"
              + (f" ({result['reason']})" if result.get("reason") else "")]
@@ -451,21 +462,23 @@ def run_token_revoke(args: argparse.Namespace) -> int:
 
 def run_channels(args: argparse.Namespace) -> int:
     channels = _client(args).call("GET", "/channels")
-    table = Table("channel", "partner", "status", "ours", "theirs", "nonces")
+    table = Table("channel", "chain", "partner", "status", "ours", "theirs", "nonces")
     for c in channels:
-        table.add_row(c["channel_id"][:18] + "…", c["partner"][:12] + "…", c["status"],
-                      format_amount(int(c["our_balance"])), format_amount(int(c["partner_balance"])),
-                      f"{c['our_nonce']}/{c['partner_nonce']}")
+        asset = c.get("asset")  # balances in the token's own units once the node has read them
+        ours, theirs = ((asset["our_balance"], asset["partner_balance"]) if asset else
+                        (format_amount(int(c["our_balance"])), format_amount(int(c["partner_balance"]))))
+        table.add_row(c["channel_id"][:18] + "…", c.get("chain", "-"), c["partner"][:12] + "…", c["status"],
+                      ours, theirs, f"{c['our_nonce']}/{c['partner_nonce']}")
     _print(args, channels, table)
     return 0
 
 
 def run_payments(args: argparse.Namespace) -> int:
     payments = _client(args).call("GET", f"/payments?limit={max(1, args.limit)}")
-    table = Table("seq", "kind", "channel", "amount", "payment id")
+    table = Table("seq", "kind", "chain", "channel", "amount", "payment id")
     for p in payments:
-        table.add_row(str(p["seq"]), p["kind"], p["channel_id"][:18] + "…", format_amount(int(p["amount"])),
-                      str(p["payment_id"]))
+        table.add_row(str(p["seq"]), p["kind"], p.get("chain", "-"), p["channel_id"][:18] + "…",
+                      format_amount(int(p["amount"])), str(p["payment_id"]))
     _print(args, payments, table)
     return 0
 

@@ -139,7 +139,7 @@ class Gossip:
             return []
         self._serial += 1
         found = []
-        for cid, entry in node.channels.channels.items():
+        for cid, entry in node.channels.on_chain(node.ns):  # multi-hop runs on the primary chain
             capacity = capacity_of(entry.onchain)
             if entry.state.status is not ChannelStatus.OPEN or capacity is None:
                 continue
@@ -253,9 +253,10 @@ class Gossip:
     def plan(self, target: bytes, amount: int, fee_cap: int) -> tuple[Route, ...]:
         """Routes to `target` (`RoutingError` saying why there are none); our own edges refreshed first."""
         node = self.node
-        for entry in node.channels.channels.values():
+        own = [entry for _, entry in node.channels.on_chain(node.ns)]  # multi-hop runs on the primary chain
+        for entry in own:
             self.graph.add_own_channel(entry.state)
-        partners = {e.state.partner.address: e.peer_id for e in node.channels.channels.values()}
+        partners = {e.state.partner.address: e.peer_id for e in own}
 
         def online(address: bytes) -> bool:
             peer = partners.get(address)

@@ -26,6 +26,11 @@ class NodeMetrics:
                                           "Outbox operations not yet mined.", registry=self.registry)
         self.store_rounds = Gauge("channeld_store_rounds", "Durable commit rounds since start.",
                                   registry=self.registry)
+        self.chain_stalled = Gauge("channeld_chain_stalled", "1 while the chain's RPC is failing, else 0.",
+                                   ["chain", "chain_id"], registry=self.registry)
+        self.chain_follower_lag = Gauge("channeld_chain_follower_lag_blocks",
+                                        "Blocks between each chain's head and its follower.",
+                                        ["chain", "chain_id"], registry=self.registry)
 
     def refresh(self, statuses: Callable[[], list[ChannelStatus]], peers: int, lag: int, pending: int,
                 rounds: int) -> None:
@@ -38,6 +43,10 @@ class NodeMetrics:
         self.chain_lag.set(max(lag, 0))
         self.pending_transactions.set(pending)
         self.store_rounds.set(rounds)
+
+    def refresh_chain(self, name: str, chain_id: int, stalled: bool, lag: int) -> None:
+        self.chain_stalled.labels(name, str(chain_id)).set(1 if stalled else 0)
+        self.chain_follower_lag.labels(name, str(chain_id)).set(max(lag, 0))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

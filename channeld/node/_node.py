@@ -14,59 +14,39 @@ import os
 import secrets
 import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import trio
-from eth_account import Account
 
-from channeld.chain import (
-    ChainBackend,
-    TransactionSender,
-    connect_rpc,
-    deploy,
-    find_deploy_block,
-    load_artifact,
-    start_embedded,
-    verify_deployment,
-)
 from channeld.chain import contract as hub
 from channeld.chain.sender import FeePolicy
 from channeld.config import Config
-from channeld.errors import ConfigError
 from channeld.keys import NodeKey
 from channeld.node._channels import ChannelService
 from channeld.node._events import EventBus
 from channeld.node._invoices import PaymentRequestBook
 from channeld.node._journal import Journal
 from channeld.node._metrics import NodeMetrics
-from channeld.node._onchain import ChainAccess, ChainWatcher, TransactionWorker
 from channeld.node._ops import NodeOperations
 from channeld.node._peers import PeerService
 from channeld.node._records import Operation, addr_bytes
+from channeld.node._rooms import (
+    ChainRoom,
+    ChainSetup,
+    RoomContext,
+    check_distinct,
+    connect_chain,
+)
 from channeld.node._towers import TowerSet
 from channeld.protocol import Signer
 from channeld.store import Namespace, Store
 from channeld.transport import TransportLimits
-from channeld.wire import PROTOCOL_VERSION, Init
+from channeld.wire import PROTOCOL_VERSION, Init, pack_chains
 
 log = logging.getLogger("channeld.node")
 
 STORE_DIR = "db"
 RUNTIME_FILE = "node.json"
-EMBEDDED_FUNDING = 1000 * 10**18
-CHALLENGE_BOUNDS = (1, 30 * 24 * 3600)
-
-
-@dataclass(frozen=True, slots=True)
-class ChainSetup:
-    """A chain handed to the node (the demo's shared embedded EVM) instead of one named in the config."""
-
-    backend: ChainBackend
-    contract: str
-    deploy_block: int
-    limiter: trio.CapacityLimiter | None = None
 
 
 def transport_limits(config: Config) -> TransportLimits:
@@ -75,31 +55,6 @@ def transport_limits(config: Config) -> TransportLimits:
                            max_messages_per_second=float(t.max_messages_per_second),
                            max_connections=t.max_connections, ping_interval=t.ping_interval,
                            idle_timeout=t.peer_timeout, max_pending_channels=t.max_pending_channels)
-
-
-def _connect_chain(config: Config, key: NodeKey) -> ChainSetup:
-    """Blocking: reach the configured chain and the contract (deploying one on the embedded chain)."""
-    artifact = load_artifact("ChannelHub")
-    if config.chain.rpc_url == "embedded":
-        backend, funded = start_embedded(accounts=1)
-        payer = TransactionSender(backend, Account.from_key(funded[0]), artifact.abi)
-        payer.transact(payer_request(key.address, EMBEDDED_FUNDING))
-        deployment = deploy(payer, artifact, list(CHALLENGE_BOUNDS))
-        return ChainSetup(backend, deployment.address, deployment.block)
-    backend = connect_rpc(config.chain.rpc_url)
-    if config.chain.chain_id is not None and backend.chain_id() != config.chain.chain_id:
-        raise ConfigError(f"the RPC serves chain {backend.chain_id()}, not chain.chain_id "
-                          f"{config.chain.chain_id}")
-    if config.chain.contract is None:
-        raise ConfigError("chain.contract (or --contract) is required with an RPC chain")
-    verify_deployment(backend, artifact, config.chain.contract)
-    return ChainSetup(backend, config.chain.contract, find_deploy_block(backend, config.chain.contract))
-
-
-def payer_request(to: str, value: int) -> Any:
-    from channeld.chain import TxRequest
-
-    return TxRequest(to=to, value=value, gas=21000)
 
 
 class Node(NodeOperations):
@@ -148,24 +103,34 @@ class Node(NodeOperations):
             self.store.close()
             self.journal.close()
 
+    async def _connect(self) -> list[tuple[ChainSetup, int]]:
+        """Each configured chain's setup and the chain id its RPC reports (the demo hands one in)."""
+        configs = self.config.chain_list()
+        setups = [self.chain_setup] if self.chain_setup is not None else [
+            await trio.to_thread.run_sync(connect_chain, chain, self.key) for chain in configs]
+        found = []
+        for setup in setups:
+            log.info("store open; chain contract %s", setup.contract)
+            found.append((setup, await trio.to_thread.run_sync(setup.backend.chain_id,
+                                                               limiter=setup.limiter)))
+        return found
+
     async def _run_open(self, task_status: trio.TaskStatus[Node]) -> None:
-        setup = self.chain_setup
-        if setup is None:
-            setup = await trio.to_thread.run_sync(_connect_chain, self.config, self.key)
-        log.info("store open; chain contract %s", setup.contract)
-        self.chain = ChainAccess(setup.backend, setup.limiter)
-        self.chain_id = await self.chain.run(setup.backend.chain_id)
-        self.contract = setup.contract
-        self.ns = Namespace(self.chain_id, addr_bytes(setup.contract))
-        self._build(setup)
+        connected = await self._connect()
+        primary, self.chain_id = connected[0]
+        self.contract = primary.contract
+        self.ns = Namespace(self.chain_id, bytes.fromhex(primary.contract[2:]))
+        self._build(primary, connected)
         async with trio.open_nursery() as nursery:
             await nursery.start(self.channels.run_flusher)
-            # caught up with the chain (and its clock) before any peer is served: decisions about expiries
-            # never rest on the time stored before a restart
-            await nursery.start(self.watcher.run)
+            # caught up with each chain (and its clock) before any peer is served: decisions about expiries
+            # never rest on the time stored before a restart; a room whose RPC fails later stalls alone
+            for room in self.rooms:
+                await nursery.start(room.watcher.run)
             self.listen_port = await nursery.start(self.peers.run, self.config.node.listen.host,
                                                    self.config.node.listen.port)
-            nursery.start_soon(self.worker.run)
+            for room in self.rooms:
+                nursery.start_soon(room.worker.run)
             await nursery.start(self.towers.run)
             await nursery.start(self.gossip.run)  # multi-hop: the graph, then the payment machines' clock
             nursery.start_soon(self.transfers.run)
@@ -179,34 +144,29 @@ class Node(NodeOperations):
                                                     self.config.node.api.port)
             self._write_runtime_file()
             self.ready.set()
-            log.info("node %s ready: peers on %s, chain %d contract %s, %d channels", self.key.address,
-                     self.uri, self.chain_id, self.contract, len(self.channels.channels))
+            log.info("node %s ready: peers on %s, chains %s, %d channels", self.key.address, self.uri,
+                     ", ".join(f"{r.name} ({r.chain_id}, {r.contract})" for r in self.rooms),
+                     len(self.channels.channels))
             task_status.started(self)
 
-    def _build(self, setup: ChainSetup) -> None:
+    def _build(self, setup: ChainSetup, connected: list[tuple[ChainSetup, int]]) -> None:
         signer = Signer(self.key.private_key.secret)
         self.channels = ChannelService(self.store, self.ns, signer, self.bus,
                                        lambda peer, message: self.peers.send(peer, message))
-        self.channels.load()
-        from channeld.node._gossip import GOSSIP_FEATURES  # a node keeps a graph: it wants announcements
-
-        init = Init(PROTOCOL_VERSION, GOSSIP_FEATURES, self.chain_id, self.ns.contract)
-        self.peers = PeerService(self.store, self.channels, self.bus, init, self.key.private_key,
-                                 transport_limits(self.config))
+        self.peers = PeerService(self.store, self.channels, self.bus, self._init(connected),
+                                 self.key.private_key, transport_limits(self.config))
         self.peers.load()
-        self.watcher = ChainWatcher(
-            self.chain, self.channels, self.ns, setup.contract, setup.deploy_block, signer.address,
-            self.peers.addresses.get, self._on_new_channel, self.bus,
-            # the embedded chain mines a block per transaction only: a confirmation might never come
-            confirmations=0 if setup.backend.is_embedded else self.config.chain.confirmations,
-            poll_interval=self.config.chain.poll_interval)
-        artifact = load_artifact("ChannelHub")
         fees = FeePolicy(self.config.watchtower.bump_after, self.config.watchtower.max_fee_per_gas)
-        sender = TransactionSender(setup.backend, Account.from_key(self.key.private_key.secret), artifact.abi,
-                                   fee_policy=fees)
-        self.worker = TransactionWorker(self.chain, sender, self.channels, self.ns, setup.contract, self.bus,
-                                        safety_margin=self.config.watchtower.safety_margin)
-        self.worker.chain_time = lambda: self.watcher.chain_time
+        context = RoomContext(self.channels, self.bus, self.key, self.peers.addresses.get,
+                              self._on_new_channel, self.config.watchtower.safety_margin, fees)
+        configs = self.config.chain_list()
+        self.rooms = [ChainRoom(chain, room_setup, chain_id, context)
+                      for chain, (room_setup, chain_id) in zip(configs, connected, strict=True)]
+        check_distinct(self.rooms)
+        self.channels.load([room.ns for room in self.rooms])
+        # the primary chain's parts keep their single-chain names: multi-hop, gossip and towers use them
+        primary = self.rooms[0]
+        self.chain, self.watcher, self.worker = primary.chain, primary.watcher, primary.worker
         self.channels.on_queued = self._on_queued
         self.channels.limits = self.config.limits
         self.channels.payment_listeners.append(self.note_refusal)
@@ -236,11 +196,21 @@ class Node(NodeOperations):
         self.batch = BatchService(self)
         self.peers.on_batch = self.batch.on_message
 
-    def _on_queued(self, seq: int, raw: bytes) -> None:
+    def _init(self, connected: list[tuple[ChainSetup, int]]) -> Init:
+        """Our `Init`: the primary chain, and every further chain in `chains`."""
+        chains = [(chain_id, bytes.fromhex(setup.contract[2:])) for setup, chain_id in connected]
+        from channeld.node._gossip import GOSSIP_FEATURES  # a node keeps a graph: it wants announcements
+
+        return Init(PROTOCOL_VERSION, GOSSIP_FEATURES, chains[0][0], chains[0][1], pack_chains(chains[1:]))
+
+    def room_of(self, ns: Namespace) -> ChainRoom:
+        return next(room for room in self.rooms if room.ns == ns)
+
+    def _on_queued(self, ns: Namespace, seq: int, raw: bytes) -> None:
         from channeld.node._onchain import OperationStatus
 
         op = Operation.decode(raw)
-        self.worker.operations.setdefault(seq, OperationStatus(seq, op.kind, op.channel_id))
+        self.room_of(ns).worker.operations.setdefault(seq, OperationStatus(seq, op.kind, op.channel_id))
 
     def _on_new_channel(self, peer_id: bytes, channel_id: bytes) -> None:
         if self.peers.is_connected(peer_id):
@@ -251,7 +221,14 @@ class Node(NodeOperations):
             self.metrics.refresh(lambda: [e.state.status for e in self.channels.channels.values()],
                                  len(self.peers.manager.sessions),
                                  self.watcher.head - self.watcher.follower.cursor.position.number,
-                                 self.worker.pending_count(), self.channels.flush_rounds)
+                                 sum(room.worker.pending_count() for room in self.rooms),
+                                 self.channels.flush_rounds)
+            for room in self.rooms:
+                self.metrics.refresh_chain(room.name, room.chain_id, room.status() == "stalled",
+                                           room.watcher.head - room.watcher.follower.cursor.position.number)
+                if room.status() == "ok":
+                    tokens = {addr_bytes(e.onchain.state.token) for _, e in self.channels.on_chain(room.ns)}
+                    await room.learn_assets(tokens)
             await trio.sleep(1.0)
 
     def _write_runtime_file(self) -> None:
@@ -260,7 +237,9 @@ class Node(NodeOperations):
         document = {"pid": os.getpid(), "node_id": self.key.node_id, "address": self.key.address,
                     "uri": self.uri, "api": f"{scheme}://{self.config.node.api.host}:{self.api_port}",
                     "tls_cert": self.config.node.api_tls_cert,
-                    "chain_id": self.chain_id, "contract": self.contract, "started": time.time()}
+                    "chain_id": self.chain_id, "contract": self.contract, "started": time.time(),
+                    "chains": [{"name": r.name, "chain_id": r.chain_id, "contract": r.contract}
+                               for r in self.rooms]}
         path = self.datadir / RUNTIME_FILE
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(document, indent=2))

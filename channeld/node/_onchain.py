@@ -17,6 +17,7 @@ in the pool (`TransactionSender.take_over_pool`), so it replaces it rather than 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -65,6 +66,10 @@ APPROVE_SELECTOR = bytes.fromhex("095ea7b3")
 # a ChannelUnlocked is applied to the on-chain view only (no protocol input): an unlock of the same side
 # queued by this node, or re-sent, is then skipped rather than reverted
 _IGNORED_EVENTS = (hub.PayoutDeferred, hub.PayoutClaimed, hub.SecretRevealed)
+
+
+class WrongChain(ChainError):
+    """The chain's RPC answers for another chain id than the one the node follows there."""
 
 
 class ChainAccess:
@@ -129,6 +134,13 @@ class ChainWatcher:
         self.chain_time = 0
         self.fresh_as_of = float("-inf")  # trio time the newest read of head and time started
         self.poke = trio.Event()
+        # while the RPC fails: since when (wall-clock seconds) and the last error, for `info` and the API
+        self.failed_since: float | None = None
+        self.last_error: str | None = None
+        # a hanging RPC raises nothing for a long time (timeouts, then the provider's retries): a chain
+        # with no step done for `stall_after` seconds counts as stalled too
+        self.last_progress = time.time()
+        self.stall_after = max(10 * poll_interval, 20.0)  # a busy machine may take seconds per step
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         while not await self._step_or_wait():
@@ -143,11 +155,38 @@ class ChainWatcher:
     async def _step_or_wait(self) -> bool:
         """One step; an unreachable or failing RPC is waited out (the cursor has not moved)."""
         try:
-            return await self.step()
-        except (RpcUnreachable, RpcFailed) as exc:
-            log.warning("chain endpoint failed (%s); retrying", exc)
+            if self.stalled_since() is not None:
+                await self._check_same_chain()
+            caught_up = await self.step()
+        except (RpcUnreachable, RpcFailed, WrongChain) as exc:
+            log.warning("chain %d endpoint failed (%s); retrying", self.ns.chain_id, exc)
+            self.last_error = str(exc)[:300]
+            if self.failed_since is None:
+                self.failed_since = time.time()
+                self.bus.publish("chain_stalled", None, chain_id=self.ns.chain_id, error=self.last_error)
             await trio.sleep(self.poll_interval)
             return False
+        if self.failed_since is not None:
+            self.failed_since = self.last_error = None
+            self.bus.publish("chain_recovered", None, chain_id=self.ns.chain_id)
+        self.last_progress = time.time()
+        return caught_up
+
+    def stalled_since(self) -> float | None:
+        """Since when the chain cannot be followed (its RPC fails or hangs), or None while it can."""
+        if self.failed_since is not None:
+            return self.failed_since
+        if time.time() - self.last_progress > self.stall_after:
+            return self.last_progress
+        return None
+
+    async def _check_same_chain(self) -> None:
+        """An endpoint that comes back may be another chain now (a moved URL, a reset devnet): it must
+        not be followed as ours."""
+        raw = await self.chain.run(self.chain.backend.rpc, "eth_chainId", [])
+        reported = raw if isinstance(raw, int) else int(str(raw), 16)
+        if reported != self.ns.chain_id:
+            raise WrongChain(f"the RPC now serves chain {reported}, not {self.ns.chain_id}")
 
     async def step(self) -> bool:
         """Read and apply one update; True once caught up."""
@@ -162,7 +201,7 @@ class ChainWatcher:
             self.follower.cursor = update.cursor
             position = update.cursor.position
             if position.hash:
-                round_no = self.service.set_cursor(ChainCursor(position.number, position.hash))
+                round_no = self.service.set_cursor(ChainCursor(position.number, position.hash), self.ns)
         started = trio.current_time()
         self.head, self.chain_time = await self.chain.run(self._head_and_time)
         self.fresh_as_of = started
@@ -176,7 +215,7 @@ class ChainWatcher:
 
     def _tick(self, now: int) -> int:
         ticked = False
-        for cid, entry in list(self.service.channels.items()):
+        for cid, entry in self.service.on_chain(self.ns):
             if entry.state.now < now:
                 self.service.apply(cid, ActionTick(now))
                 ticked = True
@@ -196,7 +235,7 @@ class ChainWatcher:
             self._opened(event)
             return
         entry = self.service.channels.get(event.channel_id)
-        if entry is None:
+        if entry is None or entry.ns != self.ns:
             return
         try:
             self.service.set_onchain(event.channel_id, hub.apply_event(entry.onchain, event))
@@ -224,7 +263,13 @@ class ChainWatcher:
 
     def _opened(self, event: hub.ChannelOpened) -> None:
         p1, p2 = addr_bytes(event.participant1), addr_bytes(event.participant2)
-        if self.our_address not in (p1, p2) or event.channel_id in self.service.channels:
+        if self.our_address not in (p1, p2):
+            return
+        known = self.service.channels.get(event.channel_id)
+        if known is not None:
+            if known.ns != self.ns:  # ids hash a random salt: two chains sharing one is not an accident
+                log.error("channel 0x%s opened on chain %s is known on chain %s: ignored",
+                          event.channel_id.hex(), self.ns, known.ns)
             return
         partner = p2 if p1 == self.our_address else p1
         peer_id = self.peer_of(partner)
@@ -294,7 +339,7 @@ class TransactionWorker:
         # whatever an earlier run left in the pool is re-derived here and must replace, not queue behind.
         self.sender.take_over_pool()
         while True:
-            self.service.outbox_changed = trio.Event()
+            changed = self.service.outbox_event(self.ns)
             waiting = list(self.service.store.iter_outbox(self.ns))
             for seq, raw in waiting:
                 op = Operation.decode(raw)
@@ -302,7 +347,7 @@ class TransactionWorker:
                 if status.status in ("queued", "sent"):
                     await self._execute(status, op)
             with trio.move_on_after(1.0):
-                await self.service.outbox_changed.wait()
+                await changed.wait()
 
     async def _execute(self, status: OperationStatus, op: Operation) -> None:
         try:
@@ -322,7 +367,7 @@ class TransactionWorker:
             return
         details = {k: v for k, v in status.as_json().items() if k not in ("kind", "channel_id")}
         self.bus.publish("operation_" + status.status, status.channel_id, operation=op.kind, **details)
-        await self.service.wait_round(self.service.remove_operation(status.seq))
+        await self.service.wait_round(self.service.remove_operation(status.seq, self.ns))
 
     async def _opened_already(self, op: Operation) -> bool:
         """An open re-sent after a crash must not open a second channel (see `_opens`)."""

@@ -22,6 +22,8 @@ from channeld.node._channels import ChannelEntry
 from channeld.node._onchain import OperationStatus
 from channeld.node._opens import open_salt
 from channeld.node._records import Operation, addr_bytes
+from channeld.node._rooms import ChainRoom, pick_room
+from channeld.node._tokens import ETHER, NATIVE, check_token
 from channeld.protocol import (
     MAX_IN_FLIGHT,
     ActionClose,
@@ -68,9 +70,10 @@ def _batch_scheme(scheme: str) -> str:
     return scheme
 
 
-def channel_json(cid: bytes, entry: ChannelEntry) -> dict[str, Any]:
+def channel_json(cid: bytes, entry: ChannelEntry, chain: str | None = None) -> dict[str, Any]:
     s = entry.state
-    return {"channel_id": "0x" + cid.hex(), "partner": "0x" + s.partner.address.hex(),
+    return {"channel_id": "0x" + cid.hex(), "chain": chain or str(s.chain_id), "chain_id": s.chain_id,
+            "contract": to_checksum_address(s.contract), "partner": "0x" + s.partner.address.hex(),
             "peer": entry.peer_id.hex(), "status": s.status.name.lower(), "token": entry.onchain.state.token,
             "our_deposit": str(s.our.deposit), "partner_deposit": str(s.partner.deposit),
             "our_withdrawn": str(s.our.withdrawn), "partner_withdrawn": str(s.partner.withdrawn),
@@ -96,42 +99,68 @@ class NodeOperations:
         return {"node_id": node.key.node_id, "address": node.key.address, "uri": node.uri,
                 "listen": f"{node.config.node.listen.host}:{node.listen_port}", "chain_id": node.chain_id,
                 "contract": node.contract, "channels": len(node.channels.channels),
-                "peers": [p.hex() for p in node.peers.manager.sessions], "block": node.watcher.head}
+                "peers": [p.hex() for p in node.peers.manager.sessions], "block": node.watcher.head,
+                "chains": [room.as_json() for room in node.rooms]}
 
     def list_channels(self) -> list[dict[str, Any]]:
-        return [channel_json(cid, e) for cid, e in self._self().channels.channels.items()]
+        return [self.channel(cid) for cid in list(self._self().channels.channels)]
 
     def channel(self, cid: bytes) -> dict[str, Any]:
-        return channel_json(cid, self._self().channels.entry(cid))
+        node = self._self()
+        entry = node.channels.entry(cid)
+        room = node.room_of(entry.ns)
+        shown = channel_json(cid, entry, room.name)
+        token = addr_bytes(entry.onchain.state.token)
+        asset = ETHER if token == NATIVE else room.assets.get(token)
+        if asset is not None:  # known once read from the chain (node/_tokens.py)
+            shown["asset"] = {"symbol": asset.symbol, "decimals": asset.decimals,
+                              "our_balance": asset.human(entry.state.our_balance()),
+                              "partner_balance": asset.human(entry.state.partner_balance())}
+        return shown
+
+    def _room(self, cid: bytes) -> ChainRoom:
+        node = self._self()
+        return node.room_of(node.channels.entry(cid).ns)
 
     def list_payments(self, limit: int = 100) -> list[dict[str, Any]]:
         found = []
+        names = {room.ns: room.name for room in self._self().rooms}
         for entry in self._self().store.iter_audit():
             record = entry.record
             if record.kind in ("payment_sent", "payment_received"):
+                ns = record.namespace
                 found.append({"seq": entry.seq, "at_ms": entry.timestamp_ms, "kind": record.kind,
+                              "chain": names.get(ns, str(ns.chain_id)), "chain_id": ns.chain_id,
+                              "contract": to_checksum_address(ns.contract),
                               "channel_id": "0x" + record.channel_id.hex(), "amount": str(abs(record.amount)),
                               "payment_id": int.from_bytes(record.payment_id, "big")})
         return found[-limit:]
 
     def operation(self, seq: int) -> OperationStatus:
-        found = self._self().worker.operations.get(seq)
-        if found is None:
-            raise OperationRefused(f"no operation {seq}")
-        return found
+        for room in self._self().rooms:  # outbox sequence numbers are unique across chains
+            found = room.worker.operations.get(seq)
+            if found is not None:
+                return found
+        raise OperationRefused(f"no operation {seq}")
 
     # --- payments ------------------------------------------------------------------------------------
 
-    def _payable(self, peer_id: bytes, amount: int) -> bytes:
+    def _payable(self, peer_id: bytes, amount: int, chain: str | None = None) -> bytes:
+        """Our channel with the peer (on `chain`, if named) with the largest balance on our side."""
+        node = self._self()
+        room = None if chain is None else pick_room(node.rooms, chain)
         best: tuple[int, bytes] | None = None
-        for cid, entry in self._self().channels.of_peer(peer_id):
+        for cid, entry in node.channels.of_peer(peer_id):
             state = entry.state
+            if room is not None and entry.ns != room.ns:
+                continue
             if state.status is ChannelStatus.OPEN and state.settle is None:
                 balance = state.our_balance()
                 if best is None or balance > best[0]:
                     best = (balance, cid)
         if best is None:
-            raise OperationRefused(f"no open channel with node {peer_id.hex()}")
+            where = "" if room is None else f" on chain {room.name}"
+            raise OperationRefused(f"no open channel with node {peer_id.hex()}{where}")
         if best[0] < amount:
             raise OperationRefused(f"cannot pay {amount}: the channel's balance on our side is {best[0]}")
         return best[1]
@@ -201,8 +230,10 @@ class NodeOperations:
         return outcome, started, payment_id
 
     async def pay(self, peer_id: bytes, amount: int, timeout: float = PARTNER_TIMEOUT,
-                  metadata: bytes = b"", max_fee: int | None = None) -> dict[str, Any]:
-        """Pay `amount` to `peer_id` over our channel with it; return once the partner accepted it.
+                  metadata: bytes = b"", max_fee: int | None = None,
+                  chain: str | None = None) -> dict[str, Any]:
+        """Pay `amount` to `peer_id` over our channel with it (on `chain`, if named); return once the
+        partner accepted it.
 
         The risk limits are checked by the protocol before anything is signed (`RiskLimitExceeded`
         names the limit); a payment the partner refuses returns at once with its reason.
@@ -214,12 +245,15 @@ class NodeOperations:
             limits = self._limits_for(peer_id)
             limits.check(amount)  # before route finding too, so the limit is what a refusal names
             return await pay_routed(node, peer_id, amount, metadata, timeout, max_fee, limits)
-        cid = self._payable(peer_id, amount)
+        cid = self._payable(peer_id, amount, chain)
+        room = self._room(cid)
+        room.check_usable()
         slots = self._slots.setdefault(cid, trio.Semaphore(MAX_IN_FLIGHT))
         async with slots:  # FIFO back-pressure: at most MAX_IN_FLIGHT of our payments wait for acceptance
             outcome, started, payment_id = await self._pay_in_slot(node, cid, peer_id, amount, timeout,
                                                                    metadata)
-        result = {"payment_id": payment_id, "channel_id": "0x" + cid.hex(), "amount": str(amount)}
+        result = {"payment_id": payment_id, "channel_id": "0x" + cid.hex(), "amount": str(amount),
+                  "chain": room.name, "chain_id": room.chain_id}
         if isinstance(outcome, EventPaymentSent):
             node.metrics.latency.observe(time.perf_counter() - started)
             node.metrics.payments.labels("sent", "accepted").inc()
@@ -230,10 +264,11 @@ class NodeOperations:
 
     # --- on-chain ------------------------------------------------------------------------------------
 
-    async def _queue(self, op: Operation) -> OperationStatus:
+    async def _queue(self, op: Operation, room: ChainRoom | None = None) -> OperationStatus:
         node = self._self()
-        await node.channels.wait_round(node.channels.enqueue_operation(op))
-        found = node.worker.latest(op.kind, op.channel_id)
+        room = room or self._room(bytes(op.args[0]))
+        await node.channels.wait_round(node.channels.enqueue_operation(op, room.ns))
+        found = room.worker.latest(op.kind, op.channel_id)
         assert found is not None  # registered when its round committed
         return found
 
@@ -241,8 +276,10 @@ class NodeOperations:
         return await self._self().peers.connect(uri)
 
     async def open_channel(self, uri: str, deposit: int, token: str | None = None,
-                           challenge_period: int = 3600) -> OperationStatus:
+                           challenge_period: int = 3600, chain: str | None = None) -> OperationStatus:
         node = self._self()
+        room = pick_room(node.rooms, chain)
+        room.check_usable()
         check_channel_open(node.config.limits, deposit)
         peer = PeerUri.parse(uri)
         if peer.node_id == node.node_id:
@@ -251,13 +288,15 @@ class NodeOperations:
             raise OperationRefused(f"challenge period {challenge_period} is out of range")
         if token is not None and not is_address(token):
             raise OperationRefused(f"token {token[:60]!r} is not an address")
-        await self._check_reserve(deposit if token is None else 0)
+        await self._check_reserve(deposit if token is None else 0, room)
         await node.peers.connect(uri)
         partner = KnownKey(peer.node_id).address
         token_bytes = bytes(20) if token is None else addr_bytes(token)
+        await check_token(room, token_bytes)
         # the salt records the head block, so a re-send after a crash can find this open on chain
-        salt = open_salt(node.watcher.head)
-        return await self._queue(Operation("open", (partner, token_bytes, challenge_period, salt, deposit)))
+        salt = open_salt(room.watcher.head)
+        op = Operation("open", (partner, token_bytes, challenge_period, salt, deposit))
+        return await self._queue(op, room)
 
     def _open_entry(self, cid: bytes) -> ChannelEntry:
         entry = self._self().channels.entry(cid)
@@ -271,28 +310,29 @@ class NodeOperations:
             raise OperationRefused("a deposit must be positive")
         total = entry.state.our.deposit + amount
         check_channel_open(self._self().config.limits, total)
-        await self._check_reserve(amount if entry.onchain.state.token == hub.ETHER else 0)
+        sent = amount if entry.onchain.state.token == hub.ETHER else 0
+        await self._check_reserve(sent, self._room(cid))
         return await self._queue(Operation("deposit", (cid, total)))
 
-    async def _check_reserve(self, value: int, gas: int = SPEND_GAS_ALLOWANCE) -> None:
+    async def _check_reserve(self, value: int, room: ChainRoom,
+                             gas: int = SPEND_GAS_ALLOWANCE) -> None:
         """Refuse an open or deposit sending `value` wei (plus its gas) that would take our account below
         `limits.min_onchain_reserve`. Closes, disputes and settles are never held to it: they protect
-        the funds the reserve is kept for."""
+        the funds the reserve is kept for. Each chain's account balance is its own."""
         node = self._self()
-        backend = node.chain.backend
-        balance = await node.chain.run(backend.balance, node.key.address)
-        base_fee, priority = await node.chain.run(backend.fee_basis)
+        backend = room.chain.backend
+        balance = await room.chain.run(backend.balance, node.key.address)
+        base_fee, priority = await room.chain.run(backend.fee_basis)
         spend = value + gas * (2 * base_fee + priority)  # the sender's own fee cap
         check_onchain_spend(node.config.limits, balance, spend)
 
     async def withdraw(self, cid: bytes, amount: int, to: str | None = None) -> OperationStatus | None:
         """Ask the partner to co-sign; the transaction is queued when its signature arrives."""
-        node = self._self()
         entry = self._open_entry(cid)
         if amount <= 0:
             raise OperationRefused("a withdraw must be positive")
         total = entry.state.our.withdrawn + amount
-        expiry = max(node.watcher.chain_time, entry.state.now) + WITHDRAW_WINDOW
+        expiry = max(self._room(cid).watcher.chain_time, entry.state.now) + WITHDRAW_WINDOW
         receiver = None if to is None else addr_bytes(to)
         return await self._act_then_wait(cid, ActionWithdraw(total, expiry, receiver), "withdraw")
 
@@ -300,7 +340,7 @@ class NodeOperations:
         self._open_entry(cid)
         if force:
             await self._self().channels.handle(cid, ActionClose())
-            return self._self().worker.latest("close", cid)
+            return self._room(cid).worker.latest("close", cid)
         return await self._act_then_wait(cid, ActionCooperativeSettle(), "coop")
 
     async def _act_then_wait(self, cid: bytes, action: object, kind: str) -> OperationStatus | None:
@@ -309,7 +349,7 @@ class NodeOperations:
             await node.channels.handle(cid, action)
             with trio.move_on_after(PARTNER_TIMEOUT):
                 async for event in events:
-                    found = node.worker.latest(kind, cid)
+                    found = self._room(cid).worker.latest(kind, cid)
                     if event.kind == "transaction_queued" and event.channel_id == cid and found is not None:
                         return found
         return None
@@ -354,7 +394,8 @@ class NodeOperations:
         if token is not None and not is_address(token):
             raise OperationRefused(f"token {token[:60]!r} is not an address")
         total = deposit * len(peers)
-        await self._check_reserve(total if token is None else 0, BATCH_GAS_PER_CHANNEL * len(peers))
+        batch_gas = BATCH_GAS_PER_CHANNEL * len(peers)  # batches run on the primary chain
+        await self._check_reserve(total if token is None else 0, node.rooms[0], batch_gas)
         for uri in uris:
             try:
                 await node.peers.connect(uri)
@@ -407,7 +448,8 @@ class NodeOperations:
         if not totals:
             raise OperationRefused("no open channel to top up in that token")
         total = amount * len(totals)
-        await self._check_reserve(total if token is None else 0, BATCH_GAS_PER_CHANNEL * len(totals))
+        batch_gas = BATCH_GAS_PER_CHANNEL * len(totals)  # batches run on the primary chain
+        await self._check_reserve(total if token is None else 0, node.rooms[0], batch_gas)
         token_bytes = addr_bytes(token_cs)
         status = await node.batch.submit_funding(deposit_operation(token_bytes, totals), token_bytes, total)
         return {"channels": ["0x" + c.hex() for c in totals], "amount": str(amount), "total": str(total),
@@ -418,9 +460,10 @@ class NodeOperations:
         state = node.channels.entry(cid).state
         if state.status is not ChannelStatus.CLOSED:
             raise OperationRefused(f"channel 0x{cid.hex()} is {state.status.name.lower()}, not closed")
-        if node.watcher.chain_time <= state.settle_deadline:
+        chain_time = self._room(cid).watcher.chain_time
+        if chain_time <= state.settle_deadline:
             raise OperationRefused(f"the challenge period ends at chain time {state.settle_deadline}; "
-                                   f"it is now {node.watcher.chain_time}")
+                                   f"it is now {chain_time}")
         return await self._queue(Operation("settle", (cid,)))
 
     # --- store ---------------------------------------------------------------------------------------

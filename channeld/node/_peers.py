@@ -23,6 +23,7 @@ from channeld.node._channels import ChannelService
 from channeld.node._events import EventBus
 from channeld.protocol import (
     ActionReconnected,
+    ChannelState,
     ChannelStatus,
     KnownKey,
     announcement,
@@ -76,6 +77,14 @@ class TooManyPendingChannels(PeerFault):
     """A peer announced more channels the chain has not shown us than `max_pending_channels` allows."""
 
 
+Chain = tuple[int, bytes]  # (chain id, contract)
+
+
+def agreed_chains(local: Init, remote: Init) -> frozenset[Chain]:
+    """The chains both sides serve: a session carries channels on these only."""
+    return frozenset(local.served()) & frozenset(remote.served())
+
+
 def channel_of(message: Message) -> bytes | None:
     """The channel a partner's message is about (None for connection-level messages)."""
     if isinstance(message, Payment | LockedTransfer | Unlock | LockExpired):
@@ -109,6 +118,8 @@ class PeerService:
         self._backlogs: dict[bytes, _Backlog] = {}
         # Per session: ids of channels the peer announced before our chain watcher showed them to us.
         self._pending: dict[Session, set[bytes]] = {}
+        # Per session: the chains both sides serve (`Init`); a channel on any other is refused.
+        self._agreed: dict[Session, frozenset[Chain]] = {}
         self._nursery: trio.Nursery | None = None
         # A preimage a partner sent us outside a channel's locks (the answer to a paid payment request).
         self.on_secret: Callable[[bytes, bytes], None] = lambda peer_id, secret: None
@@ -207,9 +218,11 @@ class PeerService:
 
     async def _on_session(self, session: Session) -> None:
         remote = session.remote_init
-        if (remote.chain_id, remote.contract) != (self.local_init.chain_id, self.local_init.contract):
-            await session.send(Error(ZERO32, 16, "this node serves another chain or contract"))
-            raise ConnectionClosed(f"{session!r} serves chain {remote.chain_id}, not ours")
+        agreed = agreed_chains(self.local_init, remote)
+        if not agreed:
+            await session.send(Error(ZERO32, 16, "this node serves other chains or contracts"))
+            raise ConnectionClosed(f"{session!r} serves chain {remote.chain_id}, none of ours")
+        self._agreed[session] = agreed
         if KnownKey(session.node_id).address not in self.addresses:
             await self.channels.wait_round(self._remember(session.node_id))
         self._backlog(session.node_id)
@@ -220,6 +233,7 @@ class PeerService:
                 self._dispatch(session, message)
         finally:
             self._pending.pop(session, None)
+            self._agreed.pop(session, None)
             self.bus.publish("peer_disconnected", None, node_id=session.node_id.hex())
 
     def reestablish(self, peer_id: bytes, only: bytes | None = None) -> None:
@@ -227,8 +241,9 @@ class PeerService:
         session = self.manager.session_for(peer_id)
         if only is not None and session is not None:
             self._pending.get(session, set()).discard(only)  # the chain has shown it to us now
+        agreed = self._agreed.get(session) if session is not None else None
         for cid, entry in list(self.channels.of_peer(peer_id)):
-            if only is not None and cid != only:
+            if (only is not None and cid != only) or (agreed is not None and not _on(entry.state, agreed)):
                 continue
             if entry.state.status is ChannelStatus.OPEN:
                 self.send(peer_id, announcement(entry.state))
@@ -275,6 +290,11 @@ class PeerService:
             else:
                 self.send(session.node_id, Error(cid, CHANNEL_REFUSAL, "unknown channel"))
             return
+        if not _on(entry.state, self._agreed.get(session, frozenset())):
+            text = f"channel on chain {entry.state.chain_id}, which this session did not agree on"
+            log.info("refused %s from %s: %s", type(message).__name__, session.node_id.hex()[:16], text)
+            self.send(session.node_id, Error(cid, CHANNEL_REFUSAL, text))
+            return
         try:
             if isinstance(message, ChannelOpened):
                 check_announcement(entry.state, message)
@@ -286,3 +306,7 @@ class PeerService:
                 self.send(session.node_id, refusal_for(entry.state, message, exc))
             else:
                 self.send(session.node_id, Error(cid, refusal_code(exc), str(exc)[:1000]))
+
+
+def _on(state: ChannelState, agreed: frozenset[Chain]) -> bool:
+    return (state.chain_id, state.contract) in agreed

@@ -362,7 +362,7 @@ class TransferService:
     def registered(self, secret: bytes, at: int) -> None:
         """The registry holds `secret`: every channel, then the payment, hears of it."""
         event = ContractReceiveSecretRegistered(secret, at)
-        for cid, entry in list(self.channels.channels.items()):
+        for cid, entry in self.channels.on_chain(self.node.ns):  # the registry of the primary chain
             if type(event) in TRANSITIONS[entry.state.status]:
                 try:
                     self.channels.apply(cid, event)
@@ -443,6 +443,8 @@ class _PartnerChannels(Mapping[bytes, ChannelState]):
         entries = self._channels.channels.values() if node_id is None else (
             entry for _, entry in self._channels.of_peer(node_id))
         for entry in entries:
+            if entry.ns != self._channels.ns:
+                continue  # multi-hop runs on the primary chain: a lock is never forwarded on another
             state = entry.state
             if state.partner.address == address and (found is None or state.status is ChannelStatus.OPEN):
                 found = state

@@ -28,6 +28,7 @@ from channeld.wire._errors import (
     UnsupportedVersion,
 )
 from channeld.wire._messages import (
+    CHAIN_ENTRY_SIZE,
     PROTOCOL_VERSION,
     ZERO32,
     AssetId,
@@ -57,7 +58,9 @@ from channeld.wire._messages import (
     Unlock,
     WithdrawRequest,
     WithdrawSignature,
+    pack_chains,
     secrethash_of,
+    unpack_chains,
 )
 from channeld.wire._part import CATALOGUE, Message, Part
 
@@ -65,6 +68,7 @@ __all__ = [
     "BATCH_CLOSE",
     "BATCH_WITHDRAW",
     "CATALOGUE",
+    "CHAIN_ENTRY_SIZE",
     "MAX_MESSAGE_SIZE",
     "NO_BRANCH",
     "PROTOCOL_VERSION",
@@ -114,5 +118,7 @@ __all__ = [
     "WithdrawSignature",
     "decode",
     "encode",
+    "pack_chains",
     "secrethash_of",
+    "unpack_chains",
 ]

@@ -157,5 +157,6 @@ Address = Annotated[bytes, FixedBytes(20, "address")]
 Signature = Annotated[bytes, FixedBytes(65, "signature")]
 Metadata = Annotated[bytes, VarBytes(1024)]
 Features = Annotated[bytes, VarBytes(64)]
+ChainList = Annotated[bytes, VarBytes(15 * 28)]  # Init's further chains: 28-byte entries (wire/_messages.py)
 Padding = Annotated[bytes, VarBytes(65000)]
 ErrorText = Annotated[str, Text(1024)]

@@ -16,6 +16,7 @@ from channeld.wire._fields import (
     U256,
     Address,
     Bytes32,
+    ChainList,
     ErrorText,
     Features,
     Metadata,
@@ -82,12 +83,47 @@ class Lock(Part):
 @message(1)
 @dataclass(frozen=True, slots=True)
 class Init(Message):
-    """First message each way on a connection: what this side speaks and which chain/contract it serves."""
+    """First message each way on a connection: what this side speaks and which chains/contracts it serves.
+
+    `chain_id` and `contract` name the sender's primary chain; `chains` packs every further one (version
+    2), each as 8 bytes of chain id (big-endian) then the 20-byte contract (see `pack_chains`).
+    """
+
+    VERSION = 2
 
     protocol_version: U16
     features: Features
     chain_id: U64
     contract: Address
+    chains: ChainList = b""
+
+    def rule_violation(self) -> str | None:
+        if len(self.chains) % CHAIN_ENTRY_SIZE:
+            return f"chains is a whole number of {CHAIN_ENTRY_SIZE}-byte entries"
+        served = [(self.chain_id, self.contract), *unpack_chains(self.chains)]
+        if any(chain_id == 0 for chain_id, _ in served):
+            return "chain id 0 is not a chain"
+        if len({chain_id for chain_id, _ in served}) != len(served):
+            return "a chain id is listed twice"
+        return None
+
+    def served(self) -> list[tuple[int, bytes]]:
+        """Every (chain id, contract) the sender serves, its primary first."""
+        return [(self.chain_id, self.contract), *unpack_chains(self.chains)]
+
+
+CHAIN_ENTRY_SIZE = 28
+MAX_EXTRA_CHAINS = 15
+
+
+def pack_chains(chains: list[tuple[int, bytes]]) -> bytes:
+    """`Init.chains` for these (chain id, contract) pairs."""
+    return b"".join(chain_id.to_bytes(8, "big") + contract for chain_id, contract in chains)
+
+
+def unpack_chains(packed: bytes) -> list[tuple[int, bytes]]:
+    return [(int.from_bytes(packed[i:i + 8], "big"), packed[i + 8:i + CHAIN_ENTRY_SIZE])
+            for i in range(0, len(packed) - CHAIN_ENTRY_SIZE + 1, CHAIN_ENTRY_SIZE)]
 
 
 @message(2)

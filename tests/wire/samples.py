@@ -18,7 +18,7 @@ def proof(nonce: int = 7, locked: int = 0) -> wire.BalanceProof:
 
 
 SAMPLES: list[wire.Message] = [
-    wire.Init(1, b"\x01", 31337, CONTRACT),
+    wire.Init(1, b"\x01", 31337, CONTRACT, wire.pack_chains([(10, A1), (8453, A2)])),
     wire.Error(wire.ZERO32, 3, "bad nonce ✗"),
     wire.Ping(16, b"\x00" * 4),
     wire.Pong(b"\x00" * 16),
