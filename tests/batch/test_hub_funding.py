@@ -112,3 +112,19 @@ def test_refusals_send_nothing(network: tuple[Anvil, Daemon, list[Daemon]], path
         post(hub, path, request)
     assert sent_count(anvil, hub) == before
     assert hub.call("GET", "/channels") == channels
+
+
+def test_a_total_below_the_reserve_sends_nothing(network: tuple[Anvil, Daemon, list[Daemon]]) -> None:
+    anvil, hub, partners = network
+    rpc = connect_rpc(anvil.url)
+    funds = rpc.balance(hub.address)
+    rpc.rpc("anvil_setBalance", [hub.address, hex(10**16)])  # exactly limits.min_onchain_reserve's default
+    try:
+        before = sent_count(anvil, hub)
+        with pytest.raises(ChanneldError, match="min_onchain_reserve"):
+            post(hub, "/batch/open", {"uris": [p.uri for p in partners], "deposit": "1"})
+        with pytest.raises(ChanneldError, match="min_onchain_reserve"):
+            post(hub, "/batch/deposit", {"amount": "1"})
+        assert sent_count(anvil, hub) == before
+    finally:
+        rpc.rpc("anvil_setBalance", [hub.address, hex(funds)])
