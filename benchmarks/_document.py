@@ -45,11 +45,14 @@ transport, control API), and a **load generator** process.
 - **Multi-hop** (`two_hop_*`, `three_hop_*`): three or four daemons in a line, each with a funded channel
   to the next (announced quickly: `routing.gossip_interval = 1s`). The payee issues one payment request
   per payment beforehand (untimed, as a shop makes its invoice first); the payer pays them through
-  `POST /api/v1/payments` with 16 outstanding for throughput and one at a time for latency. A payment
-  counts when the call returns it accepted: locked at every hop, the secret back at the payer.
+  `POST /api/v1/payments` with 16 outstanding for throughput and one at a time for latency, and again
+  through its load path `POST /api/v1/bench/pay-requests` (`*_node_*`: the node pays the list itself,
+  each payment as `POST /payments` would, without HTTP per payment). A payment counts when it is
+  accepted: locked at every hop, the secret (the receipt) durable back at the payer. Every daemon's CPU
+  per payment is read from /proc (`*_cpu_us`); the daemons poll the chain at the default 2 s.
 - **Many channels**: one daemon, 1,000 wallets, each with its own key, session and channel; each wallet
-  pays one payment at a time, all wallets at once, so about 1,000 payments are in flight. The hub runs
-  with `routing.forward = no` (see below).
+  pays one payment at a time, all wallets at once, so about 1,000 payments are in flight. The hub
+  forwards (the default); the wallets ask for no gossip (see below).
 - **The floor**: `benchmarks/floor.py`, the protocol's own `balance_proof_digest`, `Signer.sign` (payer) and
   `KnownKey.check_rs` (payee: ECDSA verification against the partner's key, the check the protocol does), in
   a tight loop, the two sides in two processes at once. `floor_pps` is the slower side; `floor_ratio` is
@@ -152,12 +155,12 @@ development machine; check them against the tables after a new run):
   secret is revealed, each step with its own commits on both sides of a channel: several times the
   commits of a direct payment, in series, which is where the three-hop latency goes. Throughput with 16
   outstanding (`two_hop_pps`, `three_hop_pps`) sits well under the direct API figure.
-- **Many channels**: with the node's default `routing.forward = yes`, 1,000 wallets stalled the node
-  after 3 to 4 payments each: every gossip interval it signs an announcement for each of its channels and
-  sends all of them to every connected peer, 1,000 x 1,000 messages queued ahead of the payments' own
-  acknowledgements. The case therefore runs the hub with `routing.forward = no` (a hub serving wallets
-  forwards nothing); with it, the daemon's CPU per payment (`many_channels_daemon_cpu_us`) is more than
-  twice the single channel's, and latency grows with a thousand payments in flight at once.
+- **Many channels**: until session 2, 1,000 wallets stalled a forwarding hub after 3 to 4 payments
+  each: every gossip interval it signed an announcement for each of its channels and sent all of them to
+  every connected peer (1,000 x 1,000 messages ahead of the payments' acknowledgements), so the case ran
+  with `routing.forward = no`. Announcements now go only to peers whose `Init` asks for gossip, signed
+  once per change and sent incrementally (docs/performance.md, "Multi-hop and many channels"), and the
+  case runs the hub forwarding.
 - **Start-up** is dominated by Python importing the node's dependencies (`startup_imports_s`: web3,
   FastAPI, py-evm, py_ecc); with 10,000 channels in the store the node also ticks every channel with the
   chain's time on its first block and writes them all back, before it reports ready.
