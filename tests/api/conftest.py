@@ -72,7 +72,8 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
         b.start()
         cid = open_channel(a, b, 10 * ETH)
         b.call("POST", f"/channels/{cid}/deposit", {"amount": str(5 * ETH)})
-        wait_until(lambda: a.channel()["partner_deposit"] == str(5 * ETH), what="B's deposit")
+        wait_until(lambda: a.channel()["partner_deposit"] == b.channel()["our_deposit"] == str(5 * ETH),
+                   what="B's deposit, seen by both")
         yield Network(anvil, a, b, cid)
     finally:
         zygote.stop()

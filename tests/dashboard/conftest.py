@@ -68,7 +68,9 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nodes]:
         a.call("POST", "/watchtowers", {"uri": tower_uri})
         cid = open_channel(a, b, 10 * ETH)
         b.call("POST", f"/channels/{cid}/deposit", {"amount": str(5 * ETH)})
-        wait_until(lambda: a.channel()["partner_deposit"] == str(5 * ETH), what="B's deposit")
+        # each node learns the deposit from its own follower: B pays only once it has seen it too
+        wait_until(lambda: a.channel()["partner_deposit"] == b.channel()["our_deposit"] == str(5 * ETH),
+                   what="B's deposit, seen by both")
         for amount in (ETH // 100, ETH // 50, ETH // 40):
             b.call("POST", "/payments", {"node_id": a.node_id, "amount": str(amount)})
         yield Nodes(anvil, a, b, c, d, cid, tower_uri)

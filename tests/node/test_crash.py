@@ -55,7 +55,8 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
     b.start()
     cid = open_channel(a, b, ETH // 10)
     b.call("POST", f"/channels/{cid}/deposit", {"amount": str(ETH // 10)})
-    wait_until(lambda: a.channel()["partner_deposit"] == str(ETH // 10), what="B's deposit")
+    wait_until(lambda: a.channel()["partner_deposit"] == b.channel()["our_deposit"] == str(ETH // 10),
+               what="B's deposit, seen by both")
     rng = random.Random(20240601)
     streams = [Streamer(a, b), Streamer(b, a)]
     for stream in streams:

@@ -45,7 +45,8 @@ def test_open_pay_both_ways_restart_pay_again_and_close_cooperatively(
     b.start()
     cid = open_channel(a, b, ETH)
     b.call("POST", f"/channels/{cid}/deposit", {"amount": str(ETH // 2)})
-    wait_until(lambda: a.channel()["partner_deposit"] == str(ETH // 2), what="B's deposit seen by A")
+    wait_until(lambda: a.channel()["partner_deposit"] == b.channel()["our_deposit"] == str(ETH // 2),
+               what="B's deposit seen by both")
     _pay(a, b, 3 * ETH // 100)
     _pay(b, a, ETH // 100)
     ca, _ = _agree(a, b)
