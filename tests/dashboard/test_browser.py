@@ -217,6 +217,8 @@ def test_channel_filters_by_state_and_partner(page: Any, nodes: Nodes) -> None:
     page.locator("#channel-state").select_option("open")
     states = page.locator("#channels tbody td:nth-child(2)").all_inner_texts()
     assert states and set(states) == {"open"}
+    chain = page.locator(f'tr[data-channel="{nodes.channel_id}"] td.chain')
+    assert chain.inner_text() == str(nodes.a.call("GET", f"/channels/{nodes.channel_id}")["chain"])
     page.locator("#channel-state").select_option("")
     assert rows.count() == everything
     page.locator("#channel-search").fill(nodes.b.address[2:12].lower())

@@ -177,6 +177,7 @@ function channelRow(channel) {
   return el("tr", { "data-channel": channel.channel_id },
     el("td", { class: "mono", title: `${channel.partner} (${channel.peer})` }, short(channel.partner, 6)),
     el("td", { class: `status-${channel.status}` }, channel.status),
+    el("td", { class: "chain", title: `chain id ${channel.chain_id}` }, channel.chain),
     el("td", { class: "num" }, `${formatEth(channel.our_deposit)} / ${formatEth(channel.partner_deposit)}`),
     el("td", { class: "num" }, formatEth(channel.our_balance)),
     el("td", { class: "num" }, formatEth(channel.partner_balance)),
