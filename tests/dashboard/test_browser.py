@@ -41,6 +41,8 @@ def test_a_payment_made_from_another_node_appears_in_the_live_list_within_a_seco
     row = page.locator(f'#payments tr[data-payment="{paid["payment_id"]}"]').inner_text()
     assert "received" in row and "0.001 ETH" in row, row
     assert elapsed < 1.0
+    chain = page.locator(f'#payments tr[data-payment="{paid["payment_id"]}"] td.chain').inner_text()
+    assert chain == str(nodes.a.call("GET", f"/channels/{nodes.channel_id}")["chain"])
     page.locator("#payment-search").fill(str(paid["payment_id"]))
     assert page.locator("#payments tbody tr").count() == 1
     page.locator("#payment-search").fill("")

@@ -247,6 +247,11 @@ function entryText(entry) {
   return entry.kind === "deposit" || entry.kind === "withdraw" ? `${what} by ${entry.by === "us" ? "us" : "partner"}` : what;
 }
 
+function chainOf(channelId) {
+  const channel = state.channels.find((c) => c.channel_id === channelId);
+  return channel ? String(channel.chain) : "—";
+}
+
 function renderPayments() {
   const needle = $("payment-search").value.trim().toLowerCase();
   const all = [...state.payments.values()].sort((a, b) => b.at_ms - a.at_ms);
@@ -259,7 +264,8 @@ function renderPayments() {
       el("td", { class: p.kind === "payment_received" ? "good" : "" }, p.kind === "payment_received" ? "received" : "sent"),
       el("td", { class: "num", title: `${p.amount} wei` }, formatEth(p.amount)),
       el("td", { class: "mono" }, String(p.payment_id)),
-      el("td", { class: "mono", title: p.channel_id }, short(p.channel_id, 6)));
+      el("td", { class: "mono", title: p.channel_id }, short(p.channel_id, 6)),
+      el("td", { class: "chain" }, chainOf(p.channel_id)));
     p.fresh = false;
     return row;
   }));
