@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,7 +142,10 @@ def make_daemon(root: Path, name: str, anvil: Anvil, contract: str, zygote: Zygo
     return Daemon(datadir, key.address, key.node_id, anvil.url, contract, zygote)
 
 
-def wait_until(predicate: Any, timeout: float = 20.0, what: str = "condition") -> Any:
+def wait_until(predicate: Any, timeout: float = 20.0, what: str = "condition",
+               between: Callable[[], None] = lambda: time.sleep(0.05)) -> Any:
+    """`predicate()` once it is truthy (API errors and stopped nodes count as not yet); `between` runs
+    after each miss."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -152,7 +156,7 @@ def wait_until(predicate: Any, timeout: float = 20.0, what: str = "condition") -
         else:
             if last:
                 return last
-        time.sleep(0.05)
+        between()
     raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 

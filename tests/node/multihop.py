@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from channeld.api._client import ApiError, NodeNotRunning
 from channeld.chain import connect_rpc
 from tests.node.helpers import Daemon, Zygote, make_daemon, wait_until
 from tests.tools import Anvil
@@ -102,20 +101,13 @@ def stop_all(daemons: Iterable[Daemon]) -> None:
 def mine_until(anvil: Anvil, predicate: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
     """Keep the chain producing blocks (a second apart) until `predicate()` is truthy."""
     backend = connect_rpc(anvil.url)
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-        except (ApiError, NodeNotRunning) as exc:
-            last = exc
-        else:
-            if last:
-                return last
+
+    def mine_one() -> None:
         backend.rpc("evm_increaseTime", [1])
         backend.rpc("evm_mine", [])
         time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+    return wait_until(predicate, timeout, what, between=mine_one)
 
 
 def view(d: Daemon, cid: str) -> dict[str, Any]:

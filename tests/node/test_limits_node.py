@@ -18,7 +18,6 @@ import pytest
 import trio
 
 from channeld.chain import connect_rpc, find_deploy_block
-from channeld.config import ChainConfig, Config, HostPort, NodeConfig, RoutingConfig
 from channeld.keys import NodeKey
 from channeld.limits import RiskLimitExceeded, RiskLimits
 from channeld.node import ChainSetup, Node
@@ -26,7 +25,9 @@ from channeld.node._ops import OperationRefused
 from channeld.node._records import Envelope
 from channeld.protocol import ActionSendLockedTransfer, ChannelState, ChannelStatus, from_record
 from channeld.transport import InjectedCut
-from tests.tools import Anvil, free_port
+from tests.node.inprocess import anvil_node_config
+from tests.node.inprocess import until as shared_until
+from tests.tools import Anvil
 
 ETH = 10**18
 FUNDS = 100 * ETH
@@ -39,19 +40,8 @@ GENEROUS = RiskLimits(max_payment=50 * ETH, max_per_peer_per_hour=50 * ETH, max_
                       max_channel_deposit=50 * ETH, min_onchain_reserve=0)
 
 
-def _config(limits: RiskLimits) -> Config:
-    return Config(node=NodeConfig(listen=HostPort("127.0.0.1", free_port()),
-                                  api=HostPort("127.0.0.1", free_port()), log_level="warning"),
-                  chain=ChainConfig(poll_interval=0.05, confirmations=0), limits=limits,
-                  routing=RoutingConfig(gossip_interval=0.2))
-
-
 async def until(predicate: Callable[[], object], what: str, timeout: float = WAIT) -> None:
-    with trio.move_on_after(timeout):
-        while not predicate():
-            await trio.sleep(0.01)
-        return
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    await shared_until(predicate, what, timeout)
 
 
 @dataclass
@@ -72,7 +62,7 @@ async def start_node(root: Path, name: str, chain: tuple[Anvil, str], nursery: t
     rpc.rpc("anvil_setBalance", [key.address, hex(FUNDS)])
     (root / name).mkdir(mode=0o700)
     setup = ChainSetup(connect_rpc(anvil.url), contract, find_deploy_block(rpc, contract))
-    node: Node = await nursery.start(Node(root / name, _config(limits), key, setup, api=False).run)
+    node: Node = await nursery.start(Node(root / name, anvil_node_config(limits), key, setup, api=False).run)
     return node
 
 

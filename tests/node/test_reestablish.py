@@ -23,7 +23,7 @@ import pytest
 import trio
 
 from channeld.chain import connect_rpc, find_deploy_block
-from channeld.config import ChainConfig, Config, HostPort, NodeConfig, RoutingConfig, TransportConfig
+from channeld.config import Config, TransportConfig
 from channeld.errors import ConfigError, LocalFault
 from channeld.keys import NodeKey
 from channeld.limits import RiskLimits
@@ -49,7 +49,9 @@ from channeld.wire import (
     WithdrawRequest,
     WithdrawSignature,
 )
-from tests.tools import Anvil, free_port
+from tests.node.inprocess import anvil_node_config
+from tests.node.inprocess import until as shared_until
+from tests.tools import Anvil
 
 ETH = 10**18
 DEPOSIT = ETH
@@ -59,20 +61,12 @@ WAIT = 20.0
 
 
 def _config() -> Config:
-    generous = RiskLimits(max_payment=ETH, max_per_peer_per_hour=100 * ETH, max_total_per_hour=100 * ETH,
-                          max_channel_deposit=50 * ETH)
-    return Config(node=NodeConfig(listen=HostPort("127.0.0.1", free_port()),
-                                  api=HostPort("127.0.0.1", free_port()), log_level="warning"),
-                  chain=ChainConfig(poll_interval=0.05, confirmations=0), limits=generous,
-                  routing=RoutingConfig(gossip_interval=0.2))
+    return anvil_node_config(RiskLimits(max_payment=ETH, max_per_peer_per_hour=100 * ETH,
+                                        max_total_per_hour=100 * ETH, max_channel_deposit=50 * ETH))
 
 
 async def until(predicate: Callable[[], object], what: str, timeout: float = WAIT) -> None:
-    with trio.move_on_after(timeout):
-        while not predicate():
-            await trio.sleep(0.01)
-        return
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    await shared_until(predicate, what, timeout)
 
 
 @dataclass
