@@ -175,9 +175,10 @@ def handle_action_tick(state: ChannelState, tick: ActionTick, signer: Signer) ->
         new = replace(new, settle_submitted=True)
         effects.append(ContractSendSettle(new.channel_id))
     new, claims = claims_due(new)
-    if not effects and not claims and replace(new, now=state.now) == state:
-        # Only the clock moved: not worth a write of every channel at every block. The node reads the
-        # chain's time again before it serves peers after a restart, so a stale stored `now` never decides.
+    if not effects and not claims:
+        # Every change above comes with an effect, so only the clock moved: not worth a write of every
+        # channel at every block. The node reads the chain's time again before it serves peers after a
+        # restart, so a stale stored `now` never decides.
         return new, []
     return transition(state, new, effects + claims)
 
