@@ -125,6 +125,8 @@ class RequestBody(Body):
     amount: Amount
     description: str = Field(default="", max_length=256)
     expires_in: int = Field(default=3600, ge=1, le=365 * 24 * 3600)
+    chain: str | None = Field(default=None, min_length=1, max_length=64)  # default: the primary chain
+    token: Address | None = None  # paid in this ERC-20 (default: the chain's native coin)
 
 
 class DecodeBody(Body):

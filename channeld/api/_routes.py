@@ -252,7 +252,9 @@ def _request_routes(api: FastAPI, node: Node, guard: Guard) -> None:
 
     @api.post("/requests", dependencies=[Depends(guard.need(Scope.INVOICE))], status_code=201)
     async def create(body: RequestBody) -> dict[str, Any]:
-        return await node.requests.issue(int(body.amount), body.description, body.expires_in)
+        token = bytes(20) if body.token is None else bytes.fromhex(body.token[2:])
+        return await node.requests.issue(int(body.amount), body.description, body.expires_in, body.chain,
+                                         token)
 
     @api.get("/requests/{payment_hash}", dependencies=read)
     async def get(payment_hash: str) -> dict[str, Any]:

@@ -6,6 +6,11 @@ recipient's signature over all of it. Encoded: `chpr1` + lowercase base32 (no pa
 msgpack([body, signature]) followed by the first 4 bytes of its sha256, so a mistyped or truncated
 string is refused before anything else is read. The payer gets the preimage back when it pays: that is
 its receipt.
+
+Body versions: 1 is `[1, chain id, contract, node id, amount, hash, expiry, description]`, the asset
+being the chain's native coin; 2 appends the ERC-20 `token` the amount is in (a payer paying from
+another asset needs it to find a conversion). A request in the native coin is still encoded as version
+1, so payers that read only version 1 keep paying it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from channeld.errors import PeerFault
 
 PREFIX = "chpr1"
 VERSION = 1
+TOKEN_VERSION = 2
+NATIVE = bytes(20)
 MAX_DESCRIPTION = 256
 MAX_ENCODED = 1024
 _DOMAIN = b"channeld payment request v1"
@@ -48,6 +55,7 @@ class PaymentRequest:
     expiry: int
     description: str
     signature: bytes = b""
+    token: bytes = NATIVE
 
     def __post_init__(self) -> None:
         _check(0 < self.chain_id < 2**64, "chain id out of range")
@@ -59,11 +67,16 @@ class PaymentRequest:
         _check(len(self.description.encode()) <= MAX_DESCRIPTION,
                f"description longer than {MAX_DESCRIPTION} bytes")
         _check(self.signature == b"" or len(self.signature) == 65, "signature must be 65 bytes")
+        _check(type(self.token) is bytes and len(self.token) == 20, "token must be 20 bytes")
+
+    @property
+    def version(self) -> int:
+        return VERSION if self.token == NATIVE else TOKEN_VERSION
 
     def body(self) -> bytes:
-        return msgpack.packb([VERSION, self.chain_id, self.contract, self.node_id,
-                              self.amount.to_bytes(32, "big"), self.payment_hash, self.expiry,
-                              self.description])
+        fields = [self.version, self.chain_id, self.contract, self.node_id, self.amount.to_bytes(32, "big"),
+                  self.payment_hash, self.expiry, self.description]
+        return msgpack.packb(fields if self.token == NATIVE else [*fields, self.token])
 
     def digest(self) -> bytes:
         return hashlib.sha256(_DOMAIN + self.body()).digest()
@@ -73,7 +86,7 @@ class PaymentRequest:
             raise BadPaymentRequest("the signing key is not the request's node id")
         raw = private_key.sign_recoverable(self.digest(), hasher=None)
         return PaymentRequest(self.chain_id, self.contract, self.node_id, self.amount, self.payment_hash,
-                              self.expiry, self.description, raw[:64] + bytes([raw[64] + 27]))
+                              self.expiry, self.description, raw[:64] + bytes([raw[64] + 27]), self.token)
 
     def verify(self) -> None:
         """Raise unless the signature is the request node's, over exactly these fields."""
@@ -101,17 +114,23 @@ class PaymentRequest:
         try:
             body, signature = msgpack.unpackb(raw, raw=False, strict_map_key=True)
             fields = msgpack.unpackb(body, raw=False)
-            version, chain_id, contract, node_id, amount, payment_hash, expiry, description = fields
+            _check(type(fields) is list and bool(fields) and type(fields[0]) is int
+                   and fields[0] in (VERSION, TOKEN_VERSION),
+                   f"request version is not {VERSION} or {TOKEN_VERSION}")
+            _check(len(fields) == 8 + (fields[0] == TOKEN_VERSION), "wrong number of fields for the version")
+            version, chain_id, contract, node_id, amount, payment_hash, expiry, description = fields[:8]
         except (ValueError, TypeError, msgpack.UnpackException):
             raise BadPaymentRequest("the request's fields do not decode") from None
-        _check(version == VERSION, f"request version {version!r} is not {VERSION}")
-        _check(all(isinstance(v, bytes) for v in (contract, node_id, amount, payment_hash, signature)),
+        token = fields[8] if version == TOKEN_VERSION else NATIVE
+        _check(all(isinstance(v, bytes) for v in (contract, node_id, amount, payment_hash, signature, token)),
                "a byte field has the wrong type")
+        # one asset, one encoding: a version 2 request naming the native coin would sign another body
+        _check(version == VERSION or token != NATIVE, "a version 2 request names an ERC-20 token")
         _check(all(type(v) is int for v in (chain_id, expiry)) and isinstance(description, str),
                "a number or text field has the wrong type")
         _check(len(amount) == 32, "amount must be 32 bytes")
         request = cls(chain_id, contract, node_id, int.from_bytes(amount, "big"), payment_hash, expiry,
-                      description, signature)
+                      description, signature, token)
         request.verify()
         return request
 
@@ -128,7 +147,7 @@ class PaymentRequest:
                 "contract": to_checksum_address(self.contract),
                 "node_id": self.node_id.hex(), "amount": str(self.amount),
                 "payment_hash": "0x" + self.payment_hash.hex(), "expiry": self.expiry,
-                "description": self.description}
+                "description": self.description, "token": to_checksum_address(self.token)}
 
 
 def _unwrap(text: str) -> bytes:

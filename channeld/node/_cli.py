@@ -193,6 +193,8 @@ def register_client_commands(commands: Subparsers) -> None:
     p.add_argument("amount", help="wei, or with a unit")
     p.add_argument("--description", default="", help="what it is for (up to 256 bytes)")
     p.add_argument("--expires", default="1h", help="how long it can be paid: 30m, 1h, 7d (default 1h)")
+    p.add_argument("--chain", help="to be paid on this chain (name or id; default: the first configured)")
+    p.add_argument("--token", help="to be paid in this ERC-20 token (default: the chain's native coin)")
     _json_flag(p)
     p.set_defaults(run=run_request)
     _register_reads(commands)
@@ -402,6 +404,9 @@ def parse_duration(text: str) -> int:
 def run_request(args: argparse.Namespace) -> int:
     body = {"amount": str(parse_amount(args.amount)), "description": args.description,
             "expires_in": parse_duration(args.expires)}
+    for name in ("chain", "token"):
+        if getattr(args, name) is not None:
+            body[name] = getattr(args, name)
     result = _client(args).call("POST", "/requests", body)
     _print(args, result, [result["request"], f"amount {format_amount(int(result['amount']))}, "
                           f"payment hash {result['payment_hash']}, expires at {result['expiry']}"])

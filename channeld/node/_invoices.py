@@ -26,10 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from channeld.client._payreq import PaymentRequest, hash_from_metadata, payment_metadata
+from channeld.client._payreq import NATIVE, PaymentRequest, hash_from_metadata, payment_metadata
 from channeld.errors import LocalFault
 from channeld.node._events import NodeEvent
 from channeld.node._ops import OperationRefused
+from channeld.node._rooms import pick_room
+from channeld.store import Namespace
 from channeld.wire import SecretReveal
 
 if TYPE_CHECKING:
@@ -52,27 +54,32 @@ class PaymentRequestBook:
 
     # --- recipient -----------------------------------------------------------------------------------
 
-    def create(self, amount: int, description: str = "", expires_in: int = 3600) -> dict[str, Any]:
+    def create(self, amount: int, description: str = "", expires_in: int = 3600,
+               chain: str | None = None, token: bytes = NATIVE) -> dict[str, Any]:
         """Issue a request, blocking until it is on disk (for callers outside trio; `issue` does not
         stall the loop)."""
-        key, record = self._new_request(amount, description, expires_in)
+        key, record = self._new_request(amount, description, expires_in, chain, token)
         self.node.journal.put(ISSUED, key, record, sync=True)
         return _public(record)
 
-    async def issue(self, amount: int, description: str = "", expires_in: int = 3600) -> dict[str, Any]:
-        """Issue a request: signed, and durable in the journal before it is returned."""
-        key, record = self._new_request(amount, description, expires_in)
+    async def issue(self, amount: int, description: str = "", expires_in: int = 3600,
+                    chain: str | None = None, token: bytes = NATIVE) -> dict[str, Any]:
+        """Issue a request to be paid on `chain` (name or id; default: the primary) in `token` (default:
+        its native coin): signed, and durable in the journal before it is returned."""
+        key, record = self._new_request(amount, description, expires_in, chain, token)
         await self.node.journal.put_durable(ISSUED, key, record)
         return _public(record)
 
-    def _new_request(self, amount: int, description: str, expires_in: int) -> tuple[str, dict[str, Any]]:
+    def _new_request(self, amount: int, description: str, expires_in: int, chain: str | None,
+                     token: bytes) -> tuple[str, dict[str, Any]]:
         if not 0 < expires_in <= MAX_EXPIRY:
             raise OperationRefused(f"expires_in must be 1-{MAX_EXPIRY} seconds")
         node = self.node
+        room = node.rooms[0] if chain is None else pick_room(node.rooms, chain)
         preimage = secrets.token_bytes(32)
-        request = PaymentRequest(node.chain_id, node.ns.contract, node.node_id, amount,
+        request = PaymentRequest(room.chain_id, room.ns.contract, node.node_id, amount,
                                  hashlib.sha256(preimage).digest(), int(time.time()) + expires_in,
-                                 description).signed(node.key.private_key)
+                                 description, token=token).signed(node.key.private_key)
         record = {**request.as_json(), "status": "open", "preimage": preimage.hex(), "paid_by": None}
         return request.payment_hash.hex(), record
 
@@ -125,8 +132,8 @@ class PaymentRequestBook:
     def check_payable(self, text: str) -> PaymentRequest:
         node = self.node
         request = PaymentRequest.decode(text)
-        if (request.chain_id, request.contract) != (node.chain_id, node.ns.contract):
-            raise OperationRefused("the request is for another chain or contract")
+        if Namespace(request.chain_id, request.contract) not in {room.ns for room in node.rooms}:
+            raise OperationRefused("the request is for a chain or contract this node does not serve")
         if request.node_id == node.node_id:
             raise OperationRefused("the request is our own")
         if request.is_expired(time.time()):
@@ -146,7 +153,7 @@ class PaymentRequestBook:
             await journal.put_durable(PAID, key, {"status": "paying", "request": text})
             result = await self.node.pay(request.node_id, request.amount,
                                          metadata=payment_metadata(request.payment_hash),
-                                         max_fee=max_fee)
+                                         max_fee=max_fee, chain=str(request.chain_id), token=request.token)
         except BaseException:
             journal.delete_soon(PAID, key)
             raise

@@ -179,9 +179,9 @@ class Node(NodeOperations):
         from channeld.node._gossip import Gossip
         from channeld.node._transfers import TransferService
 
-        self.gossip = Gossip(self, setup.deploy_block)
+        self.gossip = Gossip(self)
         self.transfers = TransferService(self)
-        self.transfers.load(setup.deploy_block)
+        self.transfers.load()
         self.channels.on_effects = self.transfers.on_channel_effects
         self.peers.on_gossip = self.gossip.on_message
         requests_secret = self.requests.on_secret

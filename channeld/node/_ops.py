@@ -145,14 +145,30 @@ class NodeOperations:
 
     # --- payments ------------------------------------------------------------------------------------
 
-    def _payable(self, peer_id: bytes, amount: int, chain: str | None = None) -> bytes:
-        """Our channel with the peer (on `chain`, if named) with the largest balance on our side."""
+    def _must_route(self, peer_id: bytes, room: ChainRoom | None, token: bytes | None,
+                    metadata: bytes) -> bool:
+        """No open channel with the peer; or none on the chain (and token) a payment request names."""
+        from channeld.client._payreq import hash_from_metadata
+
+        found = [e for _, e in self._self().channels.of_peer(peer_id) if e.state.status is ChannelStatus.OPEN]
+        if not found:
+            return True
+        fits = [e for e in found if (room is None or e.ns == room.ns)
+                and (token is None or addr_bytes(e.onchain.state.token) == token)]
+        return not fits and hash_from_metadata(metadata) is not None
+
+    def _payable(self, peer_id: bytes, amount: int, chain: str | None = None,
+                 token: bytes | None = None) -> bytes:
+        """Our channel with the peer (on `chain` and in `token`, if named) with the largest balance on
+        our side."""
         node = self._self()
         room = None if chain is None else pick_room(node.rooms, chain)
         best: tuple[int, bytes] | None = None
         for cid, entry in node.channels.of_peer(peer_id):
             state = entry.state
             if room is not None and entry.ns != room.ns:
+                continue
+            if token is not None and addr_bytes(entry.onchain.state.token) != token:
                 continue
             if state.status is ChannelStatus.OPEN and state.settle is None:
                 balance = state.our_balance()
@@ -231,21 +247,23 @@ class NodeOperations:
 
     async def pay(self, peer_id: bytes, amount: int, timeout: float = PARTNER_TIMEOUT,
                   metadata: bytes = b"", max_fee: int | None = None,
-                  chain: str | None = None) -> dict[str, Any]:
-        """Pay `amount` to `peer_id` over our channel with it (on `chain`, if named); return once the
-        partner accepted it.
+                  chain: str | None = None, token: bytes | None = None) -> dict[str, Any]:
+        """Pay `amount` to `peer_id` over our channel with it (on `chain`, if named, in `token`, if
+        named); return once the partner accepted it. With no such channel, a payment request's
+        (`metadata` carries its hash) is routed over that chain's graph.
 
         The risk limits are checked by the protocol before anything is signed (`RiskLimitExceeded`
         names the limit); a payment the partner refuses returns at once with its reason.
         """
         node = self._self()
-        if not any(e.state.status is ChannelStatus.OPEN for _, e in node.channels.of_peer(peer_id)):
+        room = None if chain is None else pick_room(node.rooms, chain)
+        if self._must_route(peer_id, room, token, metadata):
             from channeld.node._transfers import pay_routed  # multi-hop: no channel of ours reaches it
 
             limits = self._limits_for(peer_id)
             limits.check(amount)  # before route finding too, so the limit is what a refusal names
-            return await pay_routed(node, peer_id, amount, metadata, timeout, max_fee, limits)
-        cid = self._payable(peer_id, amount, chain)
+            return await pay_routed(node, peer_id, amount, metadata, timeout, max_fee, limits, room, token)
+        cid = self._payable(peer_id, amount, chain, token)
         room = self._room(cid)
         room.check_usable()
         slots = self._slots.setdefault(cid, trio.Semaphore(MAX_IN_FLIGHT))

@@ -41,7 +41,7 @@ from channeld.chain import TxRequest
 from channeld.chain import contract as hub
 from channeld.errors import ChanneldError, LocalFault
 from channeld.limits import LimitContext
-from channeld.node._records import Operation
+from channeld.node._records import Operation, addr_bytes
 from channeld.protocol import (
     TRANSITIONS,
     ActionTick,
@@ -70,17 +70,26 @@ from channeld.protocol import (
     refusal_code,
     start_mediation,
     start_payment,
-    transfer_from_record,
-    transfer_to_record,
 )
+from channeld.protocol._crosschain import (
+    Asset,
+    ChainTick,
+    ConversionState,
+    handle_conversion,
+    payment_from_record,
+    payment_to_record,
+)
+from channeld.routing import ChannelGraph
+from channeld.store import Namespace
 from channeld.wire import LockExpired, SecretReveal
 
 if TYPE_CHECKING:
-    from channeld.node._channels import ChannelService
+    from channeld.node._channels import ChannelEntry, ChannelService
     from channeld.node._node import Node
+    from channeld.node._rooms import ChainRoom
 
 log = logging.getLogger("channeld.node")
-PaymentState = InitiatorState | MediatorState | TargetState
+PaymentState = InitiatorState | MediatorState | TargetState | ConversionState
 ISSUED = "requests"  # PaymentRequestBook's journal table of the requests we issued
 TICK_INTERVAL = 0.1
 RETRY_FIRST = 1.0  # seconds before a refused `LockExpired` is sent again; doubled after each refusal
@@ -89,6 +98,7 @@ LOCK_NOT_EXPIRED = refusal_code(LockNotExpired(""))
 # seconds without a completed chain read (at least, and in polls) after which our clock may be far behind
 STALE_VIEW, STALE_POLLS = 1.0, 3
 MAX_DEFERRED_REVEALS = 1024
+NATIVE_TOKEN = hub.ETHER
 
 
 class TransferFailed(LocalFault):
@@ -104,6 +114,8 @@ class PayOutcome:
 
 
 def key_of(state: PaymentState) -> bytes:
+    if isinstance(state, ConversionState):
+        return state.inner.secrethash
     return state.request.secrethash if isinstance(state, TargetState) else state.secrethash
 
 
@@ -112,7 +124,29 @@ def is_done(state: PaymentState) -> bool:
         return state.finished
     if isinstance(state, MediatorState):
         return state.done
+    if isinstance(state, ConversionState):
+        return state.inner.done
     return state.complete and not state.locks
+
+
+class ChainClock:
+    """One chain's time as its payment machines see it, and how far its secret registry was read."""
+
+    def __init__(self, room: ChainRoom) -> None:
+        self.room = room
+        self.now = 0
+        self.payments_now = 0  # the time of the block before the newest: the payment machines' clock
+        self.registry: str | None = None
+        self.next_registry_block = room.setup.deploy_block
+
+    def current(self) -> int:
+        """The latest time we know of this chain."""
+        return max(self.room.watcher.chain_time, self.now)
+
+    def is_fresh(self) -> bool:
+        watcher = self.room.watcher
+        stale_after = max(STALE_VIEW, STALE_POLLS * watcher.poll_interval)
+        return trio.current_time() - watcher.fresh_as_of <= stale_after
 
 
 class TransferService:
@@ -121,21 +155,39 @@ class TransferService:
         self.channels = node.channels
         self.forward = node.config.routing.forward == "yes"
         self.payments: dict[bytes, PaymentState] = {}
+        # the chain each payment's locks live on (a converter's: the chain it pays out on), whose clock
+        # ticks it; a payment not listed runs on the primary chain
+        self._chain_of: dict[bytes, Namespace] = {}
         self._waiters: dict[bytes, trio.Event] = {}
         self._outcomes: dict[bytes, TransferEffect] = {}
-        self._now = 0
-        self._payments_now = 0  # the time of the block before the newest: the payment machines' clock
-        self._registry: str | None = None
-        self._next_registry_block = 0
+        self.clocks = {room.ns: ChainClock(room) for room in node.rooms}
         # (channel, nonce) of our refused `LockExpired` messages -> (trio time to resend, delay used)
         self._retries: dict[tuple[bytes, int], tuple[float, float]] = {}
         self._deferred: list[tuple[float, bytes]] = []  # (trio time of arrival, secret) of held reveals
 
-    def load(self, deploy_block: int) -> int:
+    def load(self) -> int:
+        """Every stored payment machine (all of them are kept under the primary chain's namespace)."""
         for key, raw in self.node.store.iter_payments(self.node.ns):
-            self.payments[key] = transfer_from_record(raw)
-        self._next_registry_block = deploy_block
+            self.payments[key] = state = payment_from_record(raw)
+            self._chain_of[key] = self._locks_chain(state)
         return len(self.payments)
+
+    def _locks_chain(self, state: PaymentState) -> Namespace:
+        """The chain a payment's locks live on, read from the channels it holds locks in."""
+        if isinstance(state, ConversionState):  # ticked by the chain it pays out on
+            return next((ns for ns in self.clocks if ns.chain_id == state.payee_chain), self.node.ns)
+        if isinstance(state, MediatorState):
+            cid: bytes | None = state.payer_channel
+        elif isinstance(state, TargetState):
+            cid = state.locks[0][0] if state.locks else None
+        else:
+            route = state.attempt.route if state.attempt is not None else next(iter(state.routes), None)
+            cid = None if route is None else route.channel_id
+        entry = None if cid is None else self.channels.channels.get(cid)
+        return self.node.ns if entry is None else entry.ns
+
+    def _clock(self, secrethash: bytes) -> ChainClock:
+        return self.clocks[self._chain_of.get(secrethash, self.node.ns)]
 
     # --- inputs ---------------------------------------------------------------------------------------
 
@@ -150,8 +202,7 @@ class TransferService:
                 self._retry_later(cid, effect.nonce)
 
     def on_secret(self, peer_id: bytes, secret: bytes) -> None:
-        watcher = self.node.watcher
-        if trio.current_time() - watcher.fresh_as_of <= max(STALE_VIEW, STALE_POLLS * watcher.poll_interval):
+        if self._clock(hashlib.sha256(secret).digest()).is_fresh():
             self._reveal(secret)
         elif len(self._deferred) < MAX_DEFERRED_REVEALS:
             self._deferred.append((trio.current_time(), secret))
@@ -161,7 +212,7 @@ class TransferService:
         `run`), and a mediator reloaded after a restart would judge its downstream lock by the time it
         stopped at. Whether a lock is still claimable is decided with the latest time we know."""
         secrethash = hashlib.sha256(secret).digest()
-        self._to_payment(secrethash, ActionTick(self._chain_now()))
+        self._tick(secrethash, self._clock(secrethash).current())
         self._to_payment(secrethash, SecretReveal(secret))
 
     @property
@@ -171,9 +222,11 @@ class TransferService:
 
     def reveal_deferred(self) -> int:
         """Apply the held reveals that a chain read started after them has caught up with; how many."""
-        fresh = self.node.watcher.fresh_as_of
-        ready = [secret for at, secret in self._deferred if at <= fresh]
-        self._deferred = [(at, secret) for at, secret in self._deferred if at > fresh]
+        def caught_up(at: float, secret: bytes) -> bool:
+            return at <= self._clock(hashlib.sha256(secret).digest()).room.watcher.fresh_as_of
+
+        ready = [secret for at, secret in self._deferred if caught_up(at, secret)]
+        self._deferred = [(at, secret) for at, secret in self._deferred if not caught_up(at, secret)]
         for secret in ready:
             self._reveal(secret)
         return len(ready)
@@ -185,24 +238,34 @@ class TransferService:
             if isinstance(known, TargetState):
                 self._to_payment(secrethash, event)
             return  # a second lock for a payment we mediate or make: it expires back to its payer
-        target = self._issued_request(secrethash) if event.target == self.channels.signer.address else None
+        entry = self.channels.entry(event.channel_id)
+        ours = event.target == self.channels.signer.address
+        target = self._issued_request(secrethash, entry) if ours else None
         if target is not None:
             self.payments[secrethash] = target
+            self._chain_of[secrethash] = entry.ns
             self._to_payment(secrethash, event)
             return
         if not self.forward:
             log.info("not forwarding payment %d (routing.forward = no)", event.payment_id)
             return
-        payer = self.channels.entry(event.channel_id).state
-        self._effects(*start_mediation(event, payer, self._by_partner(), self.node.gossip.fees,
+        self._chain_of[secrethash] = entry.ns
+        by_partner = self._by_partner(entry.ns, addr_bytes(entry.onchain.state.token))
+        self._effects(*start_mediation(event, entry.state, by_partner, self.node.gossip.fees,
                                        self.channels.limits))
 
-    def _issued_request(self, secrethash: bytes) -> TargetState | None:
-        """A target machine for an open request of ours with this hash (None: we never issued one)."""
+    def _issued_request(self, secrethash: bytes, entry: ChannelEntry) -> TargetState | None:
+        """A target machine for an open request of ours with this hash, paid in the asset it names
+        (None: we never issued one, or the lock came in another asset: it expires back)."""
         record = self.node.journal.get(ISSUED, secrethash.hex())
         if record is None or record.get("status") != "open":
             return None
-        now = self._chain_now()
+        named = (record.get("chain_id"), str(record.get("contract")).lower(),
+                 str(record.get("token", NATIVE_TOKEN)).lower())
+        if named != (entry.ns.chain_id, "0x" + entry.ns.contract.hex(), entry.onchain.state.token.lower()):
+            log.info("payment 0x%s arrived in another asset than its request names", secrethash.hex()[:16])
+            return None
+        now = self.clocks[entry.ns].current()
         expires_at = now + int(record["expiry"] - time.time())
         if expires_at <= now:
             return None
@@ -215,6 +278,8 @@ class TransferService:
         try:
             if isinstance(state, MediatorState):
                 self._effects(*handle_mediator(state, event))
+            elif isinstance(state, ConversionState):
+                self._effects(*handle_conversion(state, event))
             elif isinstance(state, TargetState):
                 self._effects(*handle_target(state, event))
             else:
@@ -231,9 +296,12 @@ class TransferService:
         done = is_done(state)
         if done:
             self.payments.pop(key, None)
+            self._chain_of.pop(key, None)
         else:
             self.payments[key] = state
-        round_no = self.channels.put_payment(key, None if done else transfer_to_record(state))
+            if key not in self._chain_of:
+                self._chain_of[key] = self._locks_chain(state)
+        round_no = self.channels.put_payment(key, None if done else payment_to_record(state))
         for effect in effects:
             if isinstance(effect, ChannelDo):
                 self._channel_do(effect)
@@ -282,8 +350,17 @@ class TransferService:
         before the transition, which still holds the attempt (the new one holds the next route)."""
         if not isinstance(before, InitiatorState) or before.attempt is None:
             return
-        if any(isinstance(e, EventRouteFailed) for e in effects):
-            self.node.gossip.graph.record_failure(self.channels.signer.address, before.attempt.route)
+        graph = self._graph_of_channel(before.attempt.route.channel_id)
+        if graph is not None and any(isinstance(e, EventRouteFailed) for e in effects):
+            graph.record_failure(self.channels.signer.address, before.attempt.route)
+
+    def _graph_of_channel(self, channel_id: bytes) -> ChannelGraph | None:
+        """The graph of the asset one of our channels moves."""
+        entry = self.channels.channels.get(channel_id)
+        if entry is None:
+            return None
+        return self.node.gossip.graph_of(Asset(entry.ns.chain_id, entry.ns.contract,
+                                               addr_bytes(entry.onchain.state.token)))
 
     def _settle_waiter(self, effect: TransferEffect) -> None:
         if not isinstance(effect, EventTransferSucceeded | EventTransferFailed):
@@ -317,74 +394,106 @@ class TransferService:
 
     # --- time and the registry ------------------------------------------------------------------------
 
-    def _chain_now(self) -> int:
-        return max(self.node.watcher.chain_time, self._now)
+    def _tick(self, secrethash: bytes, now: int) -> None:
+        """The time of the payment's chain (a converter hears it as the chain's `ChainTick`)."""
+        state = self.payments.get(secrethash)
+        if isinstance(state, ConversionState):
+            self._to_payment(secrethash, ChainTick(self._chain_of[secrethash].chain_id, now))
+        elif state is not None:
+            self._to_payment(secrethash, ActionTick(now))
 
     async def run(self) -> None:
-        """After each block the channels heard: registrations first, then the block's time."""
+        """After each block the channels heard: registrations first, then the block's time, per chain."""
         while True:
-            try:
-                await self._registrations()
-            except ChanneldError as exc:
-                log.warning("reading the secret registry failed: %s", exc)
-            now = self.node.watcher.chain_time
-            if now > self._now:
-                # payments run a block behind: a partner that has not yet seen the block that expired
-                # our lock would refuse the `LockExpired` as premature (it is then sent again, but
-                # most refusals are avoided this way; a block is far shorter than a reveal timeout,
-                # the margin every claim keeps)
-                self._payments_now, self._now = self._now, now
-                if self._payments_now:
-                    for secrethash in list(self.payments):
-                        self._to_payment(secrethash, ActionTick(self._payments_now))
+            for clock in self.clocks.values():
+                if clock.room.status() == "stalled":
+                    continue  # its RPC hangs: reading its registry would hold up every other chain
+                try:
+                    await self._registrations(clock)
+                except ChanneldError as exc:
+                    log.warning("reading the secret registry of chain %s failed: %s", clock.room.name, exc)
+            self._tick_advanced()
             self.reveal_deferred()
             self.resend_refused()
             await trio.sleep(TICK_INTERVAL)
 
-    async def _registrations(self) -> None:
-        chain = self.node.chain
-        if self._registry is None:
-            raw = await chain.run(chain.backend.call, {"to": self.node.contract,
-                                                       "data": hub.encode_secret_registry()})
-            self._registry = self.node.worker.registry = to_checksum_address(raw[-20:])
-        head = self.node.watcher.head
-        if head < self._next_registry_block:
+    def _tick_advanced(self) -> None:
+        """Each payment hears its chain's time when that chain's clock moved."""
+        advanced = set()
+        for ns, clock in self.clocks.items():
+            now = clock.room.watcher.chain_time
+            if now > clock.now:
+                # payments run a block behind: a partner that has not yet seen the block that expired
+                # our lock would refuse the `LockExpired` as premature (it is then sent again, but
+                # most refusals are avoided this way; a block is far shorter than a reveal timeout,
+                # the margin every claim keeps)
+                clock.payments_now, clock.now = clock.now, now
+                if clock.payments_now:
+                    advanced.add(ns)
+        if not advanced:
             return
-        logs = await chain.run(chain.backend.get_logs, self._registry, self._next_registry_block, head)
-        self._next_registry_block = head + 1
+        for secrethash in list(self.payments):
+            ns = self._chain_of.get(secrethash, self.node.ns)
+            if ns in advanced:
+                self._tick(secrethash, self.clocks[ns].payments_now)
+
+    async def _registrations(self, clock: ChainClock) -> None:
+        room = clock.room
+        chain = room.chain
+        if clock.registry is None:
+            call = {"to": room.contract, "data": hub.encode_secret_registry()}
+            raw = await chain.run(chain.backend.call, call)
+            clock.registry = room.worker.registry = to_checksum_address(raw[-20:])
+        head = room.watcher.head
+        if head < clock.next_registry_block:
+            return
+        logs = await chain.run(chain.backend.get_logs, clock.registry, clock.next_registry_block, head)
+        clock.next_registry_block = head + 1
         for raw_log in logs:
             try:
                 event = hub.decode_registry_event({"topics": raw_log.topics, "data": raw_log.data})
             except hub.UnknownEvent:
                 continue
-            self.registered(event.secret, self._chain_now())
+            self.registered(event.secret, clock.current(), room.ns)
 
-    def registered(self, secret: bytes, at: int) -> None:
-        """The registry holds `secret`: every channel, then the payment, hears of it."""
+    def registered(self, secret: bytes, at: int, ns: Namespace | None = None) -> None:
+        """The registry of chain `ns` (default: the primary) holds `secret`: its channels, then the
+        payment, hear of it."""
         event = ContractReceiveSecretRegistered(secret, at)
-        for cid, entry in self.channels.on_chain(self.node.ns):  # the registry of the primary chain
+        for cid, entry in self.channels.on_chain(ns or self.node.ns):
             if type(event) in TRANSITIONS[entry.state.status]:
                 try:
                     self.channels.apply(cid, event)
                 except ChanneldError as exc:
                     log.warning("channel 0x%s: registration not applied: %s", cid.hex()[:16], exc)
-        self._to_payment(hashlib.sha256(secret).digest(), event)
+        secrethash = hashlib.sha256(secret).digest()
+        state = self.payments.get(secrethash)
+        payer_chain = state.payer_chain if isinstance(state, ConversionState) else None
+        if payer_chain is None or payer_chain == (ns or self.node.ns).chain_id:
+            self._to_payment(secrethash, event)
+        else:
+            self._to_payment(secrethash, SecretReveal(secret))  # registered on its payout chain: learnt
 
     # --- paying ---------------------------------------------------------------------------------------
 
     async def pay(self, target: bytes, amount: int, secrethash: bytes, fee_cap: int,
-                  timeout: float, limits: LimitContext | None = None) -> PayOutcome:
-        """Pay `amount` to `target` (an address) over routed hops, locked under `secrethash`.
+                  timeout: float, limits: LimitContext | None = None,
+                  asset: Asset | None = None) -> PayOutcome:
+        """Pay `amount` of `asset` (default: the primary chain's coin) to `target` (an address) over
+        routed hops on that asset's chain, locked under `secrethash`.
 
         `limits`: the risk limits and ledger the payment is checked against before any lock is signed;
         the node's ledger counts it from then on.
         """
         if secrethash in self.payments:
             raise TransferFailed(f"a payment under hash 0x{secrethash.hex()} is already in progress")
-        routes = self.node.gossip.plan(target, amount, fee_cap)
+        asset = asset or self.node.gossip.primary.asset()
+        ns = Namespace(asset.chain_id, asset.contract)
+        routes = self.node.gossip.plan(target, amount, fee_cap, asset)
+        self.node.room_of(ns).check_usable()
         payment_id = secrets.randbits(63)
         state, effects = start_payment(payment_id, self.channels.signer.address, amount, secrethash, fee_cap,
-                                       routes, self._states(), self._chain_now(), limits)
+                                       routes, self._states(), self.clocks[ns].current(), limits)
         if limits is not None:
             self.node.ledger = limits.recorded(amount)
         waiter = self._waiters[secrethash] = trio.Event()
@@ -394,9 +503,10 @@ class TransferService:
         self._waiters.pop(secrethash, None)
         outcome = self._outcomes.pop(secrethash, None)
         if isinstance(outcome, EventTransferSucceeded):
+            graph = self.node.gossip.graph_of(asset)
             for route in routes:
-                if route.channel_id in self.channels.channels:
-                    self.node.gossip.graph.record_success(self.channels.signer.address, route, amount)
+                if route.channel_id in self.channels.channels and graph is not None:
+                    graph.record_success(self.channels.signer.address, route, amount)
                     break
             return PayOutcome("succeeded", payment_id, outcome.fees)
         if isinstance(outcome, EventTransferFailed):
@@ -408,8 +518,8 @@ class TransferService:
     def _states(self) -> Mapping[bytes, ChannelState]:
         return _ChannelStates(self.channels)
 
-    def _by_partner(self) -> Mapping[bytes, ChannelState]:
-        return _PartnerChannels(self.channels, self.node.peers.addresses)
+    def _by_partner(self, ns: Namespace, token: bytes) -> Mapping[bytes, ChannelState]:
+        return _PartnerChannels(self.channels, self.node.peers.addresses, ns, token)
 
 
 class _ChannelStates(Mapping[bytes, ChannelState]):
@@ -430,12 +540,16 @@ class _ChannelStates(Mapping[bytes, ChannelState]):
 
 
 class _PartnerChannels(Mapping[bytes, ChannelState]):
-    """Our channel with each partner address (an open one where there is one), found through the
-    partner index rather than a scan of every channel per mediated lock."""
+    """Our channel in one asset (chain, contract and token) with each partner address (an open one
+    where there is one), found through the partner index rather than a scan of every channel per
+    mediated lock. A lock is forwarded in the asset it arrived in: never on another chain or token."""
 
-    def __init__(self, channels: ChannelService, node_ids: Mapping[bytes, bytes]) -> None:
+    def __init__(self, channels: ChannelService, node_ids: Mapping[bytes, bytes], ns: Namespace,
+                 token: bytes) -> None:
         self._channels = channels
         self._node_ids = node_ids  # partner address -> node id
+        self._ns = ns
+        self._token = token
 
     def __getitem__(self, address: bytes) -> ChannelState:
         node_id = self._node_ids.get(address)
@@ -443,8 +557,8 @@ class _PartnerChannels(Mapping[bytes, ChannelState]):
         entries = self._channels.channels.values() if node_id is None else (
             entry for _, entry in self._channels.of_peer(node_id))
         for entry in entries:
-            if entry.ns != self._channels.ns:
-                continue  # multi-hop runs on the primary chain: a lock is never forwarded on another
+            if entry.ns != self._ns or addr_bytes(entry.onchain.state.token) != self._token:
+                continue
             state = entry.state
             if state.partner.address == address and (found is None or state.status is ChannelStatus.OPEN):
                 found = state
@@ -495,8 +609,10 @@ def unlock_request(contract: str, channel: hub.OnChainChannel, op: Operation) ->
 
 
 async def pay_routed(node: Node, peer_id: bytes, amount: int, metadata: bytes, timeout: float,
-                     max_fee: int | None, limits: LimitContext | None = None) -> dict[str, object]:
-    """`Node.pay` to a node we have no channel with: a routed payment under a payment request's hash."""
+                     max_fee: int | None, limits: LimitContext | None = None, room: ChainRoom | None = None,
+                     token: bytes | None = None) -> dict[str, object]:
+    """`Node.pay` to a node we have no channel with: a routed payment under a payment request's hash, in
+    `token` (default: the native coin) on `room`'s chain (default: the primary)."""
     from channeld.client._payreq import hash_from_metadata
     from channeld.node._ops import OperationRefused
     from channeld.protocol import KnownKey
@@ -506,14 +622,17 @@ async def pay_routed(node: Node, peer_id: bytes, amount: int, metadata: bytes, t
     if secrethash is None:
         raise OperationRefused(f"no open channel with node {peer_id.hex()}; to route, pay its payment "
                                "request (the request's hash locks every hop)")
+    room = room or node.rooms[0]
+    asset = Asset(room.chain_id, room.ns.contract, token or bytes(20))
     fee_cap = amount if max_fee is None else max_fee
     try:
         outcome = await node.transfers.pay(KnownKey(peer_id).address, amount, secrethash, fee_cap, timeout,
-                                           limits)
+                                           limits, asset)
     except RoutingError as exc:
         raise OperationRefused(f"{type(exc).__name__}: {exc}") from None
     except TransferFailed as exc:
         raise OperationRefused(str(exc)) from None
     status = {"succeeded": "accepted", "failed": "refused"}.get(outcome.status, "pending")
     return {"payment_id": outcome.payment_id, "amount": str(amount), "status": status, "routed": True,
-            "fees": str(outcome.fees), "reason": "; ".join(outcome.reasons) or None}
+            "chain": room.name, "chain_id": room.chain_id, "fees": str(outcome.fees),
+            "reason": "; ".join(outcome.reasons) or None}

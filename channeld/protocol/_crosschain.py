@@ -19,10 +19,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from channeld.errors import LocalFault
+import msgpack
+
+from channeld.errors import ChanneldError, LocalFault
 from channeld.protocol._events import ActionSendLockedTransfer, ActionTick, EventLockReceived
 from channeld.protocol._locks import lock_problem
 from channeld.protocol._mediator import MediatorState, handle_mediator
+from channeld.protocol._record import CorruptRecord
 from channeld.protocol._signing import keccak256
 from channeld.protocol._state import MAX_LOCK_LIFETIME, ChannelState, ChannelStatus, balance
 from channeld.protocol._transfer import (
@@ -33,6 +36,12 @@ from channeld.protocol._transfer import (
     TransferEffect,
     decode_route,
     encode_route,
+)
+from channeld.protocol._transfer_record import (
+    TRANSFER_RECORD_VERSION,
+    TransferState,
+    transfer_from_record,
+    transfer_to_record,
 )
 from channeld.wire import Lock
 
@@ -332,3 +341,44 @@ def handle_conversion(state: ConversionState, event: object) -> ConversionTransi
         event = ActionTick(event.now)
     inner, effects = handle_mediator(state.inner, event)
     return replace(state, inner=inner), effects
+
+
+# --- the converter's stored record ----------------------------------------------------------------------
+
+CONVERSION_RECORD_KIND = 4  # after the initiator (1), mediator (2) and target (3) kinds of _transfer_record
+
+
+def conversion_to_record(state: ConversionState) -> bytes:
+    """`[1, 4, mediator record, payer chain, payee chain, numerator (32 bytes), denominator (32 bytes),
+    fee base, fee ppm]`: the inner machine keeps its own layout (`transfer_to_record`)."""
+    t = state.terms
+    return msgpack.packb([TRANSFER_RECORD_VERSION, CONVERSION_RECORD_KIND, transfer_to_record(state.inner),
+                          state.payer_chain, state.payee_chain, t.numerator.to_bytes(32, "big"),
+                          t.denominator.to_bytes(32, "big"), t.fees.base, t.fees.ppm], use_bin_type=True)
+
+
+def payment_from_record(record: bytes) -> TransferState | ConversionState:
+    """Any stored payment machine: a converter's, or one of `transfer_from_record`'s."""
+    try:
+        fields = msgpack.unpackb(record, raw=False, use_list=True, strict_map_key=True)
+    except (ValueError, msgpack.ExtraData) as exc:
+        raise CorruptRecord(f"payment record does not parse: {exc}") from None
+    if type(fields) is not list or len(fields) < 2 or fields[1] != CONVERSION_RECORD_KIND:
+        return transfer_from_record(record)
+    try:
+        _, _, inner, payer_chain, payee_chain, numerator, denominator, fee_base, fee_ppm = fields
+        mediator = transfer_from_record(inner)
+        terms = ConversionTerms(int.from_bytes(numerator, "big"), int.from_bytes(denominator, "big"),
+                                FeePolicy(fee_base, fee_ppm))
+    except (ValueError, TypeError, ChanneldError) as exc:
+        raise CorruptRecord(f"conversion record does not parse: {exc}") from None
+    chains = (payer_chain, payee_chain)
+    if not isinstance(mediator, MediatorState) or any(type(chain) is not int for chain in chains):
+        raise CorruptRecord("a conversion record holds a mediator and two chain ids")
+    return ConversionState(mediator, payer_chain, payee_chain, terms)
+
+
+def payment_to_record(state: TransferState | ConversionState) -> bytes:
+    if isinstance(state, ConversionState):
+        return conversion_to_record(state)
+    return transfer_to_record(state)
