@@ -101,7 +101,9 @@ class PayBody(Body):
     amount: Amount | None = None
     request: str | None = Field(default=None, min_length=8, max_length=1024)
     max_fee: Amount | None = None  # the most a routed payment may pay the mediators in fees
-    chain: str | None = Field(default=None, min_length=1, max_length=64)  # direct: pay on this chain only
+    max_spend: Amount | None = None  # a request: the most to spend in our asset (across assets: required)
+    # direct: pay on this chain only; a request: pay from our native coin on this chain
+    chain: str | None = Field(default=None, min_length=1, max_length=64)
 
     @model_validator(mode="after")
     def _one_form(self) -> PayBody:

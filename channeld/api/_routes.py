@@ -218,7 +218,8 @@ class Idempotency:
 async def _pay(node: Node, body: PayBody) -> dict[str, Any]:
     max_fee = None if body.max_fee is None else int(body.max_fee)
     if body.request is not None:
-        return await node.requests.pay(body.request, max_fee)
+        max_spend = None if body.max_spend is None else int(body.max_spend)
+        return await node.requests.pay(body.request, max_fee, max_spend, body.chain)
     assert body.node_id is not None and body.amount is not None  # the model checks one form is given
     return await node.pay(bytes.fromhex(body.node_id), int(body.amount), max_fee=max_fee, chain=body.chain)
 

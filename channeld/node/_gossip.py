@@ -47,7 +47,7 @@ from channeld.routing import (
     sign_announcement,
 )
 from channeld.store import Namespace
-from channeld.wire import ChannelGossip
+from channeld.wire import ChannelGossip, ConversionGossip
 
 if TYPE_CHECKING:
     from channeld.node._channels import ChannelEntry
@@ -211,8 +211,10 @@ class Gossip:
         else only those changed since (`again`: all of them signed anew, to everyone)."""
         if again:
             self._own = {}
-        changed = self._refresh_own()
-        everything = [message for _, message in self._own.values()]
+        changed: list[ChannelGossip | ConversionGossip] = list(self._refresh_own())
+        everything: list[ChannelGossip | ConversionGossip] = [message for _, message in self._own.values()]
+        if again or any(self._told.get(p) is not s for p, s in self.node.peers.manager.sessions.items()):
+            everything += self.node.conversions.messages()
         told: dict[bytes, object] = {}
         for peer_id, session in list(self.node.peers.manager.sessions.items()):
             if not wants_gossip(session.remote_init.features):
@@ -275,7 +277,11 @@ class Gossip:
 
     # --- receiving --------------------------------------------------------------------------------------
 
-    def on_message(self, peer_id: bytes, message: ChannelGossip) -> None:
+    def on_message(self, peer_id: bytes, message: ChannelGossip | ConversionGossip) -> None:
+        if isinstance(message, ConversionGossip):
+            if self.node.conversions.on_message(peer_id, message):
+                self._flood(peer_id, message)
+            return
         view = self.views.get(Namespace(message.chain_id, message.contract)) if message.chain_id else None
         if view is None:
             self.refused += 1  # a chain we do not serve: we could not check the channel, nor route over it
@@ -291,8 +297,11 @@ class Gossip:
             self.refused += 1
             log.debug("gossip from %s refused: %s", peer_id.hex()[:16], exc)
             return
-        if not added:
-            return
+        if added:
+            self._flood(peer_id, message)
+
+    def _flood(self, peer_id: bytes, message: ChannelGossip | ConversionGossip) -> None:
+        """A new announcement on to every other peer that wants gossip."""
         self.relayed += 1
         for other, session in list(self.node.peers.manager.sessions.items()):
             if other != peer_id and wants_gossip(session.remote_init.features):

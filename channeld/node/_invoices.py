@@ -22,6 +22,7 @@ import functools
 import hashlib
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -31,6 +32,8 @@ from channeld.errors import LocalFault
 from channeld.node._events import NodeEvent
 from channeld.node._ops import OperationRefused
 from channeld.node._rooms import pick_room
+from channeld.protocol import KnownKey
+from channeld.protocol._crosschain import Asset
 from channeld.store import Namespace
 from channeld.wire import SecretReveal
 
@@ -41,6 +44,8 @@ ISSUED = "requests"
 PAID = "paid"
 MAX_EXPIRY = 365 * 24 * 3600
 RECEIPT_WAIT = 10.0
+PAY_TIMEOUT = 30.0  # seconds a routed payment is waited for before it is reported pending
+Payment = Callable[[], Awaitable[dict[str, Any]]]
 
 
 class UnknownRequest(LocalFault):
@@ -143,17 +148,60 @@ class PaymentRequestBook:
                                    "(or is being paid)")
         return request
 
-    async def pay(self, text: str, max_fee: int | None = None) -> dict[str, Any]:
+    async def pay(self, text: str, max_fee: int | None = None, max_spend: int | None = None,
+                  chain: str | None = None) -> dict[str, Any]:
+        """Pay a request. `chain`: pay from our native coin on that chain (default: in the request's own
+        asset); from another asset than the request's, `max_spend` (in ours) is required and a route
+        within it is found before anything is written or locked."""
         request = self.check_payable(text)
+        pay = self._paying_asset(request, chain)
+        payment: Payment
+        if pay == request_asset(request):
+            if max_spend is not None:
+                if max_spend < request.amount:
+                    raise OperationRefused(f"max_spend {max_spend} is below the amount {request.amount}")
+                max_fee = max_spend - request.amount if max_fee is None else min(max_fee,
+                                                                                 max_spend - request.amount)
+            payment = functools.partial(self.node.pay, request.node_id, request.amount,
+                                        metadata=payment_metadata(request.payment_hash), max_fee=max_fee,
+                                        chain=str(request.chain_id), token=request.token)
+        else:
+            payment = self._across(request, pay, max_spend)
+        return await self._pay_journaled(request, text, payment)
+
+    def _paying_asset(self, request: PaymentRequest, chain: str | None) -> Asset:
+        if chain is None:
+            return request_asset(request)
+        room = pick_room(self.node.rooms, chain)
+        return Asset(room.chain_id, room.ns.contract)
+
+    def _across(self, request: PaymentRequest, pay: Asset, max_spend: int | None) -> Payment:
+        """The cross-asset payment of `request` from `pay`, once a route within `max_spend` exists."""
+        from channeld.node._conversions import pay_across
+        from channeld.routing import RoutingError
+
+        if max_spend is None:
+            raise OperationRefused("paying from another asset than the request's needs max_spend (the most "
+                                   "to spend, in ours)")
+        node, receive, recipient = self.node, request_asset(request), KnownKey(request.node_id).address
+        room = node.room_of(Namespace(pay.chain_id, pay.contract))
+        try:
+            node.conversions.plan(recipient, receive, request.amount, pay, max_spend,
+                                  node.transfers.clocks[room.ns].current())
+        except RoutingError as exc:
+            raise OperationRefused(f"{type(exc).__name__}: {exc}") from None
+        limits = node._limits_for(request.node_id)
+        return functools.partial(pay_across, node, recipient, receive, request.amount, pay, max_spend,
+                                 request.payment_hash, PAY_TIMEOUT, limits)
+
+    async def _pay_journaled(self, request: PaymentRequest, text: str, payment: Payment) -> dict[str, Any]:
         key = request.payment_hash.hex()
         journal = self.node.journal
         waiter = self._receipts.setdefault(request.payment_hash, trio.Event())
         try:
             # `check_payable` sees the mark at once; no money moves before it is durable
             await journal.put_durable(PAID, key, {"status": "paying", "request": text})
-            result = await self.node.pay(request.node_id, request.amount,
-                                         metadata=payment_metadata(request.payment_hash),
-                                         max_fee=max_fee, chain=str(request.chain_id), token=request.token)
+            result = await payment()
         except BaseException:
             journal.delete_soon(PAID, key)
             raise
@@ -187,6 +235,10 @@ class PaymentRequestBook:
         waiter = self._receipts.get(payment_hash)
         if waiter is not None:
             waiter.set()
+
+
+def request_asset(request: PaymentRequest) -> Asset:
+    return Asset(request.chain_id, request.contract, request.token)
 
 
 def _public(record: dict[str, Any]) -> dict[str, Any]:

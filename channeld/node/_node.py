@@ -176,10 +176,12 @@ class Node(NodeOperations):
         self._build_multihop(setup)
 
     def _build_multihop(self, setup: ChainSetup) -> None:
+        from channeld.node._conversions import ConversionService
         from channeld.node._gossip import Gossip
         from channeld.node._transfers import TransferService
 
         self.gossip = Gossip(self)
+        self.conversions = ConversionService(self)
         self.transfers = TransferService(self)
         self.transfers.load()
         self.channels.on_effects = self.transfers.on_channel_effects

@@ -48,6 +48,7 @@ from channeld.wire import (
     BatchRefusal,
     ChannelGossip,
     ChannelOpened,
+    ConversionGossip,
     Error,
     Init,
     LockedTransfer,
@@ -123,8 +124,9 @@ class PeerService:
         self._nursery: trio.Nursery | None = None
         # A preimage a partner sent us outside a channel's locks (the answer to a paid payment request).
         self.on_secret: Callable[[bytes, bytes], None] = lambda peer_id, secret: None
-        # A signed channel announcement (node/_gossip.py checks it against the chain and relays it).
-        self.on_gossip: Callable[[bytes, ChannelGossip], None] = lambda peer_id, message: None
+        # A signed channel or conversion announcement (node/_gossip.py checks it and relays it).
+        self.on_gossip: Callable[[bytes, ChannelGossip | ConversionGossip], None] = \
+            lambda peer_id, message: None
         # Batch settlement consent, asked of us or answered to us (node/_batch.py).
         self.on_batch: Callable[[bytes, Message], None] = lambda peer_id, message: None
 
@@ -270,7 +272,7 @@ class PeerService:
         session.close(TooManyPendingChannels(text))
 
     def _dispatch(self, session: Session, message: Message) -> None:
-        if isinstance(message, ChannelGossip):
+        if isinstance(message, ChannelGossip | ConversionGossip):
             self.on_gossip(session.node_id, message)
             return
         if isinstance(message, SecretReveal):

@@ -30,7 +30,7 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -42,6 +42,12 @@ from channeld.chain import contract as hub
 from channeld.errors import ChanneldError, LocalFault
 from channeld.limits import LimitContext
 from channeld.node._records import Operation, addr_bytes
+from channeld.node._transfer_views import (
+    ChainClock,
+    ChannelStates,
+    PartnerChannels,
+    lock_expired_in_flight,
+)
 from channeld.protocol import (
     TRANSITIONS,
     ActionTick,
@@ -78,13 +84,14 @@ from channeld.protocol._crosschain import (
     handle_conversion,
     payment_from_record,
     payment_to_record,
+    start_conversion,
 )
 from channeld.routing import ChannelGraph
 from channeld.store import Namespace
-from channeld.wire import LockExpired, SecretReveal
+from channeld.wire import SecretReveal
 
 if TYPE_CHECKING:
-    from channeld.node._channels import ChannelEntry, ChannelService
+    from channeld.node._channels import ChannelEntry
     from channeld.node._node import Node
     from channeld.node._rooms import ChainRoom
 
@@ -95,8 +102,6 @@ TICK_INTERVAL = 0.1
 RETRY_FIRST = 1.0  # seconds before a refused `LockExpired` is sent again; doubled after each refusal
 RETRY_LONGEST = 60.0
 LOCK_NOT_EXPIRED = refusal_code(LockNotExpired(""))
-# seconds without a completed chain read (at least, and in polls) after which our clock may be far behind
-STALE_VIEW, STALE_POLLS = 1.0, 3
 MAX_DEFERRED_REVEALS = 1024
 NATIVE_TOKEN = hub.ETHER
 
@@ -127,26 +132,6 @@ def is_done(state: PaymentState) -> bool:
     if isinstance(state, ConversionState):
         return state.inner.done
     return state.complete and not state.locks
-
-
-class ChainClock:
-    """One chain's time as its payment machines see it, and how far its secret registry was read."""
-
-    def __init__(self, room: ChainRoom) -> None:
-        self.room = room
-        self.now = 0
-        self.payments_now = 0  # the time of the block before the newest: the payment machines' clock
-        self.registry: str | None = None
-        self.next_registry_block = room.setup.deploy_block
-
-    def current(self) -> int:
-        """The latest time we know of this chain."""
-        return max(self.room.watcher.chain_time, self.now)
-
-    def is_fresh(self) -> bool:
-        watcher = self.room.watcher
-        stale_after = max(STALE_VIEW, STALE_POLLS * watcher.poll_interval)
-        return trio.current_time() - watcher.fresh_as_of <= stale_after
 
 
 class TransferService:
@@ -248,6 +233,14 @@ class TransferService:
             return
         if not self.forward:
             log.info("not forwarding payment %d (routing.forward = no)", event.payment_id)
+            return
+        converter = self.node.conversions.converter_for(event, entry, self._by_partner)
+        if isinstance(converter, str):
+            log.info("not converting payment %d: %s", event.payment_id, converter)
+            return  # the lock expires back to its payer
+        if converter is not None:
+            self._chain_of[secrethash] = Namespace(converter.into.chain_id, converter.into.contract)
+            self._effects(*start_conversion(event, entry.state, converter))
             return
         self._chain_of[secrethash] = entry.ns
         by_partner = self._by_partner(entry.ns, addr_bytes(entry.onchain.state.token))
@@ -382,7 +375,7 @@ class TransferService:
         now, sent = trio.current_time(), 0
         for (cid, nonce), (due, delay) in list(self._retries.items()):
             entry = self.channels.channels.get(cid)
-            message = None if entry is None else _lock_expired_in_flight(entry.state, nonce)
+            message = None if entry is None else lock_expired_in_flight(entry.state, nonce)
             if entry is None or message is None or entry.state.status is not ChannelStatus.OPEN:
                 del self._retries[(cid, nonce)]  # accepted meanwhile, or the chain settles it now
             elif due <= now:
@@ -485,8 +478,7 @@ class TransferService:
         `limits`: the risk limits and ledger the payment is checked against before any lock is signed;
         the node's ledger counts it from then on.
         """
-        if secrethash in self.payments:
-            raise TransferFailed(f"a payment under hash 0x{secrethash.hex()} is already in progress")
+        self.check_new(secrethash)
         asset = asset or self.node.gossip.primary.asset()
         ns = Namespace(asset.chain_id, asset.contract)
         routes = self.node.gossip.plan(target, amount, fee_cap, asset)
@@ -494,14 +486,7 @@ class TransferService:
         payment_id = secrets.randbits(63)
         state, effects = start_payment(payment_id, self.channels.signer.address, amount, secrethash, fee_cap,
                                        routes, self._states(), self.clocks[ns].current(), limits)
-        if limits is not None:
-            self.node.ledger = limits.recorded(amount)
-        waiter = self._waiters[secrethash] = trio.Event()
-        await self.channels.wait_round(self._effects(state, effects))
-        with trio.move_on_after(timeout):
-            await waiter.wait()
-        self._waiters.pop(secrethash, None)
-        outcome = self._outcomes.pop(secrethash, None)
+        outcome = await self.run_payment(state, effects, timeout, limits)
         if isinstance(outcome, EventTransferSucceeded):
             graph = self.node.gossip.graph_of(asset)
             for route in routes:
@@ -513,71 +498,33 @@ class TransferService:
             return PayOutcome("failed", payment_id, reasons=outcome.reasons)
         return PayOutcome("pending", payment_id)
 
+    def check_new(self, secrethash: bytes) -> None:
+        if secrethash in self.payments:
+            raise TransferFailed(f"a payment under hash 0x{secrethash.hex()} is already in progress")
+
+    async def run_payment(self, state: InitiatorState, effects: list[TransferEffect], timeout: float,
+                          limits: LimitContext | None) -> TransferEffect | None:
+        """Start our payment machine (its lock goes out once its round is durable) and wait up to
+        `timeout` for its outcome (None: still pending)."""
+        if limits is not None:
+            self.node.ledger = limits.recorded(state.amount)
+        waiter = self._waiters[state.secrethash] = trio.Event()
+        await self.channels.wait_round(self._effects(state, effects))
+        with trio.move_on_after(timeout):
+            await waiter.wait()
+        self._waiters.pop(state.secrethash, None)
+        return self._outcomes.pop(state.secrethash, None)
+
+    def states(self) -> Mapping[bytes, ChannelState]:
+        return self._states()
+
     # --- views ----------------------------------------------------------------------------------------
 
     def _states(self) -> Mapping[bytes, ChannelState]:
-        return _ChannelStates(self.channels)
+        return ChannelStates(self.channels)
 
     def _by_partner(self, ns: Namespace, token: bytes) -> Mapping[bytes, ChannelState]:
-        return _PartnerChannels(self.channels, self.node.peers.addresses, ns, token)
-
-
-class _ChannelStates(Mapping[bytes, ChannelState]):
-    """Every channel's state by id, read when asked: a payment looks up one or two of a hub's thousand
-    channels, so copying them all into a dict per input made each payment O(channels)."""
-
-    def __init__(self, channels: ChannelService) -> None:
-        self._channels = channels.channels
-
-    def __getitem__(self, channel_id: bytes) -> ChannelState:
-        return self._channels[channel_id].state
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self._channels)
-
-    def __len__(self) -> int:
-        return len(self._channels)
-
-
-class _PartnerChannels(Mapping[bytes, ChannelState]):
-    """Our channel in one asset (chain, contract and token) with each partner address (an open one
-    where there is one), found through the partner index rather than a scan of every channel per
-    mediated lock. A lock is forwarded in the asset it arrived in: never on another chain or token."""
-
-    def __init__(self, channels: ChannelService, node_ids: Mapping[bytes, bytes], ns: Namespace,
-                 token: bytes) -> None:
-        self._channels = channels
-        self._node_ids = node_ids  # partner address -> node id
-        self._ns = ns
-        self._token = token
-
-    def __getitem__(self, address: bytes) -> ChannelState:
-        node_id = self._node_ids.get(address)
-        found = None
-        entries = self._channels.channels.values() if node_id is None else (
-            entry for _, entry in self._channels.of_peer(node_id))
-        for entry in entries:
-            if entry.ns != self._ns or addr_bytes(entry.onchain.state.token) != self._token:
-                continue
-            state = entry.state
-            if state.partner.address == address and (found is None or state.status is ChannelStatus.OPEN):
-                found = state
-        if found is None:
-            raise KeyError(address)
-        return found
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter({entry.state.partner.address: None for entry in self._channels.channels.values()})
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-
-def _lock_expired_in_flight(state: ChannelState, nonce: int) -> LockExpired | None:
-    for message in state.locks_in_flight:
-        if isinstance(message, LockExpired) and message.balance_proof.nonce == nonce:
-            return message
-    return None
+        return PartnerChannels(self.channels, self.node.peers.addresses, ns, token)
 
 
 # --- the transactions a payment asks for ----------------------------------------------------------------

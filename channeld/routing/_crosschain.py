@@ -55,14 +55,16 @@ class UnknownChain(RoutingError):
 
 
 class CrossChainGraph:
-    """One `ChannelGraph` per asset we route in, and the verified conversions between them."""
+    """One `ChannelGraph` per asset we route in, and the verified conversions between them.
+
+    `graphs` is read live, not copied: a node adds an asset's graph when it first meets the asset."""
 
     def __init__(self, graphs: Mapping[Asset, ChannelGraph]) -> None:
         for asset, graph in graphs.items():
             if (graph.chain_id, graph.contract) != (asset.chain_id, asset.contract):
                 raise RoutingError(f"the graph for {asset} is for chain {graph.chain_id}, contract "
                                    f"0x{graph.contract.hex()}")
-        self._graphs = dict(graphs)
+        self._graphs = graphs
         self._conversions: dict[tuple[bytes, Asset, Asset], ConversionAnnouncement] = {}
 
     def channels(self, asset: Asset) -> ChannelGraph | None:

@@ -1,0 +1,159 @@
+"""Payments across chains through real daemons: a pays on alpha, c receives on beta (and back), b converts.
+
+b's config converts alpha's coin into beta's at 2/1 (fee 7 + 1000 ppm) and beta's into alpha's at 1/2
+(fee 5). Each payer states the most it spends in its own asset; the recipient must receive exactly its
+request's amount in its own asset, and b's channels on both chains show it earned its fee at its rate.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from channeld.api._client import ApiError
+from channeld.protocol import FeePolicy
+from channeld.protocol._crosschain import ConversionTerms
+from tests.multichain.crosschain import (
+    World,
+    balance,
+    deposit_from,
+    open_between,
+    pay_when_routable,
+    request,
+    three_nodes,
+    view,
+)
+from tests.node.helpers import wait_until
+from tests.node.multihop import advance_chain, mine_until, pause, resume
+
+ALPHA_TO_BETA = ConversionTerms(2, 1, FeePolicy(7, 1000))
+BETA_TO_ALPHA = ConversionTerms(1, 2, FeePolicy(5, 0))
+CONVERTER = """
+[[conversions]]
+from = "alpha:native"
+to = "beta:native"
+rate = "2/1"
+fee_base = 7
+fee_ppm = 1000
+
+[[conversions]]
+from = "beta:native"
+to = "alpha:native"
+rate = "1/2"
+fee_base = 5
+"""
+
+
+@dataclass
+class Across:
+    world: World
+    ab: str  # a - b on alpha
+    bc: str  # b - c on beta
+
+
+@pytest.fixture(scope="module")
+def across(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Across]:
+    with three_nodes(tmp_path_factory.mktemp("crosschain"), converter=CONVERTER) as world:
+        ab, bc = open_between(world.a, world.b, "alpha"), open_between(world.b, world.c, "beta")
+        deposit_from(world.b, ab)  # b can pay a back on alpha
+        deposit_from(world.c, bc)  # c can pay b on beta
+        yield Across(world, ab, bc)
+
+
+def balances(x: Across) -> dict[str, int]:
+    w = x.world
+    return {"a": balance(w.a, x.ab), "b_alpha": balance(w.b, x.ab), "b_beta": balance(w.b, x.bc),
+            "c": balance(w.c, x.bc)}
+
+
+def settled(x: Across, before: dict[str, int], change: dict[str, int]) -> dict[str, int]:
+    """Wait until every channel shows `change` from `before` (locks unlocked on both chains)."""
+    def arrived() -> dict[str, int] | None:
+        now = balances(x)
+        return now if all(now[k] - before[k] == change.get(k, 0) for k in before) else None
+
+    found: dict[str, int] = wait_until(arrived, timeout=40, what=f"balances to move by {change}")
+    return found
+
+
+def test_alpha_to_beta_arrives_exactly_and_the_converter_earns_its_fee(across: Across) -> None:
+    a, c = across.world.a, across.world.c
+    amount = 100_000
+    spend = ALPHA_TO_BETA.amount_in(amount)  # 50,054: (100,000 + 107 fee) / 2, rounded up
+    before = balances(across)
+    result = pay_when_routable(a, {"request": request(c, amount, "beta"), "chain": "alpha",
+                                   "max_spend": str(spend + 1000)})
+    assert result["status"] == "accepted", result
+    assert (int(result["spent"]), result["preimage"] is not None) == (spend, True)
+    settled(across, before, {"a": -spend, "b_alpha": spend, "b_beta": -amount, "c": amount})
+    # what b took in on alpha is worth, at its own rate, what it paid out on beta plus at least its fee
+    assert ALPHA_TO_BETA.value_of(spend) - amount >= ALPHA_TO_BETA.fees.fee(amount)
+
+
+def test_beta_to_alpha_arrives_exactly(across: Across) -> None:
+    a, c = across.world.a, across.world.c
+    amount = 40_000
+    spend = BETA_TO_ALPHA.amount_in(amount)  # 80,010: (40,000 + 5) x 2
+    before = balances(across)
+    result = pay_when_routable(c, {"request": request(a, amount, "alpha"), "chain": "beta",
+                                   "max_spend": str(spend)})
+    assert result["status"] == "accepted" and int(result["spent"]) == spend, result
+    settled(across, before, {"c": -spend, "b_beta": spend, "b_alpha": -amount, "a": amount})
+
+
+def test_a_rate_beyond_the_cap_fails_before_anything_is_locked(across: Across) -> None:
+    a, c = across.world.a, across.world.c
+    amount = 100_000
+    text = request(c, amount, "beta")
+    spend = ALPHA_TO_BETA.amount_in(amount)
+    # a small payment first: the routes are known (a cap is checked against routes, not their absence)
+    pay_when_routable(a, {"request": request(c, 10, "beta"), "chain": "alpha", "max_spend": "100"})
+    before, nonce = balances(across), view(a, across.ab)["our_nonce"]
+    with pytest.raises(ApiError, match=rf"SpendCapExceeded: receiving {amount} costs at least {spend}"):
+        a.call("POST", "/payments", {"request": text, "chain": "alpha", "max_spend": str(spend - 1)})
+    assert balances(across) == before and view(a, across.ab)["our_nonce"] == nonce  # nothing locked
+    with pytest.raises(ApiError, match="needs max_spend"):
+        a.call("POST", "/payments", {"request": text, "chain": "alpha"})
+    # nothing was stored either: the same request is still payable, once the cap covers the rate
+    result = a.call("POST", "/payments", {"request": text, "chain": "alpha", "max_spend": str(spend)})
+    assert result["status"] == "accepted", result
+
+
+def test_a_converter_killed_mid_payment_leaves_everyone_whole_once_the_locks_expire(across: Across) -> None:
+    """b forwards the lock to c (frozen, so the secret never comes back) and is SIGKILLed; once both
+    chains pass every expiry and b is back, each lock has expired back to its sender on its own chain."""
+    w = across.world
+    amount = 30_000
+    text = request(w.c, amount, "beta")
+    before = balances(across)
+    pause(w.c)
+    answers: list[object] = []
+
+    def pay() -> None:  # "pending", or a timeout, while the route is stuck
+        body = {"request": text, "chain": "alpha", "max_spend": str(ALPHA_TO_BETA.amount_in(amount))}
+        try:
+            answers.append(w.a.call("POST", "/payments", body))
+        except ApiError as exc:
+            answers.append(exc)
+
+    paying = threading.Thread(target=pay, daemon=True)
+    try:
+        paying.start()
+        wait_until(lambda: balance(w.b, across.bc) == before["b_beta"] - amount, timeout=40,
+                   what="b's lock toward c")
+        w.b.kill(signal.SIGKILL)
+        for chain in (w.alpha, w.beta):
+            advance_chain(chain.anvil, 4 * 3600)  # past every lock of the route, on both chains
+    finally:
+        resume(w.c)
+    w.b.start(timeout=60)
+    for chain in (w.alpha, w.beta):
+        mine_until(chain.anvil, lambda: balances(across) == before, what=f"locks expired on {chain.name}",
+                   timeout=60)
+    paying.join(timeout=60)
+    assert answers and not (isinstance(answers[0], dict) and answers[0]["status"] == "accepted"), answers
+    assert [view(d, cid)["in_flight"] for d, cid in ((w.a, across.ab), (w.c, across.bc))] == [0, 0]
