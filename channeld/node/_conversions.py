@@ -167,6 +167,7 @@ class ConversionService:
 
     def _served_markers(self) -> set[bytes]:
         markers = {asset.marker for asset in self.node.gossip.graphs}
+        markers |= {Asset(room.chain_id, room.ns.contract).marker for room in self.node.rooms}
         markers |= {offer.target.marker for offer in self.offers}
         return markers
 

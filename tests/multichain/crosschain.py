@@ -23,7 +23,7 @@ DEPOSIT = 10**18
 FEE_BASE = 3
 # blocks come when the tests mine them: a second each at most, a registration mined at once
 TIMING = "block_time = 1\nregister_time = 5\nclock_skew = 2\n"
-ROUTING = f'[node]\nlog_level = "debug"\n[routing]\ngossip_interval = "300ms"\nfee_base = {FEE_BASE}\n'
+ROUTING = f'[routing]\ngossip_interval = "300ms"\nfee_base = {FEE_BASE}\n'
 
 
 @dataclass

@@ -26,7 +26,9 @@ from tests.multichain.crosschain import (
     request,
     three_nodes,
     view,
+    write_config,
 )
+from tests.multichain.helpers import MultiChainDaemon
 from tests.node.helpers import wait_until
 from tests.node.multihop import advance_chain, mine_until, pause, resume
 
@@ -62,6 +64,29 @@ def across(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Across]:
         deposit_from(world.b, ab)  # b can pay a back on alpha
         deposit_from(world.c, bc)  # c can pay b on beta
         yield Across(world, ab, bc)
+
+
+class Paying:
+    """A request paid from alpha in a thread: the call answers "pending" (or times out) while a route is
+    stuck, and the test meanwhile acts on the daemons."""
+
+    def __init__(self, payer: MultiChainDaemon, text: str, max_spend: int) -> None:
+        self.answers: list[object] = []
+        body = {"request": text, "chain": "alpha", "max_spend": str(max_spend)}
+
+        def pay() -> None:
+            try:
+                self.answers.append(payer.call("POST", "/payments", body))
+            except ApiError as exc:
+                self.answers.append(exc)
+
+        self.thread = threading.Thread(target=pay, daemon=True)
+        self.thread.start()
+
+    def accepted(self) -> bool:
+        self.thread.join(timeout=60)
+        answer = self.answers[0] if self.answers else None
+        return isinstance(answer, dict) and answer["status"] == "accepted"
 
 
 def balances(x: Across) -> dict[str, int]:
@@ -131,18 +156,8 @@ def test_a_converter_killed_mid_payment_leaves_everyone_whole_once_the_locks_exp
     text = request(w.c, amount, "beta")
     before = balances(across)
     pause(w.c)
-    answers: list[object] = []
-
-    def pay() -> None:  # "pending", or a timeout, while the route is stuck
-        body = {"request": text, "chain": "alpha", "max_spend": str(ALPHA_TO_BETA.amount_in(amount))}
-        try:
-            answers.append(w.a.call("POST", "/payments", body))
-        except ApiError as exc:
-            answers.append(exc)
-
-    paying = threading.Thread(target=pay, daemon=True)
+    paying = Paying(w.a, text, ALPHA_TO_BETA.amount_in(amount))
     try:
-        paying.start()
         wait_until(lambda: balance(w.b, across.bc) == before["b_beta"] - amount, timeout=40,
                    what="b's lock toward c")
         w.b.kill(signal.SIGKILL)
@@ -154,6 +169,26 @@ def test_a_converter_killed_mid_payment_leaves_everyone_whole_once_the_locks_exp
     for chain in (w.alpha, w.beta):
         mine_until(chain.anvil, lambda: balances(across) == before, what=f"locks expired on {chain.name}",
                    timeout=60)
-    paying.join(timeout=60)
-    assert answers and not (isinstance(answers[0], dict) and answers[0]["status"] == "accepted"), answers
+    assert not paying.accepted()
     assert [view(d, cid)["in_flight"] for d, cid in ((w.a, across.ab), (w.c, across.bc))] == [0, 0]
+
+
+def test_a_converter_that_withdrew_its_offer_forwards_nothing_and_the_lock_expires_back(
+        across: Across) -> None:
+    """b restarts without `[[conversions]]`; a still holds its signed rate (live for hours) and routes
+    through it: b finds beta's marker after itself, does not convert into it, forwards nothing."""
+    w = across.world
+    write_config(w.b, [w.alpha, w.beta])
+    w.b.kill(signal.SIGTERM)
+    w.b.start(timeout=60)
+    wait_until(lambda: len(w.b.call("GET", "/info")["peers"]) == 2, timeout=30, what="b reconnected")
+    amount = 20_000
+    before = balances(across)
+    spend = ALPHA_TO_BETA.amount_in(amount)
+    paying = Paying(w.a, request(w.c, amount, "beta"), spend)
+    wait_until(lambda: "not converting payment" in w.b.log(), timeout=40, what="b's refusal")
+    assert balance(w.a, across.ab) == before["a"] - spend  # locked toward b, and nothing forwarded
+    assert balances(across)["b_beta"] == before["b_beta"]
+    advance_chain(w.alpha.anvil, 4 * 3600)
+    mine_until(w.alpha.anvil, lambda: balances(across) == before, what="a's lock expired back", timeout=60)
+    assert not paying.accepted()
