@@ -74,7 +74,8 @@ class RiskLimits:
     max_pending_locks: int = field(
         default=64,
         metadata={"doc": "Most hash-time locks pending at once in one channel, both directions "
-                  "together; a partner's lock beyond it is refused.", "kind": "int",
+                  "together; a partner's lock beyond it is accepted but not acted on (not forwarded, "
+                  "not claimed).", "kind": "int",
                   "min": 0, "max": MAX_PENDING_LOCKS_CEILING})
 
     def __post_init__(self) -> None:
@@ -110,7 +111,8 @@ def _minute(ledger: RiskLedger, now: float) -> int:
     return math.floor(max(now, ledger.latest) / BUCKET_SECONDS)
 
 
-def _live(buckets: Buckets, minute: int) -> Buckets:
+def live_buckets(buckets: Buckets, minute: int) -> Buckets:
+    """`buckets` without those that left the window ending at `minute`."""
     oldest = minute - _WINDOW_BUCKETS + 1
     if not buckets or buckets[0][0] >= oldest:
         return buckets
@@ -118,7 +120,7 @@ def _live(buckets: Buckets, minute: int) -> Buckets:
 
 
 def _window_sum(buckets: Buckets, minute: int) -> int:
-    return sum(amount for _, amount in _live(buckets, minute))
+    return sum(amount for _, amount in live_buckets(buckets, minute))
 
 
 def _add(buckets: Buckets, minute: int, amount: int) -> Buckets:
@@ -205,8 +207,9 @@ def _record(ledger: RiskLedger, peer: str, amount: int, now: float) -> RiskLedge
 def _advanced(ledger: RiskLedger, minute: int) -> RiskLedger:
     """The ledger moved on to a new minute: expired buckets and peers idle for an hour are dropped and
     the window sums recounted (once per minute, not per payment)."""
-    per_peer = {name: live for name, buckets in ledger.per_peer.items() if (live := _live(buckets, minute))}
-    total = _live(ledger.total, minute)
+    per_peer = {name: live for name, buckets in ledger.per_peer.items()
+                if (live := live_buckets(buckets, minute))}
+    total = live_buckets(ledger.total, minute)
     sent = {name: _window_sum(buckets, minute) for name, buckets in per_peer.items()}
     return RiskLedger(per_peer=MappingProxyType(per_peer), total=total, latest=ledger.latest, minute=minute,
                       peer_sent=MappingProxyType(sent), total_sent=_window_sum(total, minute))

@@ -88,11 +88,7 @@ class Offer:
 
 def timing_of(room: ChainRoom) -> ChainTiming:
     """The chain's timing from its config entry (block time, confirmations, registration, skew)."""
-    timing = getattr(room.config, "timing", None)  # the config's timing keys land with [[conversions]]
-    if timing is None:
-        return ChainTiming(room.chain_id, 12, room.config.confirmations, 120)
-    result: ChainTiming = timing(room.chain_id)
-    return result
+    return room.config.timing(room.chain_id)
 
 
 def asset_of(entry: ChannelEntry) -> Asset:
@@ -198,7 +194,7 @@ def initiator_route(route: CrossChainRoute, first: ChannelState, now: int) -> Ro
 def _offers(node: Node) -> list[Offer]:
     """The configured conversions between chains this node reached."""
     found = []
-    for entry in getattr(node.config, "conversions", ()):
+    for entry in node.config.conversions:
         source_room, target_room = node.rooms[entry.source.chain], node.rooms[entry.target.chain]
         found.append(Offer(entry.source.asset(source_room.chain_id, source_room.ns.contract),
                            entry.target.asset(target_room.chain_id, target_room.ns.contract), entry.terms()))
