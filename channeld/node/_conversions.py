@@ -104,6 +104,7 @@ class ConversionService:
         self._serial = int(time.time())  # grows across restarts: a restarted node's serials still win
         self._own: dict[Offer, ConversionAnnouncement] = {}
         self.refused = 0
+        self._markers: tuple[int, frozenset[bytes]] = (-1, frozenset())  # (graphs counted, their markers)
 
     # --- our announcements -----------------------------------------------------------------------------
 
@@ -128,10 +129,9 @@ class ConversionService:
     def on_message(self, peer_id: bytes, message: ConversionGossip) -> bool:
         """Verify and keep a peer's conversion; True when it is new (to be flooded on)."""
         try:
-            announcement = conversion_from_wire(message)
-            for asset in (announcement.source, announcement.target):
-                self.node.gossip.graph_of(asset)  # an asset on a chain we serve gets its graph now
-            added = self.graph.add_conversion(announcement, int(time.time()))
+            # only assets with a graph already (a channel in them was announced): a peer naming made-up
+            # tokens cannot make us keep a graph per token
+            added = self.graph.add_conversion(conversion_from_wire(message), int(time.time()))
         except BadAnnouncement as exc:
             self.refused += 1
             log.debug("conversion from %s refused: %s", peer_id.hex()[:16], exc)
@@ -161,11 +161,15 @@ class ConversionService:
             return f"we do not convert {source} into the asset the route asks for"
         return None
 
-    def _served_markers(self) -> set[bytes]:
-        markers = {asset.marker for asset in self.node.gossip.graphs}
-        markers |= {Asset(room.chain_id, room.ns.contract).marker for room in self.node.rooms}
-        markers |= {offer.target.marker for offer in self.offers}
-        return markers
+    def _served_markers(self) -> frozenset[bytes]:
+        """The markers of every asset we know (a keccak each: kept until a new asset's graph appears,
+        since every mediated lock asks)."""
+        graphs = self.node.gossip.graphs
+        if self._markers[0] != len(graphs):
+            assets = {*graphs, *(Asset(room.chain_id, room.ns.contract) for room in self.node.rooms),
+                      *(offer.target for offer in self.offers)}
+            self._markers = (len(graphs), frozenset(asset.marker for asset in assets))
+        return self._markers[1]
 
     # --- paying across ---------------------------------------------------------------------------------
 

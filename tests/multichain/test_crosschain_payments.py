@@ -8,6 +8,8 @@ request's amount in its own asset, and b's channels on both chains show it earne
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ from tests.multichain.crosschain import (
 from tests.multichain.helpers import ChainEntry, MultiChainDaemon
 from tests.node.helpers import wait_until
 from tests.node.multihop import advance_chain, mine_until, pause, resume
+from tests.tools import REPO
 
 ALPHA_TO_BETA = ConversionTerms(2, 1, FeePolicy(7, 1000))
 BETA_TO_ALPHA = ConversionTerms(1, 2, FeePolicy(5, 0))
@@ -155,6 +158,12 @@ def test_a_rate_beyond_the_cap_fails_before_anything_is_locked(across: Across) -
     assert balances(across) == before and view(a, across.ab)["our_nonce"] == nonce  # nothing locked
     with pytest.raises(ApiError, match="needs max_spend"):
         a.call("POST", "/payments", {"request": text, "chain": "alpha"})
+    cli = subprocess.run([sys.executable, "-m", "channeld.cli", "--datadir", str(a.datadir), "pay", text,
+                          "--chain", "alpha", "--max-spend", str(spend - 1)],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert cli.returncode != 0 and len(cli.stderr.strip().splitlines()) == 1, cli.stderr
+    assert "SpendCapExceeded" in cli.stderr
+    assert balances(across) == before and view(a, across.ab)["our_nonce"] == nonce
     # nothing was stored either: the same request is still payable, once the cap covers the rate
     result = a.call("POST", "/payments", {"request": text, "chain": "alpha", "max_spend": str(spend)})
     assert result["status"] == "accepted", result
