@@ -106,8 +106,8 @@ class _Round:
     def batch(self, ns: Namespace, channels: dict[bytes, ChannelEntry]) -> Batch:
         """The round's store batch; each changed channel's row is encoded once, from its latest state.
 
-        Channels, outbox rows and cursors go under their own chain's namespace; payment machines (multi-hop
-        runs on the primary chain) under `ns`."""
+        Channels, outbox rows and cursors go under their own chain's namespace; payment machines (of every
+        chain: a secrethash names one payment wherever its locks live) under the primary's, `ns`."""
         batch = Batch()
         for cid in self.changed:
             entry = channels[cid]

@@ -404,6 +404,8 @@ def run_pay(args: argparse.Namespace) -> int:
     result = _client(args).call("POST", "/payments", body)
     lines = [f"payment {result['payment_id']} of {format_amount(int(result['amount']))}: {result['status']}"
              + (f" ({result['reason']})" if result.get("reason") else "")]
+    if result.get("spent") is not None:  # paid from another asset than the request's, through a converter
+        lines.append(f"spent {format_amount(int(result['spent']))} on chain {result['chain']}")
     if result.get("preimage"):
         lines.append(f"receipt (preimage) {result['preimage']}")
     _print(args, result, lines)

@@ -1,15 +1,17 @@
-"""Gossip and the channel graph: our channels announced to every peer, theirs verified against the chain.
+"""Gossip and the channel graphs: our channels announced to every peer, theirs verified against the chain.
 
-The graph holds our own channels (exact balances, refreshed before each search) and every announcement a
-peer sent that checks out: signed by its announcer, for our chain and contract, and naming a channel the
-chain holds with exactly those participants and capacity. The chain's view of all channels (not only
-ours) comes from the contract's logs, read here; an announcement that arrives before its channel's logs
-waits for them a few seconds (`EARLY_WAIT`), and is refused if they never come. A new announcement is
-relayed to every other peer that wants gossip (flooding; a `serial` no higher than the one held stops
-the flood). Our own announcements are signed once per change (a channel newly open, its capacity, our
-fees) and sent incrementally: all of them to a peer newly connected, then only what changed; every
-`routing.gossip_interval` all are signed anew (a higher serial, so a flood a peer further away missed,
-having refused an announcement that came before its logs, runs again) and sent to every peer that
+Each chain the node serves has a `ChainView`: its contract's logs, and one graph per asset (token) on it.
+A graph holds our own channels in its asset (exact balances, refreshed before each search) and every
+announcement a peer sent that checks out: signed by its announcer, for a chain and contract we serve, and
+naming a channel that chain holds with exactly those participants and capacity. Conversion announcements
+(`ConversionGossip`) ride the same flood and go to `node/_conversions.py`. The chain's view of all
+channels (not only ours) comes from the contract's logs, read here; an announcement that arrives before
+its channel's logs waits for them a few seconds (`EARLY_WAIT`), and is refused if they never come. A new
+announcement is relayed to every other peer that wants gossip (flooding; a `serial` no higher than the one
+held stops the flood). Our own announcements are signed once per change (a channel newly open, its
+capacity, our fees) and sent incrementally: all of them to a peer newly connected, then only what changed;
+every `routing.gossip_interval` all are signed anew (a higher serial, so a flood a peer further away
+missed, having refused an announcement that came before its logs, runs again) and sent to every peer that
 wants gossip.
 
 Only peers whose `Init.features` carry the gossip bit (`GOSSIP_FEATURES`: every channeld node, which
@@ -273,6 +275,7 @@ class Gossip:
             self.announce(again=again)
             if again:
                 last_announce = trio.current_time()
+                self.node.conversions.graph.forget_expired(int(time.time()))
             await trio.sleep(self.node.config.chain.poll_interval)
 
     # --- receiving --------------------------------------------------------------------------------------

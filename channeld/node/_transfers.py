@@ -6,11 +6,13 @@ them, so a machine's new state, and every channel input its `ChannelDo`s cause, 
 changed, before any message that depends on them leaves (a mediator's relayed `SecretReveal` depends on
 none of them and leaves at once: proto/state-machine.md, relaying a reveal). Inputs, per secrethash:
 
-* `EventLockReceived`: a payment request of ours (journaled by `PaymentRequestBook`) makes us the target,
-  anything else is mediated (unless `routing.forward = no`: then the lock just expires back to its payer);
+* `EventLockReceived`: a payment request of ours (journaled by `PaymentRequestBook`) in the lock's asset
+  makes us the target; a route asking us to convert goes to the converter machine (`node/_conversions.py`);
+  anything else is mediated in the same asset (unless `routing.forward = no`: then the lock just expires
+  back to its payer);
 * `EventLockUnlocked` / `EventLockExpired` from our channels, a partner's `SecretReveal`;
-* the secret registry's `SecretRevealed` logs and each block's time, in that order, after the channels
-  heard them (`run`).
+* each chain's secret registry logs and block time, in that order, after the channels heard them (`run`):
+  a payment hears the clock of the chain its locks live on (a converter: the chain it pays out on).
 
 A partner's `SecretReveal` that arrives while our chain view is stale (no read of the chain's time has
 completed for a few polls' time: the node was frozen, or the endpoint is down) waits until a read that
