@@ -103,6 +103,8 @@ class RiskLedger:
     minute: int | None = None
     peer_sent: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     total_sent: int = 0
+    # whom the latest payment was counted against: the node stores that peer's buckets (node/_ledger.py)
+    last_peer: str = ""
 
 
 def _minute(ledger: RiskLedger, now: float) -> int:
@@ -201,7 +203,7 @@ def _record(ledger: RiskLedger, peer: str, amount: int, now: float) -> RiskLedge
     peer_sent[peer] = peer_sent.get(peer, 0) + amount
     return RiskLedger(per_peer=MappingProxyType(per_peer), total=_add(ledger.total, minute, amount),
                       latest=max(now, ledger.latest), minute=minute, peer_sent=MappingProxyType(peer_sent),
-                      total_sent=ledger.total_sent + amount)
+                      total_sent=ledger.total_sent + amount, last_peer=peer)
 
 
 def _advanced(ledger: RiskLedger, minute: int) -> RiskLedger:

@@ -6,7 +6,9 @@ book asks that round, once, to carry the ledger rows that changed (`ChannelServi
 the rows are written in the same LevelDB batch (and fsync) as the proof or first lock that spent the
 budget: a payment the partner can have seen is always counted after a crash, and the ledger costs no
 write or fsync of its own. Rows are per peer (a round writes the rows of the peers it paid, not the
-whole ledger) plus one row for the all-peers total and the latest clock reading.
+whole ledger, and looks at no other peer) plus one row for the all-peers total and the latest clock
+reading. Buckets that left the hour stay in a peer's row until it is paid again (the restore drops them);
+a peer idle for an hour loses its row at the next write in a new minute.
 
 The rows live in the store's payment table under a namespace no deployment can have (the zero address
 holds no contract), so no chain's payment rows are ever mixed with them.
@@ -119,7 +121,7 @@ class LedgerBook:
         self._stored: dict[str, Buckets] = {}  # per peer, the buckets as last written
         self._stored_total: Buckets = ()
         self._stored_minute: int | None = -1  # differs from any ledger's: the first write prunes rows
-        self._scheduled = False
+        self._paid: dict[str, None] = {}  # peers paid since the last write (an ordered set)
 
     def load(self, store: Store, now: float) -> RiskLedger:
         rows = dict(store.iter_payments(LEDGER_NS))
@@ -133,15 +135,16 @@ class LedgerBook:
     def update(self, ledger: RiskLedger) -> None:
         """The ledger counted a payment: its rows go with the store round filling now."""
         self.ledger = ledger
-        if not self._scheduled:
-            self._scheduled = True
+        if not self._paid:
             self._channels.before_commit(self._write)
+        self._paid[ledger.last_peer] = None
 
     def _write(self, batch: Batch) -> None:
-        self._scheduled = False
-        ledger, stored = self.ledger, self._stored
-        for peer, buckets in ledger.per_peer.items():
-            if stored.get(peer) is not buckets:
+        ledger, stored, paid = self.ledger, self._stored, self._paid
+        self._paid = {}
+        for peer in paid:
+            buckets = ledger.per_peer.get(peer)
+            if buckets is not None and stored.get(peer) is not buckets:
                 batch.put_payment(LEDGER_NS, peer_key(peer), encode_peer_row(peer, buckets))
                 stored[peer] = buckets
         if ledger.minute != self._stored_minute:  # peers idle for an hour left the ledger: drop their rows
