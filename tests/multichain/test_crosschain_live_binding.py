@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -64,6 +65,19 @@ async def _channel_on(node: Node, daemon: MultiChainDaemon, chain: str) -> bytes
     return cid
 
 
+def _recording(node: Node) -> list[wire.Message]:
+    """What the node receives from its peers from now on (each message is still handled as usual)."""
+    received: list[wire.Message] = []
+    dispatch = node.peers._dispatch
+
+    def recording(session: Any, message: wire.Message) -> None:
+        received.append(message)
+        dispatch(session, message)
+
+    node.peers._dispatch = recording  # type: ignore[method-assign]
+    return received
+
+
 def _daemon_view(daemon: MultiChainDaemon) -> dict[str, tuple[int, str, str]]:
     return {c["chain"]: (c["partner_nonce"], c["our_balance"], c["partner_balance"])
             for c in daemon.call("GET", "/channels")}
@@ -90,10 +104,12 @@ async def test_a_proof_signed_for_alpha_is_refused_on_beta_and_changes_nothing(
         (crafted,) = [e.message for e in effects if isinstance(e, p.Send)]
         assert isinstance(crafted, wire.Payment) and crafted.balance_proof.chain_id == ALPHA_ID
         assert crafted.balance_proof.channel_id == beta
+        received = _recording(node)
         node.peers.send(bytes.fromhex(daemon.node_id), crafted)
-        refusal = f"refused Payment from {node.key.node_id[:16]}"
-        await trio.to_thread.run_sync(lambda: wait_until(lambda: refusal in daemon.log(), timeout=30,
-                                                         what="the daemon's refusal"))
+        await until(lambda: any(isinstance(m, wire.PaymentRefused) for m in received), "the refusal", 30)
+        refused = next(m for m in received if isinstance(m, wire.PaymentRefused))
+        assert (refused.channel_id, refused.nonce) == (beta, crafted.balance_proof.nonce), refused
+        assert "chain" in refused.reason, refused
         assert await trio.to_thread.run_sync(_daemon_view, daemon) == before
         # the session carries on: the honest proof on beta takes the very nonce the crafted one named
         result = await node.pay(bytes.fromhex(daemon.node_id), 7, chain="beta")
