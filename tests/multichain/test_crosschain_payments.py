@@ -96,7 +96,7 @@ def mine_back(x: Across, chain: ChainEntry, before: dict[str, int]) -> None:
     """Mine blocks on `chain` until every balance is back to `before` (each lock expired back)."""
     try:
         mine_until(chain.anvil, lambda: balances(x) == before, what=f"the locks on {chain.name} expired",
-                   timeout=90)
+                   timeout=120)  # a busy machine: redials and refused expiries back off
     except AssertionError as exc:
         w = x.world
         sides = (("a", w.a, x.ab), ("b_alpha", w.b, x.ab), ("b_beta", w.b, x.bc), ("c", w.c, x.bc))
