@@ -194,10 +194,8 @@ def register_client_commands(commands: Subparsers) -> None:
     p.add_argument("node_id", help="the payee's node id, or a payment request string")
     p.add_argument("amount", nargs="?", help="wei, or with a unit (not with a payment request)")
     p.add_argument("--max-fee", help="the most a routed payment may pay in fees (wei, or with a unit)")
-    p.add_argument("--chain", help="pay over our channel on this chain (name or id); with a request: pay "
-                                   "from our native coin on this chain, which may be another asset")
-    p.add_argument("--max-spend", help="with a request: the most to spend in our own asset (wei, or with a "
-                                       "unit); required when paying from another asset than the request's")
+    p.add_argument("--chain", help="pay on this chain (name or id); a request: from its coin (converted)")
+    p.add_argument("--max-spend", help="a request paid from another asset: the most to spend in ours")
     _json_flag(p)
     p.set_defaults(run=run_pay)
     p = commands.add_parser("request", help="create a payment request for AMOUNT (prints the string)")
@@ -395,10 +393,9 @@ def run_pay(args: argparse.Namespace) -> int:
         raise ConfigError("pay NODE_ID needs an AMOUNT")
     else:
         body = {"node_id": args.node_id, "amount": str(parse_amount(args.amount))}
-    if args.max_fee is not None:
-        body["max_fee"] = str(parse_amount(args.max_fee))
-    if args.max_spend is not None:
-        body["max_spend"] = str(parse_amount(args.max_spend))
+    for name in ("max_fee", "max_spend"):
+        if getattr(args, name) is not None:
+            body[name] = str(parse_amount(getattr(args, name)))
     if args.chain is not None:
         body["chain"] = args.chain
     result = _client(args).call("POST", "/payments", body)
