@@ -392,8 +392,14 @@ class ChannelService:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._complete_rounds)
                 while True:
-                    await self._dirty.wait()
-                    await self._depth.acquire()
+                    # Each checkpoint is a pass of the scheduler on a payment's path: only the gathering
+                    # one is taken when the round can go, the others only when there is something to wait for.
+                    if not self._dirty.is_set():
+                        await self._dirty.wait()
+                    try:
+                        self._depth.acquire_nowait()
+                    except trio.WouldBlock:
+                        await self._depth.acquire()
                     await _let_runnable_tasks_run()
                     self._submit_round()
         finally:

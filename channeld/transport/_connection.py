@@ -149,7 +149,13 @@ class PeerConnection:
         """Encrypt several messages and write them with one socket write (one syscall, fewer segments)."""
         encrypt = self._codec.encrypt
         frame = b"".join([encrypt(message) for message in messages])
-        async with self._send_lock:
+        # Uncontended (the session's writer is the only sender), the lock is taken without the scheduler
+        # pass `async with` costs: the bytes leave one pass sooner, and `send_all` checkpoints anyway.
+        try:
+            self._send_lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._send_lock.acquire()
+        try:
             self._check_open()
             with trio.move_on_after(self.limits.send_timeout) as scope:
                 try:
@@ -158,6 +164,8 @@ class PeerConnection:
                     await self._fail(ConnectionClosed(f"{self!r} is closed"))
             if scope.cancelled_caught:
                 await self._fail(PeerTimeout(f"{self!r} did not read for {self.limits.send_timeout}s"))
+        finally:
+            self._send_lock.release()
         self._sent += len(messages)
         self._bytes_sent += len(frame)
 
