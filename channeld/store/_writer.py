@@ -73,6 +73,13 @@ class PendingCommit:
     def is_durable(self) -> bool:
         return isinstance(self.result, outcome.Value)
 
+    def durable_receipt(self) -> CommitReceipt | None:
+        """The receipt if the batch is durable already (written inline by `submit`), else None."""
+        if isinstance(self.result, outcome.Value):
+            receipt: CommitReceipt = self.result.value
+            return receipt
+        return None
+
     async def wait_durable(self) -> CommitReceipt:
         """Wait for the outcome; cancelling the wait does not affect the write. Repeatable."""
         await self._event.wait()
