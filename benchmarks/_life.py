@@ -11,6 +11,7 @@ spawn to its readiness file (imports, store open, loading every channel, chain c
 from __future__ import annotations
 
 import dataclasses
+import os
 import secrets
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import msgpack
 from eth_utils import to_checksum_address
 
 from benchmarks._cases import DEPOSIT, PPS, Sizes, busy, core, cpu_per_payment, phase, run_driver, wallet_spec
-from benchmarks._cluster import ArtifactChanged, Chain, Daemon
+from benchmarks._cluster import ArtifactChanged, Chain, Daemon, directory_bytes
 from benchmarks._report import Result, Target
 from benchmarks._stats import Figure
 from channeld.chain import contract as hub
@@ -73,15 +74,25 @@ def import_seconds() -> float:
     return time.perf_counter() - started
 
 
-def restarts(daemon: Daemon, runs: int, imports: list[float] | None = None) -> Figure:
+def process_cpu_seconds(pid: int) -> float:
+    """User plus system CPU a live process has used so far (load-insensitive, unlike wall time)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def restarts(daemon: Daemon, runs: int, imports: list[float] | None = None,
+             cpu: list[float] | None = None) -> Figure:
     """Stop and start the daemon `runs` times; the seconds each start took until ready. With `imports`,
-    a bare import is timed right before each start, so both see the same machine load."""
+    a bare import is timed right before each start, so both see the same machine load; with `cpu`, the
+    CPU seconds the daemon had used when it reported itself ready."""
     times = []
     for _ in range(runs):
         daemon.stop()
         if imports is not None:
             imports.append(import_seconds())
         times.append(daemon.start(core(0)))
+        if cpu is not None:
+            cpu.append(process_cpu_seconds(daemon.pid))
     return Figure.of(times)
 
 
@@ -118,18 +129,37 @@ def startup_case(chain: Chain, root: Path, sizes: Sizes) -> list[Result]:
 # --- 7. long life ---------------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class DiskUse:
+    """Bytes on disk of a daemon's data directory, by part: the state store without its audit log, the
+    audit log's segments, and the journal (the API's event history, pruned by age)."""
+
+    state: int
+    audit: int
+    journal: int
+
+    @classmethod
+    def of(cls, daemon: Daemon) -> DiskUse:
+        db = daemon.datadir / "db"
+        audit = directory_bytes(db / "audit") if (db / "audit").exists() else 0
+        journal = daemon.datadir / "journal"
+        return cls(directory_bytes(db) - audit, audit, directory_bytes(journal) if journal.exists() else 0)
+
+
 def long_life_case(chain: Chain, root: Path, sizes: Sizes) -> list[Result]:
     chain.deploy_hub()
     daemon = Daemon.create(root, "long", chain)
     daemon.start(core(0))
+    imports: list[float] = []
+    cpu: list[float] = []
     try:
-        before = daemon.store_bytes()
+        before = DiskUse.of(daemon)
         chunk = sizes.long_payments // LONG_CHUNKS
         phases = [phase(f"chunk{i}", chunk, sizes.long_window) for i in range(LONG_CHUNKS)]
         result = run_driver(wallet_spec(chain, daemon, root / "long-wallets", sizes.long_wallets, phases))
         daemon.stop()
-        after = daemon.store_bytes()
-        restart: Figure | str = restarts(daemon, sizes.runs)
+        after = DiskUse.of(daemon)
+        restart: Figure | str = restarts(daemon, sizes.runs, imports, cpu)
     except ArtifactChanged:
         # the figures of the run stand; only the restart needs the daemon to accept the contract again
         restart = ("the contract artifact (channeld/contracts/compiled.json) was rebuilt during the run, "
@@ -148,10 +178,19 @@ def long_life_case(chain: Chain, root: Path, sizes: Sizes) -> list[Result]:
                PPS, Figure.of(rates)),
         busy(result, "chunk", "long_life_daemon_cpu", "long life: daemon busy"),
         cpu_per_payment(result, "chunk", "long_life_daemon_cpu_us", "long life: daemon CPU"),
-        Result("store_bytes_per_payment", f"store growth per payment over {n} payments", "bytes",
-               Figure.of([(after - before) / total]),
+        Result("store_bytes_per_payment", f"state store growth per payment over {n} payments (audit log "
+               "excluded)", "bytes", Figure.of([(after.state - before.state) / total]),
                Target.below(1, "< 1 (grows with channels, not history)")),
-        *_after_history(total, Figure.of([after / MB]), restart),
+        Result("audit_log_bytes_per_payment", f"audit log (segment files) growth per payment over {n}",
+               "bytes",
+               Figure.of([(after.audit - before.audit) / total])),
+        Result("journal_bytes_per_payment", f"journal (API event history, pruned by age) growth per payment "
+               f"over {n}", "bytes", Figure.of([(after.journal - before.journal) / total])),
+        *_after_history(total, Figure.of([after.state / MB]), restart),
+        *([Result("restart_imports_s", "a bare interpreter importing the node's modules, timed before each "
+                  "restart", "s", Figure.of(imports)),
+           Result("restart_cpu_s", f"daemon CPU from spawn to ready, restart after {n} payments", "s",
+                  Figure.of(cpu))] if imports else []),
         Result("long_life_first_tenth_pps", "throughput, first tenth of the long run", PPS,
                Figure.of([rates[0]])),
         Result("long_life_last_tenth_pps", "throughput, last tenth of the long run", PPS,
@@ -166,7 +205,8 @@ def _after_history(total: int, store_mb: Figure, restart: Figure | str) -> list[
                         Target.below(5, "< 5")) if isinstance(restart, Figure) else
                  Result.unavailable("restart_after_long_run_s", f"restart after {n} payments", "s", restart,
                                     Target.below(5, "< 5")))
-    found = [Result("store_mb_after_long_run", f"store size after {n} payments", "MB", store_mb), restarted]
+    found = [Result("store_mb_after_long_run", f"state store size after {n} payments (audit log excluded)",
+                    "MB", store_mb), restarted]
     if total == 1_000_000:
         return [*found, dataclasses.replace(found[0], key="store_mb_after_1m_payments"),
                 dataclasses.replace(found[1], key="restart_after_1m_payments_s")]

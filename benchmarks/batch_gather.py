@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from channeld.api._client import ApiClient  # noqa: E402
-from tests.batch.test_hub_e2e import _deploy_with_batch  # noqa: E402
+from tests.batch.hub import deploy_with_batch  # noqa: E402
 from tests.node.helpers import Daemon, Zygote, make_daemon, wait_until  # noqa: E402
 from tests.tools import Anvil  # noqa: E402
 
@@ -52,7 +52,7 @@ class Network:
         self.anvil = Anvil()
         self.zygote = Zygote()
         try:
-            contract = _deploy_with_batch(self.anvil)
+            contract = deploy_with_batch(self.anvil)
             self.hub = make_daemon(root, "hub", self.anvil, contract, self.zygote)
             self.partners = [make_daemon(root, f"p{i}", self.anvil, contract, self.zygote)
                              for i in range(PARTNERS)]

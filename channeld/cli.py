@@ -172,6 +172,8 @@ def register_watchtower_commands(commands: Subparsers) -> None:
     actions = register_watchtower(commands)
     add = actions.add_parser("add", help="delegate this node's channels to a tower (kept across restarts)")
     add.add_argument("uri", help="the tower's <node id>@host:port (printed by `watchtower run`)")
+    add.add_argument("--chain", help="the chain the tower watches, by name or id (default: the node's only "
+                                     "chain); a tower serves one chain")
     add.add_argument("--json", action="store_true", help="print JSON")
     add.set_defaults(run=run_tower_add)
     listing = actions.add_parser("list", help="the towers this node pushes proofs to, and how they are doing")
@@ -186,15 +188,18 @@ def _api(args: argparse.Namespace) -> Any:
 
 
 def run_tower_add(args: argparse.Namespace) -> int:
-    tower = _api(args).call("POST", "/watchtowers", {"uri": args.uri})
-    emit(args, tower, [f"watchtower {tower['uri']} added; the node pushes its partners' newest proofs to it"])
+    body = {"uri": args.uri} if args.chain is None else {"uri": args.uri, "chain": args.chain}
+    tower = _api(args).call("POST", "/watchtowers", body)
+    emit(args, tower, [f"watchtower {tower['uri']} added for chain {tower['chain']}; the node pushes its "
+                       "partners' newest proofs on that chain to it"])
     return 0
 
 
 def run_tower_list(args: argparse.Namespace) -> int:
     towers = _api(args).call("GET", "/watchtowers")
-    lines = [f"{t['uri']}  {'connected' if t['connected'] else 'not connected'}, {t['channels']} channels, "
-             f"{t['accepted']} pushes accepted, {t['pending']} pending" for t in towers]
+    lines = [f"{t['uri']}  chain {t['chain']}, {'connected' if t['connected'] else 'not connected'}, "
+             f"{t['channels']} channels, {t['accepted']} pushes accepted, {t['pending']} pending"
+             for t in towers]
     empty = ["no watchtowers: add one with `channeld watchtower add URI`"]
     emit(args, {"watchtowers": towers}, lines or empty)
     return 0

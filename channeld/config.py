@@ -6,8 +6,10 @@ Every value from every source is parsed and checked, even one a later source ove
 problem found is reported together in one `InvalidConfig` naming each dotted key, its source and why.
 
 Each field carries `metadata={"doc": ..., "kind": ...}`: the doc line and value kind drive both the
-parser here and the generated reference (`scripts/gen_config_reference.py` writes
-`docs/config-reference.md`), so the two cannot drift apart.
+parser here and the generated reference (`channeld/config_reference.py`; `scripts/gen_config_reference.py`
+writes `docs/config-reference.md`), so the two cannot drift apart. The lists of tables are built in their
+own modules: `[[chains]]` (also from `CHANNELD_CHAINS` and `--chain-entry`) in `config_chains.py`,
+`[[conversions]]` in `config_conversions.py`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
@@ -30,10 +32,22 @@ from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
 from channeld.amounts import AmountError, check_amount, format_amount, parse_amount
 from channeld.errors import ConfigError, LocalFault
 from channeld.limits import RiskLimits
+from channeld.protocol._crosschain import (
+    MAX_BLOCK_TIME,
+    MAX_CLOCK_SKEW,
+    MAX_CONFIRMATIONS,
+    MAX_REGISTER_TIME,
+    ChainTiming,
+)
+from channeld.protocol._state import DEFAULT_REVEAL_TIMEOUT
+
+if TYPE_CHECKING:
+    from channeld.config_conversions import ConversionConfig
 
 CONFIG_FILE = "channeld.toml"
 ENV_PREFIX = "CHANNELD_"
 CHAINS_KEY = "chains"  # the `[[chains]]` array of tables
+CONVERSIONS_KEY = "conversions"  # the `[[conversions]]` array of tables
 MAX_DURATION_SECONDS = 10_000_000  # about 115 days; larger is a typo, not a setting
 _MAX_CONFIG_BYTES = 1024 * 1024
 
@@ -92,25 +106,49 @@ class NodeConfig:
 @dataclass(frozen=True, slots=True)
 class ChainConfig:
     """The `[chain]` section: which chain and contract the node uses (one `[[chains]]` entry each when it
-    serves several; see below)."""
+    serves several; see below). Its timing keys bound how long claiming a lock on it can take: a chain
+    needing `block_time + register_time + 2 x confirmations x block_time` above the 600 s reveal timeout
+    of the node's channels is refused. The defaults suit Ethereum L1; a local devnet that mines on demand
+    can use `block_time = 1`, `register_time = 5`, `confirmations = 0`."""
 
     rpc_url: str = setting("embedded", "rpc_url",
                            "JSON-RPC endpoint (http, https, ws, wss), or `embedded` for an in-process EVM.")
     contract: str | None = setting(None, "address", "Channel contract address; unset to deploy one.",
                                    optional=True)
     confirmations: int = setting(1, "int", "Blocks on top of an event before it is acted on; "
-                                 "raise it on public chains.", min=0, max=1000)
+                                 "raise it on public chains.", min=0, max=MAX_CONFIRMATIONS)
     poll_interval: float = setting(2.0, "duration", "How often the chain is polled for new blocks.")
     chain_id: int | None = setting(None, "int", "Chain id the RPC must report; unset to accept any.",
-                                   optional=True, min=1, max=2**256 - 1)
+                                   optional=True, min=1, max=2**64 - 1)
     name: str | None = setting(None, "name", "Display name (letters, digits, `-`, `_`, `.`); unset "
                                "shows the chain id.", optional=True)
     tokens: tuple[str, ...] | None = setting(None, "address_list", "ERC-20 tokens channels may be opened "
                                              "in; unset allows any, `[]` only the native coin.",
                                              optional=True)
+    # how the chain's time behaves: with `confirmations` they set the least reveal timeout a channel on
+    # it may use and the margins of payments that cross chains (channeld/protocol/_crosschain.py)
+    block_time: int = setting(12, "int", "Longest gap between two blocks, in seconds (12 suits Ethereum "
+                              "L1; raise it where slots are often missed).", min=1, max=MAX_BLOCK_TIME)
+    register_time: int = setting(120, "int", "Longest a secret registration may wait to be mined, in "
+                                 "seconds.", min=0, max=MAX_REGISTER_TIME)
+    clock_skew: int = setting(15, "int", "How far block timestamps may stray from true time, either way, "
+                              "in seconds.", min=0, max=MAX_CLOCK_SKEW)
 
     def __post_init__(self) -> None:
         _validate_fields(self, "chain")
+        # every channel the node holds on the chain (ours, and a partner's open) uses the node's reveal
+        # timeout: a chain that needs more could hold none safely, so it is refused before the node starts
+        needed = self.timing(self.chain_id or 1).min_reveal_timeout
+        if needed > DEFAULT_REVEAL_TIMEOUT:
+            raise ConfigError(
+                f"block_time {self.block_time} s, register_time {self.register_time} s and confirmations "
+                f"{self.confirmations} need channels with a reveal timeout of at least {needed} s "
+                f"(block_time + register_time + 2 x confirmations x block_time); this node's channels use "
+                f"{DEFAULT_REVEAL_TIMEOUT} s")
+
+    def timing(self, chain_id: int) -> ChainTiming:
+        """This chain's timing, once its id is known (the RPC reports it when `chain_id` is unset)."""
+        return ChainTiming(chain_id, self.block_time, self.confirmations, self.register_time, self.clock_skew)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +238,8 @@ class Config:
     journal: JournalConfig = field(default_factory=JournalConfig)
     # `[[chains]]` entries; empty when the single `[chain]` section names the one chain
     chains: tuple[ChainConfig, ...] = ()
+    # `[[conversions]]` entries (channeld/config_conversions.py): what this node converts between
+    conversions: tuple[ConversionConfig, ...] = ()
 
     def chain_list(self) -> tuple[ChainConfig, ...]:
         """Every chain the node serves, the first being its primary (multi-hop and gossip run there)."""
@@ -476,8 +516,8 @@ _Raw = tuple[str, str, object, str]
 
 def _file_settings(document: Mapping[str, Any], path: Path, problems: list[ConfigProblem]) -> Iterator[_Raw]:
     for section, table in document.items():
-        if section == CHAINS_KEY:
-            continue  # `[[chains]]` entries are built on their own (channeld/config_chains.py)
+        if section in (CHAINS_KEY, CONVERSIONS_KEY):
+            continue  # lists of tables are built on their own (channeld/config_chains.py, _conversions.py)
         if section not in SECTIONS:
             close = difflib.get_close_matches(section, list(SECTIONS), n=1)
             hint = f"; did you mean [{close[0]}]?" if close else ""
@@ -545,22 +585,31 @@ def load_config(datadir: Path, environ: Mapping[str, str] | None = None,
     `path` overrides the file's location (default: `<datadir>/channeld.toml`; a missing file means
     defaults). Raises `InvalidConfig` listing every problem, or `ConfigError` for an unreadable file.
     """
-    from channeld.config_chains import build_chains, check_chains
+    from channeld.config_chains import chains_from_sources, check_chains
+    from channeld.config_conversions import conversions_from_sources
 
     problems: list[ConfigProblem] = []
     file = path or Path(datadir) / CONFIG_FILE
     document = _read_toml(file)
-    raw_settings = [*_file_settings(document, file, problems),
-                    *_env_settings(os.environ if environ is None else environ),
-                    *_flag_settings(flags or {})]
+    environ = os.environ if environ is None else environ
+    flags = dict(flags or {})
+    entries = flags.pop(CHAINS_KEY, ())  # `--chain-entry` texts: a list, not one dotted key
+    raw_settings = [*_file_settings(document, file, problems), *_env_settings(environ),
+                    *_flag_settings(flags)]
     chosen = _parse_all(raw_settings, problems)
     sections = {name: _build_section(name, chosen.get(name, {}), problems) for name in SECTIONS}
     _cross_checks(sections, problems)
-    chains = build_chains(document.get(CHAINS_KEY), file.name, problems)
+    chains = chains_from_sources(document, file.name, environ, _as_list(entries), problems)
     check_chains(chains, chosen.get("chain", {}), problems)
+    conversions = conversions_from_sources(document, file.name, environ, chains or (sections["chain"],),
+                                    problems)
     if problems:
         raise InvalidConfig(problems)
-    return Config(**sections, chains=chains)
+    return Config(**sections, chains=chains, conversions=conversions)
+
+
+def _as_list(value: object) -> list[object]:
+    return list(value) if isinstance(value, list | tuple) else [value]
 
 
 def _parse_all(raw_settings: Iterable[_Raw], problems: list[ConfigProblem]) -> dict[str, dict[str, Any]]:
@@ -604,80 +653,3 @@ def _endpoints_clash(first: HostPort, second: HostPort) -> bool:
     wildcards = {"0.0.0.0", "::"}
     same_host = first.host == second.host or first.host in wildcards or second.host in wildcards
     return first.port == second.port and same_host
-
-
-# ----- generated text: the reference page and the default file ----------------------------------
-
-
-def _rows(section: str) -> Iterator[tuple[str, str, str | None, str]]:
-    """(key, kind name and rules, default as TOML or None if unset, doc) for each field of a section."""
-    for spec in dataclasses.fields(SECTIONS[section]):
-        meta = spec.metadata
-        kind = _KINDS[meta["kind"]]
-        shown = None if spec.default is None else kind.render(spec.default)
-        yield spec.name, kind.name + _describe_rules(meta), shown, meta["doc"]
-
-
-def _describe_rules(meta: Mapping[str, Any]) -> str:
-    if meta["kind"] == "choice":
-        return f" ({' / '.join(meta['choices'])})"
-    if meta["kind"] == "int" and "max" in meta:
-        high = meta["max"]
-        return f" ({meta.get('min', 0)}-{'2**256-1' if high == 2**256 - 1 else high})"
-    return ""
-
-
-def render_reference() -> str:
-    """The Markdown text of `docs/config-reference.md`."""
-    lines = [
-        "# Configuration reference",
-        "",
-        "<!-- Generated by scripts/gen_config_reference.py from channeld/config.py; do not edit. -->",
-        "",
-        f"The node reads `{CONFIG_FILE}` in its data directory. Each setting can be overridden by an",
-        f"environment variable `{ENV_PREFIX}<SECTION>_<KEY>` and then by a command-line flag",
-        "(`--set section.key=value`): defaults < file < environment < flags. An unknown key or a bad value,",
-        "from any source, stops the node at start with a message naming the key.",
-        "",
-        "Durations take `ms`, `s`, `m` or `h` (a bare number is seconds). Amounts are wei, or a number with",
-        "a unit: `0.5eth`, `20gwei`, `1000wei`; they are exact (never rounded). Optional settings are",
-        "unset by leaving them out of the file, or by an empty environment variable.",
-    ]
-    for section, cls in SECTIONS.items():
-        lines += ["", f"## [{section}]", "", (cls.__doc__ or "").strip(), "",
-                  "| Key | Type | Default | Environment variable | Meaning |",
-                  "|---|---|---|---|---|"]
-        lines += [f"| `{key}` | {kind} | {'(unset)' if default is None else f'`{default}`'} "
-                  f"| `{env_var(section, key)}` | {doc} |"
-                  for key, kind, default, doc in _rows(section)]
-    from channeld.config_chains import reference_lines
-
-    lines += reference_lines()
-    return "\n".join(lines) + "\n"
-
-
-_EMPTY_TOML_STRING = '""'
-
-
-def render_default_file() -> str:
-    """A `channeld.toml` with every setting commented out at its default, for `channeld init`."""
-    lines = ["# channeld configuration; every line shows the default. See docs/config-reference.md."]
-    for section in SECTIONS:
-        lines += ["", f"[{section}]"]
-        for key, kind, default, doc in _rows(section):
-            # An empty string unsets an optional setting, so every line stays valid when uncommented.
-            lines += [f"# {doc} Type: {kind}.", f"# {key} = {default or _EMPTY_TOML_STRING}"]
-    return "\n".join(lines) + "\n"
-
-
-def write_default_file(datadir: Path) -> Path:
-    """Write `render_default_file()` as `<datadir>/channeld.toml` unless one exists; return its path."""
-    path = Path(datadir) / CONFIG_FILE
-    try:
-        with path.open("x", encoding="utf-8") as file:
-            file.write(render_default_file())
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
-    return path

@@ -1,15 +1,18 @@
 """The `[[chains]]` list: several chains served by one node, each entry with the keys of `[chain]`.
 
 A node that serves one chain keeps the `[chain]` section (it stays the one entry of `chain_list()`); a
-node that serves several lists them as `[[chains]]` tables in `channeld.toml`. The list is file-only: a
-list of tables has no sensible environment-variable or flag form, so `chain.*` settings from any source
-next to a `[[chains]]` list are refused rather than silently applied to one entry.
+node that serves several lists them as `[[chains]]` tables in `channeld.toml`, as a JSON array of objects
+in `CHANNELD_CHAINS`, or as repeated `--chain-entry` flags (`key=value` pairs, or a JSON object). A list
+replaces the one from a lower source whole (entries are not merged by position: which entry a key
+belongs to would be guesswork), and every source's list is checked, even one overridden. `chain.*`
+settings from any source next to a list are refused rather than silently applied to one entry.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
+import json
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from channeld.config import (
@@ -24,6 +27,47 @@ from channeld.config import (
 from channeld.errors import LocalFault
 
 MAX_CHAINS = 16
+CHAINS_ENV = "CHANNELD_CHAINS"
+
+
+def chains_from_sources(document: Mapping[str, Any], file: str, environ: Mapping[str, str],
+                        entries: Sequence[object], problems: list[ConfigProblem]) -> tuple[ChainConfig, ...]:
+    """The list from the highest source that gives one: flags, then `CHANNELD_CHAINS`, then the file."""
+    chosen = build_chains(document.get(CHAINS_KEY), file, problems)
+    if CHAINS_ENV in environ:
+        source = f"environment variable {CHAINS_ENV}"
+        chosen = build_chains(parse_json(environ[CHAINS_ENV], CHAINS_KEY, source, problems), source, problems)
+    if entries:
+        source = "command line (--chain-entry)"
+        tables = [_entry_table(text, f"{CHAINS_KEY}[{index}]", source, problems)
+                  for index, text in enumerate(entries)]
+        chosen = build_chains(tables, source, problems)
+    return chosen
+
+
+def parse_json(text: str, key: str, source: str, problems: list[ConfigProblem]) -> object:
+    try:
+        return json.loads(text)
+    except ValueError as exc:  # JSONDecodeError, or a number too long to convert
+        problems.append(ConfigProblem(key, f"is not valid JSON ({exc})"[:200], source))
+        return None
+
+
+def _entry_table(raw: object, where: str, source: str, problems: list[ConfigProblem]) -> dict[str, Any]:
+    """One `--chain-entry`: a JSON object, or `key=value` pairs apart by spaces (a list's items by commas)."""
+    if isinstance(raw, dict):
+        return raw
+    text = raw.strip() if isinstance(raw, str) else ""
+    if text.startswith("{"):
+        table = parse_json(text, where, source, problems)
+        return table if isinstance(table, dict) else {}
+    pairs = [item.partition("=") for item in text.split()]
+    bad = [key for key, sep, _ in pairs if not sep or not key]
+    if bad or not pairs:
+        problems.append(ConfigProblem(where, f"expected key=value pairs or a JSON object, got {raw!r}"[:200],
+                                      source))
+        return {}
+    return {key: value for key, _, value in pairs}
 
 
 def build_chains(raw: object, source: str, problems: list[ConfigProblem]) -> tuple[ChainConfig, ...]:
@@ -106,7 +150,11 @@ def reference_lines() -> list[str]:
         f"({keys}). The first entry is the primary chain (multi-hop payments and gossip run there). Rules:",
         "every RPC entry names its `contract`; with several entries each has a `chain_id`; names, chain ids",
         "and RPC URLs are unique; at most one entry is `embedded`; `[chain]` settings (from any source) are",
-        "refused beside the list. The list is read from the file only (no environment variables or flags).",
+        "refused beside the list.", "",
+        f"The list can also come from `{CHAINS_ENV}` (a JSON array of objects with these keys) or from",
+        "repeated `channeld node --chain-entry 'name=base rpc_url=https://… contract=0x… chain_id=8453'`",
+        "flags (`key=value` pairs apart by spaces, list items apart by commas; or a JSON object). The list",
+        "of the highest source replaces the others whole; every source's list is checked.",
         "", "```toml", "[[chains]]", 'name = "mainnet"', 'rpc_url = "https://rpc.example/eth"',
         'contract = "0x…"', "chain_id = 1", "confirmations = 12",
         'tokens = ["0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"]', "", "[[chains]]", 'name = "base"',

@@ -74,7 +74,8 @@ class RiskLimits:
     max_pending_locks: int = field(
         default=64,
         metadata={"doc": "Most hash-time locks pending at once in one channel, both directions "
-                  "together; a partner's lock beyond it is refused.", "kind": "int",
+                  "together; a partner's lock beyond it is accepted but not acted on (not forwarded, "
+                  "not claimed).", "kind": "int",
                   "min": 0, "max": MAX_PENDING_LOCKS_CEILING})
 
     def __post_init__(self) -> None:
@@ -102,6 +103,8 @@ class RiskLedger:
     minute: int | None = None
     peer_sent: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     total_sent: int = 0
+    # whom the latest payment was counted against: the node stores that peer's buckets (node/_ledger.py)
+    last_peer: str = ""
 
 
 def _minute(ledger: RiskLedger, now: float) -> int:
@@ -110,7 +113,8 @@ def _minute(ledger: RiskLedger, now: float) -> int:
     return math.floor(max(now, ledger.latest) / BUCKET_SECONDS)
 
 
-def _live(buckets: Buckets, minute: int) -> Buckets:
+def live_buckets(buckets: Buckets, minute: int) -> Buckets:
+    """`buckets` without those that left the window ending at `minute`."""
     oldest = minute - _WINDOW_BUCKETS + 1
     if not buckets or buckets[0][0] >= oldest:
         return buckets
@@ -118,7 +122,7 @@ def _live(buckets: Buckets, minute: int) -> Buckets:
 
 
 def _window_sum(buckets: Buckets, minute: int) -> int:
-    return sum(amount for _, amount in _live(buckets, minute))
+    return sum(amount for _, amount in live_buckets(buckets, minute))
 
 
 def _add(buckets: Buckets, minute: int, amount: int) -> Buckets:
@@ -199,14 +203,15 @@ def _record(ledger: RiskLedger, peer: str, amount: int, now: float) -> RiskLedge
     peer_sent[peer] = peer_sent.get(peer, 0) + amount
     return RiskLedger(per_peer=MappingProxyType(per_peer), total=_add(ledger.total, minute, amount),
                       latest=max(now, ledger.latest), minute=minute, peer_sent=MappingProxyType(peer_sent),
-                      total_sent=ledger.total_sent + amount)
+                      total_sent=ledger.total_sent + amount, last_peer=peer)
 
 
 def _advanced(ledger: RiskLedger, minute: int) -> RiskLedger:
     """The ledger moved on to a new minute: expired buckets and peers idle for an hour are dropped and
     the window sums recounted (once per minute, not per payment)."""
-    per_peer = {name: live for name, buckets in ledger.per_peer.items() if (live := _live(buckets, minute))}
-    total = _live(ledger.total, minute)
+    per_peer = {name: live for name, buckets in ledger.per_peer.items()
+                if (live := live_buckets(buckets, minute))}
+    total = live_buckets(ledger.total, minute)
     sent = {name: _window_sum(buckets, minute) for name, buckets in per_peer.items()}
     return RiskLedger(per_peer=MappingProxyType(per_peer), total=total, latest=ledger.latest, minute=minute,
                       peer_sent=MappingProxyType(sent), total_sent=_window_sum(total, minute))

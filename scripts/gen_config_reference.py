@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from channeld.config import render_reference
+from channeld.config_reference import render_reference
 
 REFERENCE = Path(__file__).resolve().parent.parent / "docs" / "config-reference.md"
 

@@ -25,10 +25,8 @@ from channeld.config import (
     load_config,
     parse_set_flags,
     parse_value,
-    render_default_file,
-    render_reference,
-    write_default_file,
 )
+from channeld.config_reference import render_default_file, render_reference, write_default_file
 from channeld.errors import ConfigError
 from channeld.limits import RiskLimits
 

@@ -133,6 +133,7 @@ class DecodeBody(Body):
 
 class TowerBody(Body):
     uri: str = Field(max_length=300)
+    chain: str | None = Field(default=None, min_length=1, max_length=64)  # the chain the tower watches
 
 
 class WebhookBody(Body):

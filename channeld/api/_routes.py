@@ -281,7 +281,7 @@ def _admin_routes(api: FastAPI, node: Node, guard: Guard) -> None:
     @api.post("/watchtowers", dependencies=admin, status_code=201)
     async def add_tower(body: TowerBody) -> dict[str, Any]:
         try:
-            added = node.towers.add(body.uri)
+            added = node.towers.add(body.uri, body.chain)
         except BadPeerUri as exc:
             raise _uri_error(exc) from None
         node.bus.publish("watchtower_added", None, uri=added["uri"])
@@ -319,12 +319,14 @@ class BatchWithdrawBody(Body):
     to: Address | None = None
     scheme: Literal["auto", "ecdsa", "bls"] = "auto"
     timeout: float = Field(default=10.0, gt=0, le=120)
+    chain: str | None = Field(default=None, min_length=1, max_length=64)  # a chain's name or id
 
 
 class BatchCloseBody(Body):
     to: Address | None = None
     scheme: Literal["auto", "ecdsa", "bls"] = "auto"
     timeout: float = Field(default=10.0, gt=0, le=120)
+    chain: str | None = Field(default=None, min_length=1, max_length=64)  # a chain's name or id
 
 
 class BatchOpenBody(Body):
@@ -332,11 +334,13 @@ class BatchOpenBody(Body):
     deposit: Amount
     token: Address | None = None
     challenge_period: int = Field(default=3600, ge=1, lt=2**64)
+    chain: str | None = Field(default=None, min_length=1, max_length=64)  # a chain's name or id
 
 
 class BatchDepositBody(Body):
     amount: Amount
     token: Address | None = None
+    chain: str | None = Field(default=None, min_length=1, max_length=64)  # a chain's name or id
 
 
 def _batch_routes(api: FastAPI, node: Node, guard: Guard) -> None:
@@ -345,17 +349,19 @@ def _batch_routes(api: FastAPI, node: Node, guard: Guard) -> None:
 
     @api.post("/batch/withdraw", dependencies=admin)
     async def batch_withdraw(body: BatchWithdrawBody) -> dict[str, Any]:
-        batches = await node.batch_withdraw(int(body.min_amount), body.to, body.scheme, body.timeout)
+        batches = await node.batch_withdraw(int(body.min_amount), body.to, body.scheme, body.timeout,
+                                            body.chain)
         return {"batches": batches}
 
     @api.post("/batch/close", dependencies=admin)
     async def batch_close(body: BatchCloseBody) -> dict[str, Any]:
-        return {"batches": await node.batch_close(body.scheme, body.to, body.timeout)}
+        return {"batches": await node.batch_close(body.scheme, body.to, body.timeout, body.chain)}
 
     @api.post("/batch/open", dependencies=admin)
     async def batch_open(body: BatchOpenBody) -> dict[str, Any]:
-        return await node.batch_open(body.uris, int(body.deposit), body.token, body.challenge_period)
+        return await node.batch_open(body.uris, int(body.deposit), body.token, body.challenge_period,
+                                     body.chain)
 
     @api.post("/batch/deposit", dependencies=admin)
     async def batch_deposit(body: BatchDepositBody) -> dict[str, Any]:
-        return await node.batch_deposit(int(body.amount), body.token)
+        return await node.batch_deposit(int(body.amount), body.token, body.chain)

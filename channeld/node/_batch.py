@@ -15,6 +15,10 @@ is durable. A BLS consent is signed in a worker process, never on the trio loop,
 registers the node's BLS key on chain (`registerBlsKey`, from its own address, with its proof of
 possession). The BLS key is derived from the node key: `KeyGen(sha256("channeld/bls-key/v1" || node
 secret))`, so a restored node key restores its BLS key too.
+
+Every chain the node serves batches on its own: a batch groups the eligible channels of one chain and
+one token, its terms name that chain and contract, its chain reads, BLS key registrations and
+transaction go to that chain's room, and a partner's consent registers its key on the channel's chain.
 """
 
 from __future__ import annotations
@@ -84,6 +88,8 @@ from channeld.wire import (
 if TYPE_CHECKING:
     from channeld.node._node import Node
     from channeld.node._onchain import OperationStatus, TransactionWorker
+    from channeld.node._rooms import ChainRoom
+    from channeld.store import Namespace
 
 log = logging.getLogger("channeld.node")
 T = TypeVar("T")
@@ -163,6 +169,7 @@ class _Stopwatch:
 @dataclass(frozen=True, slots=True)
 class _Plan:
     kind: int
+    room: ChainRoom  # the chain every channel of the batch is on, and its transaction goes to
     token: bytes
     receiver: bytes
     expiry: int
@@ -176,10 +183,10 @@ class BatchService:
         self._worker: BlsWorker | None = None
         self._gatherings: dict[bytes, _Gathering] = {}
         self._lock = trio.Lock()
-        self._key_registered = False
-        # partners' key hashes seen registered on chain: a key is set once (no rotation), so a later
-        # batch need not read it again
-        self._registered_keys: dict[str, bytes] = {}
+        self._key_registered: set[int] = set()  # chains our BLS key is (being) registered on
+        # partners' key hashes seen registered, by (chain id, address): a key is set once (no rotation),
+        # so a later batch need not read it again
+        self._registered_keys: dict[tuple[int, str], bytes] = {}
         self._nursery: trio.Nursery | None = None
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -246,7 +253,8 @@ class BatchService:
             await node.channels.handle(msg.channel_id, msg)
             consent = batch_consent_of(entry.state, msg)
             if msg.scheme == SCHEME_BLS:
-                consent = await self._bls_consent(consent, batch_message_of(entry.state, msg))
+                room = node.room_of(entry.ns)
+                consent = await self._bls_consent(consent, batch_message_of(entry.state, msg), room)
         except (ChanneldError, BrokenProcessPool) as exc:
             # ours (a chain read failed, the BLS workers died): refused with the generic code, node intact
             code = refusal_code(exc) if isinstance(exc, PeerFault) else REFUSED
@@ -255,43 +263,49 @@ class BatchService:
             return
         node.peers.send(peer_id, consent)
 
-    async def _bls_consent(self, consent: BatchConsent, message: bytes) -> BatchConsent:
-        await self._register_key_once()
+    async def _bls_consent(self, consent: BatchConsent, message: bytes, room: ChainRoom) -> BatchConsent:
+        await self._register_key_once(room)
         signature = await self._off_loop(self.bls_worker().sign(self.bls_key, message))
         return replace(consent, bls_signature=signature, bls_public_key=await self.bls_public_key())
 
-    async def _register_key_once(self) -> None:
-        """Queue registerBlsKey the first time a BLS consent is given, unless the chain has our key."""
-        if self._key_registered:
+    async def _register_key_once(self, room: ChainRoom) -> None:
+        """Queue registerBlsKey on `room`'s chain the first time a BLS consent is given there, unless that
+        chain has our key."""
+        if room.chain_id in self._key_registered:
             return
-        self._key_registered = True
-        if await self.key_hash(self.node.key.address) != bytes(32):
+        self._key_registered.add(room.chain_id)
+        if await self.key_hash(self.node.key.address, room) != bytes(32):
             return
         public = g1_to_eip2537(await self.bls_public_key())
         proof = await self._off_loop(self.bls_worker().prove_possession(self.bls_key))
         op = Operation("register_bls_key", (public, g2_to_eip2537(proof)))
-        await self.node.channels.wait_round(self.node.channels.enqueue_operation(op))
+        await self.node.channels.wait_round(self.node.channels.enqueue_operation(op, room.ns))
 
     # --- chain reads ---------------------------------------------------------------------------------
 
-    async def _view(self, signature: str, types: Sequence[str], values: Sequence[Any]) -> bytes:
-        node = self.node
+    async def _view(self, room: ChainRoom, signature: str, types: Sequence[str], values: Sequence[Any]
+                    ) -> bytes:
         data = keccak(text=signature)[:4] + abi_encode(list(types), list(values))
-        return await node.chain.run(node.chain.backend.call, {"to": node.contract, "data": data})
+        return await room.chain.run(room.chain.backend.call, {"to": room.contract, "data": data})
 
-    async def key_hash(self, participant: str) -> bytes:
-        return (await self._view("blsKeyHash(address)", ["address"], [participant]))[:32]
+    async def key_hash(self, participant: str, room: ChainRoom) -> bytes:
+        return (await self._view(room, "blsKeyHash(address)", ["address"], [participant]))[:32]
 
-    async def signers_hash(self, signers: Sequence[str]) -> bytes:
-        return (await self._view("blsSignersKeyHash(bytes32)", ["bytes32"], [signers_id(signers)]))[:32]
+    async def signers_hash(self, signers: Sequence[str], room: ChainRoom) -> bytes:
+        return (await self._view(room, "blsSignersKeyHash(bytes32)", ["bytes32"],
+                                 [signers_id(signers)]))[:32]
 
     # --- the hub -------------------------------------------------------------------------------------
 
-    def eligible(self, kind: int, min_amount: int) -> dict[bytes, list[bytes]]:
-        """Channel ids by token: open, nothing pending, and (withdraw) at least `min_amount` to take."""
-        found: dict[bytes, list[bytes]] = {}
+    def eligible(self, kind: int, min_amount: int,
+                 chain: Namespace | None = None) -> dict[tuple[Namespace, bytes], list[bytes]]:
+        """Channel ids by chain and token (of one chain, if named): open, nothing pending, and
+        (withdraw) at least `min_amount` to take."""
+        found: dict[tuple[Namespace, bytes], list[bytes]] = {}
         for cid, entry in self.node.channels.channels.items():
             s = entry.state
+            if chain is not None and entry.ns != chain:
+                continue
             if s.status is not ChannelStatus.OPEN or s.settle is not None:
                 continue
             if s.our.withdraw is not None or s.partner.withdraw is not None:
@@ -299,23 +313,28 @@ class BatchService:
             if kind == BATCH_WITHDRAW and s.our_balance() < max(min_amount, 1):
                 continue
             token = bytes.fromhex(entry.onchain.state.token[2:])
-            found.setdefault(token, []).append(cid)
+            found.setdefault((entry.ns, token), []).append(cid)
         return found
 
     async def run_batches(self, kind: int, *, scheme: str = "auto", min_amount: int = 0,
-                          receiver: bytes | None = None, timeout: float = CONSENT_TIMEOUT
-                          ) -> list[dict[str, Any]]:
-        """One batch per token over every eligible channel; a summary of each."""
+                          receiver: bytes | None = None, timeout: float = CONSENT_TIMEOUT,
+                          chain: ChainRoom | None = None) -> list[dict[str, Any]]:
+        """One batch per chain and token over every eligible channel (on `chain` only, if given); a
+        summary of each."""
         async with self._lock:
-            groups = self.eligible(kind, min_amount)
+            groups = self.eligible(kind, min_amount, None if chain is None else chain.ns)
             if not groups:
-                raise BatchFailed("no channel is eligible for this batch")
+                where = "" if chain is None else f" on chain {chain.name} ({chain.chain_id})"
+                raise BatchFailed(f"no channel{where} is eligible for this batch")
             to = bytes.fromhex(self.node.key.address[2:]) if receiver is None else receiver
-            now = max(self.node.watcher.chain_time, *(self.node.channels.entry(c).state.now
-                                                      for cids in groups.values() for c in cids))
-            expiry = now + BATCH_WINDOW
-            return [await self._one_batch(_Plan(kind, token, to, expiry), cids, scheme, timeout)
-                    for token, cids in groups.items()]
+            return [await self._one_batch(self._plan(kind, ns, token, to, cids), cids, scheme, timeout)
+                    for (ns, token), cids in groups.items()]
+
+    def _plan(self, kind: int, ns: Namespace, token: bytes, receiver: bytes, cids: list[bytes]) -> _Plan:
+        """A batch over `cids` of chain `ns`, valid for `BATCH_WINDOW` from that chain's time."""
+        room = self.node.room_of(ns)
+        now = max(room.watcher.chain_time, *(self.node.channels.entry(c).state.now for c in cids))
+        return _Plan(kind, room, token, receiver, now + BATCH_WINDOW)
 
     async def _one_batch(self, plan: _Plan, cids: list[bytes], scheme_name: str, timeout: float
                          ) -> dict[str, Any]:
@@ -335,7 +354,8 @@ class BatchService:
             included, more, calldata = await self._bls_batch(plan, requests, timeout, seconds)
             left_out.update(more)
         summary = {"kind": "withdraw" if plan.kind == BATCH_WITHDRAW else "close", "scheme": scheme.value,
-                   "token": to_checksum_address(plan.token), "receiver": to_checksum_address(plan.receiver),
+                   "chain": plan.room.name, "token": to_checksum_address(plan.token),
+                   "receiver": to_checksum_address(plan.receiver),
                    "included": ["0x" + c.hex() for c in included],
                    "left_out": {"0x" + c.hex(): why for c, why in left_out.items()}}
         summary["closed_singly"] = await self._close_consented_singly(plan, requests, included)
@@ -343,7 +363,7 @@ class BatchService:
             return {**summary, "amount": "0", "operation": None}
         amount = sum(self._paid(plan.kind, requests[c]) for c in included)
         expiry = NO_EXPIRY if plan.kind == BATCH_CLOSE and scheme is Scheme.ECDSA else plan.expiry
-        status = await self._submit(Operation("batch", (calldata, expiry)))
+        status = await self._submit(Operation("batch", (calldata, expiry)), plan.room)
         seconds.lap("mine")
         return {**summary, "amount": str(amount), "operation": status.as_json(), "seconds": seconds.laps}
 
@@ -439,7 +459,7 @@ class BatchService:
 
     def _terms(self, plan: _Plan) -> BatchTerms:
         kind = BatchKind.WITHDRAW if plan.kind == BATCH_WITHDRAW else BatchKind.CLOSE
-        return BatchTerms(self.node.chain_id, self.node.contract, kind, to_checksum_address(plan.token),
+        return BatchTerms(plan.room.chain_id, plan.room.contract, kind, to_checksum_address(plan.token),
                           self.node.key.address, to_checksum_address(plan.receiver), plan.expiry)
 
     def _tree(self, plan: _Plan, cids: list[bytes], requests: dict[bytes, BatchConsentRequest]
@@ -464,7 +484,8 @@ class BatchService:
             seconds.lap("gather")
             left_out.update(gathering.left_out)
             answered = [c for c in signers if c in gathering.consents]
-            ready = await self._with_registered_keys(answered, gathering.consents, left_out, timeout)
+            ready = await self._with_registered_keys(plan.room, answered, gathering.consents, left_out,
+                                                     timeout)
             seconds.lap("keys")
             if not ready:
                 return [], left_out, b""
@@ -474,18 +495,19 @@ class BatchService:
             signers = ready
         raise BatchFailed(f"partners kept dropping out of the BLS batch after {BLS_ROUNDS} rounds")
 
-    async def _with_registered_keys(self, signers: list[bytes], consents: dict[bytes, BatchConsent],
-                                    left_out: dict[bytes, str], timeout: float) -> list[bytes]:
-        """The signers whose consent's BLS key is the one registered on chain for them (a key registered
-        with the first consent may take a few blocks: waited for up to `timeout`)."""
+    async def _with_registered_keys(self, room: ChainRoom, signers: list[bytes],
+                                    consents: dict[bytes, BatchConsent], left_out: dict[bytes, str],
+                                    timeout: float) -> list[bytes]:
+        """The signers whose consent's BLS key is the one registered on `room`'s chain for them (a key
+        registered with the first consent may take a few blocks: waited for up to `timeout`)."""
         ready: list[bytes] = []
         with trio.move_on_after(timeout):
             pending = list(signers)
             while pending:
                 for cid in list(pending):
                     key = g1_to_eip2537(consents[cid].bls_public_key)
-                    partner = self._partner(cid)
-                    registered = self._registered_keys.get(partner) or await self.key_hash(partner)
+                    partner = (room.chain_id, self._partner(cid))
+                    registered = self._registered_keys.get(partner) or await self.key_hash(partner[1], room)
                     if registered == keccak(key):
                         self._registered_keys[partner] = registered
                         ready.append(cid)
@@ -516,9 +538,10 @@ class BatchService:
             raise BatchFailed("the partners' BLS signatures do not aggregate to a valid signature")
         seconds.lap("aggregate")
         encoded = [g1_to_eip2537(k) for k in keys]
-        if await self.signers_hash(addresses) == bytes(32):
+        if await self.signers_hash(addresses, plan.room) == bytes(32):
             packed = b"".join(bytes.fromhex(a[2:]) for a in addresses)
-            status = await self._submit(Operation("register_bls_signers", (packed, b"".join(encoded))))
+            status = await self._submit(Operation("register_bls_signers", (packed, b"".join(encoded))),
+                                        plan.room)
             if status.status != "mined":
                 raise BatchFailed(f"registering the signer list failed: {status.error}")
             seconds.lap("register_signers")
@@ -528,19 +551,21 @@ class BatchService:
 
     # --- the outbox ----------------------------------------------------------------------------------
 
-    async def submit_funding(self, op: Operation, token: bytes, total: int) -> OperationStatus:
-        """Queue a batch open or top-up (an ERC-20 one after its approve, in the same round, so the
-        worker sends them in order) and wait until it is mined or refused."""
+    async def submit_funding(self, op: Operation, token: bytes, total: int, room: ChainRoom
+                             ) -> OperationStatus:
+        """Queue a batch open or top-up on `room`'s chain (an ERC-20 one after its approve, in the same
+        round, so the worker sends them in order) and wait until it is mined or refused."""
         async with self._lock:
             if token != bytes(20):
-                self.node.channels.enqueue_operation(approve_operation(token, total))
-            return await self._submit(op)
+                self.node.channels.enqueue_operation(approve_operation(token, total), room.ns)
+            return await self._submit(op, room)
 
-    async def _submit(self, op: Operation) -> OperationStatus:
-        """Queue `op` (durable with the consents recorded before it) and wait until it is mined or refused."""
+    async def _submit(self, op: Operation, room: ChainRoom) -> OperationStatus:
+        """Queue `op` on `room`'s chain (durable with the consents recorded before it) and wait until it is
+        mined or refused."""
         node = self.node
-        await node.channels.wait_round(node.channels.enqueue_operation(op))
-        status = node.worker.latest(op.kind, None)
+        await node.channels.wait_round(node.channels.enqueue_operation(op, room.ns))
+        status = room.worker.latest(op.kind, None)
         assert status is not None  # registered when its round committed
         with trio.move_on_after(MINED_TIMEOUT):
             while status.status in ("queued", "sent"):

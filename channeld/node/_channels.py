@@ -96,10 +96,12 @@ class _Round:
     # multi-hop payment machines (node/_transfers.py): rows (None: delete) and what waits for the commit
     payments: dict[bytes, bytes | None] = field(default_factory=dict)
     callbacks: list[Callable[[], None]] = field(default_factory=list)
+    # add node-wide rows when the batch is built (the risk ledger: node/_ledger.py)
+    writers: list[Callable[[Batch], None]] = field(default_factory=list)
 
     def is_empty(self) -> bool:
         return not (self.changed or self.audit or self.outbox or self.removed_outbox or self.peers
-                    or self.cursors or self.effects or self.payments or self.callbacks)
+                    or self.cursors or self.effects or self.payments or self.callbacks or self.writers)
 
     def batch(self, ns: Namespace, channels: dict[bytes, ChannelEntry]) -> Batch:
         """The round's store batch; each changed channel's row is encoded once, from its latest state.
@@ -125,6 +127,8 @@ class _Round:
                 batch.delete_payment(ns, key)
             else:
                 batch.put_payment(ns, key, row)
+        for write in self.writers:
+            write(batch)
         return batch
 
 
@@ -311,6 +315,11 @@ class ChannelService:
     def after_commit(self, callback: Callable[[], None]) -> int:
         """Run `callback` once the round filling now is durable (with that round's effects)."""
         self._round.callbacks.append(callback)
+        return self._mark_dirty()
+
+    def before_commit(self, write: Callable[[Batch], None]) -> int:
+        """Have `write` add its rows to the batch of the round filling now, as that batch is built."""
+        self._round.writers.append(write)
         return self._mark_dirty()
 
     def set_cursor(self, cursor: ChainCursor, ns: Namespace | None = None) -> int:

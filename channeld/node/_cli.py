@@ -70,7 +70,8 @@ def register_init(commands: Subparsers) -> None:
 
 
 def run_init(args: argparse.Namespace) -> int:
-    from channeld.config import CONFIG_FILE, write_default_file
+    from channeld.config import CONFIG_FILE
+    from channeld.config_reference import write_default_file
     from channeld.keys import create_datadir, resolve_password
 
     password = resolve_password(args.password_file, confirm=True)
@@ -92,11 +93,14 @@ def register_node(commands: Subparsers) -> None:
     p.add_argument("--api", help="control API HOST:PORT")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="any config setting (repeatable)")
+    p.add_argument("--chain-entry", action="append", default=[], metavar="'KEY=VALUE ...'",
+                   help="one chain of the [[chains]] list, e.g. 'name=base rpc_url=https://… contract=0x… "
+                        "chain_id=8453' (repeatable; replaces the file's and CHANNELD_CHAINS' list)")
     p.set_defaults(run=run_node_command)
 
 
 def node_flags(args: argparse.Namespace) -> dict[str, object]:
-    from channeld.config import parse_set_flags
+    from channeld.config import CHAINS_KEY, parse_set_flags
 
     flags: dict[str, object] = dict(parse_set_flags(args.set))
     if args.rpc_url and args.chain:
@@ -105,6 +109,8 @@ def node_flags(args: argparse.Namespace) -> dict[str, object]:
                        ("node.listen", args.listen), ("node.api", args.api)):
         if value is not None:
             flags[key] = value
+    if args.chain_entry:
+        flags[CHAINS_KEY] = args.chain_entry
     return flags
 
 
@@ -176,6 +182,8 @@ def register_client_commands(commands: Subparsers) -> None:
                            help="raise our deposit by --amount in every open channel, one transaction")
             p.add_argument("--amount", dest="all_amount", help="with --all: the top-up per channel")
             p.add_argument("--token", help="with --all: the channels' ERC-20 token (default: ether)")
+            p.add_argument("--chain", help="with --all: the channels' chain, by name or id (default: the "
+                                           "node's only chain)")
         if name == "withdraw":
             p.add_argument("--to", help="receiver address (default: ours)")
             _batch_flags(p, "withdraw our balance from every open channel in one transaction per token")
@@ -273,7 +281,7 @@ def run_open(args: argparse.Namespace) -> int:
         if args.uri is not None:
             raise ConfigError("open --batch takes its partners from FILE_OR_URIS, not a URI argument")
         body = {"uris": batch_uris(args.batch), "deposit": str(parse_amount(args.deposit)),
-                "token": args.token, "challenge_period": args.challenge_period}
+                "token": args.token, "challenge_period": args.challenge_period, "chain": args.chain}
         document = _client(args).call("POST", "/batch/open", body)
         op = document["operation"]
         each = format_amount(int(document["deposit"]))
@@ -306,7 +314,7 @@ def run_deposit(args: argparse.Namespace) -> int:
     if args.all:
         if args.channel is not None or args.amount is not None or args.all_amount is None:
             raise ConfigError("deposit --all needs --amount A, and takes no CHANNEL or AMOUNT")
-        body = {"amount": str(parse_amount(args.all_amount)), "token": args.token}
+        body = {"amount": str(parse_amount(args.all_amount)), "token": args.token, "chain": args.chain}
         document = _client(args).call("POST", "/batch/deposit", body)
         op = document["operation"]
         _print(args, document, [f"{len(document['channels'])} channels topped up by "
@@ -324,7 +332,7 @@ def run_withdraw(args: argparse.Namespace) -> int:
         if args.channel is not None:
             raise ConfigError("withdraw --all takes no CHANNEL or AMOUNT")
         body = {"min_amount": str(parse_amount(args.min_amount)), "to": args.to, "scheme": args.scheme,
-                "timeout": args.timeout}
+                "timeout": args.timeout, "chain": args.chain}
         return _batches(args, "/batch/withdraw", body)
     if args.channel is None or args.amount is None:
         raise ConfigError("withdraw needs CHANNEL and AMOUNT, or --all")
@@ -336,7 +344,8 @@ def run_close(args: argparse.Namespace) -> int:
     if args.all:
         if args.channel is not None or args.force or not args.cooperative:
             raise ConfigError("close --all needs --cooperative, and takes no CHANNEL or --force")
-        return _batches(args, "/batch/close", {"to": args.to, "scheme": args.scheme, "timeout": args.timeout})
+        return _batches(args, "/batch/close", {"to": args.to, "scheme": args.scheme, "timeout": args.timeout,
+                                               "chain": args.chain})
     if args.channel is None:
         raise ConfigError("close needs CHANNEL, or --all --cooperative")
     return _operation(args, "POST", f"/channels/{args.channel}/close", {"force": args.force})
@@ -348,18 +357,22 @@ def _batch_flags(parser: argparse.ArgumentParser, help_text: str) -> None:
                         help="with --all: how partners consent (default: the cheaper for the batch's size)")
     parser.add_argument("--timeout", type=float, default=10.0,
                         help="with --all: seconds to wait for partners (default %(default)s)")
+    parser.add_argument("--chain", help="with --all: only the channels on this chain, by name or id "
+                                        "(default: every chain, one batch per chain and token)")
 
 
 def _batches(args: argparse.Namespace, path: str, body: dict[str, Any]) -> int:
-    """Run a batch through the API and show one row per batch (one per token), then who was left out."""
+    """Run a batch through the API and show one row per batch (one per chain and token), then who was
+    left out."""
     document = _client(args).call("POST", path, body)
-    table = Table("kind", "scheme", "channels", "left out", "amount", "status", "transaction")
+    table = Table("kind", "chain", "scheme", "channels", "left out", "amount", "status", "transaction")
     notes: list[str] = []
     for batch in document["batches"]:
         op = batch["operation"] or {}
         counts = (str(len(batch["included"])), str(len(batch["left_out"])))
-        table.add_row(batch["kind"], batch["scheme"], *counts, format_amount(int(batch["amount"])),
-                      op.get("status", "nothing sent"), op.get("tx_hash") or "-")
+        table.add_row(batch["kind"], batch["chain"], batch["scheme"], *counts,
+                      format_amount(int(batch["amount"])), op.get("status", "nothing sent"),
+                      op.get("tx_hash") or "-")
         notes += [f"left out {cid}: {why}" for cid, why in batch["left_out"].items()]
     _print(args, document, table)
     if not getattr(args, "json", False) and notes:

@@ -26,10 +26,12 @@ from channeld.node._channels import ChannelService
 from channeld.node._events import EventBus
 from channeld.node._invoices import PaymentRequestBook
 from channeld.node._journal import Journal
+from channeld.node._ledger import LedgerBook
 from channeld.node._metrics import NodeMetrics
 from channeld.node._ops import NodeOperations
 from channeld.node._peers import PeerService
 from channeld.node._records import Operation, addr_bytes
+from channeld.node._refusals import RefusalBook
 from channeld.node._rooms import (
     ChainRoom,
     ChainSetup,
@@ -72,7 +74,6 @@ class Node(NodeOperations):
         self.ready = trio.Event()
         self._cancel = trio.CancelScope()
         self._slots = {}
-        self._refused = {}
 
     @property
     def node_id(self) -> bytes:
@@ -91,7 +92,7 @@ class Node(NodeOperations):
         log.info("opening the store in %s", self.datadir / STORE_DIR)
         self.store = await trio.to_thread.run_sync(Store.open, self.datadir / STORE_DIR)
         try:
-            self.journal = Journal.open(self.datadir)
+            self.journal = Journal.open(self.datadir, self.store)
         except BaseException:
             self.store.close()
             raise
@@ -134,6 +135,7 @@ class Node(NodeOperations):
             await nursery.start(self.towers.run)
             await nursery.start(self.gossip.run)  # multi-hop: the graph, then the payment machines' clock
             nursery.start_soon(self.transfers.run)
+            nursery.start_soon(self.refusals.run)
             nursery.start_soon(self._refresh_metrics)
             nursery.start_soon(self.journal.run_pruning, self.config.journal.retention)
             await nursery.start(self.batch.run)
@@ -164,11 +166,14 @@ class Node(NodeOperations):
                       for chain, (room_setup, chain_id) in zip(configs, connected, strict=True)]
         check_distinct(self.rooms)
         self.channels.load([room.ns for room in self.rooms])
+        self.risk = LedgerBook(self.channels)
+        self.risk.load(self.store, time.time())
         # the primary chain's parts keep their single-chain names: multi-hop, gossip and towers use them
         primary = self.rooms[0]
         self.chain, self.watcher, self.worker = primary.chain, primary.watcher, primary.worker
         self.channels.on_queued = self._on_queued
         self.channels.limits = self.config.limits
+        self.refusals = RefusalBook(self.channels, self.bus, self.peers.send)
         self.channels.payment_listeners.append(self.note_refusal)
         self.requests = PaymentRequestBook(self)
         self.towers = TowerSet(self)

@@ -19,9 +19,11 @@ from channeld.errors import ChanneldError, LocalFault
 from channeld.limits import LimitContext, RiskLedger, check_channel_open, check_onchain_spend
 from channeld.node._batch_funding import deposit_operation, open_operation
 from channeld.node._channels import ChannelEntry
+from channeld.node._ledger import LedgerBook
 from channeld.node._onchain import OperationStatus
 from channeld.node._opens import open_salt
 from channeld.node._records import Operation, addr_bytes
+from channeld.node._refusals import RefusalBook
 from channeld.node._rooms import ChainRoom, pick_room
 from channeld.node._tokens import ETHER, NATIVE, check_token
 from channeld.protocol import (
@@ -83,14 +85,23 @@ def channel_json(cid: bytes, entry: ChannelEntry, chain: str | None = None) -> d
 
 
 class NodeOperations:
-    ledger: RiskLedger = RiskLedger()
-    _slots: dict[bytes, trio.Semaphore]
-    # per channel, our proof the partner refused last (nonce, reason): while it waits unaccepted, every
+    risk: LedgerBook
+    # per channel, our proof the partner refused (node/_refusals.py): while it waits unaccepted, every
     # later proof would wait behind it at the partner, so new payments on that channel are refused
-    _refused: dict[bytes, tuple[int, str]]
+    refusals: RefusalBook
+    _slots: dict[bytes, trio.Semaphore]
 
     def _self(self) -> Node:
         return self  # type: ignore[return-value]
+
+    @property
+    def ledger(self) -> RiskLedger:
+        """What the node paid in the last hour, per peer and in total (the hourly budgets' ledger)."""
+        return self.risk.ledger
+
+    @ledger.setter
+    def ledger(self, ledger: RiskLedger) -> None:
+        self.risk.update(ledger)  # stored with the store round that signs the payment it counted
 
     # --- reading -------------------------------------------------------------------------------------
 
@@ -168,29 +179,24 @@ class NodeOperations:
     def note_refusal(self, outcome: EventPaymentSent | EventPaymentRefused) -> None:
         """Payment listener: remember on which channel the partner refused one of our proofs (a payment
         or a lock message; whether or not a caller still waits for it)."""
-        if not isinstance(outcome, EventPaymentRefused):
-            return
-        for cid, entry in self._self().channels.channels.items():
-            state = entry.state
-            for msg in (*state.in_flight, *state.locks_in_flight):
-                ours = getattr(msg, "payment_id", 0) == outcome.payment_id  # LockExpired has none: 0
-                if ours and msg.balance_proof.nonce == outcome.nonce:
-                    self._refused[cid] = (outcome.nonce, outcome.reason)
-                    return
+        if isinstance(outcome, EventPaymentRefused):
+            self.refusals.note(outcome)
 
     def _check_not_stalled(self, cid: bytes) -> None:
         """Refuse at once while the partner's refusal of one of our proofs stands on this channel."""
-        refused = self._refused.get(cid)
+        if not self.refusals.refused:
+            return
+        refused = self.refusals.standing(cid)
         if refused is None:
             return
-        nonce, reason = refused
-        state = self._self().channels.entry(cid).state
-        if not any(m.balance_proof.nonce == nonce for m in (*state.in_flight, *state.locks_in_flight)):
-            del self._refused[cid]  # accepted since (re-establishment offered it again)
-            return
+        nonce, reason = refused.nonce, refused.reason
+        if refused.permanent:
+            raise OperationRefused(f"the partner refused our payment with nonce {nonce} for good (code "
+                                   f"{refused.code}: {reason}); every later payment on channel 0x{cid.hex()} "
+                                   "would wait behind it: close the channel")
         raise OperationRefused(f"the partner refused our payment with nonce {nonce} ({reason}); later "
                                f"payments on channel 0x{cid.hex()} would wait behind it until it is "
-                               "accepted on reconnection: close the channel if this persists")
+                               f"accepted (it is offered again, next in {refused.delay:g}s at most)")
 
     def _limits_for(self, peer_id: bytes) -> LimitContext:
         """The risk limits and ledger a payment to `peer_id` is checked against, as of now."""
@@ -357,9 +363,11 @@ class NodeOperations:
     # --- batches (node/_batch.py) --------------------------------------------------------------------
 
     async def batch_withdraw(self, min_amount: int = 0, to: str | None = None, scheme: str = "auto",
-                             timeout: float = BATCH_CONSENT_TIMEOUT) -> list[dict[str, Any]]:
-        """Withdraw our balance from every open channel holding at least `min_amount`, one transaction
-        per token, paid to `to` (default: our address); partners who do not consent in time are left out."""
+                             timeout: float = BATCH_CONSENT_TIMEOUT, chain: str | None = None
+                             ) -> list[dict[str, Any]]:
+        """Withdraw our balance from every open channel holding at least `min_amount` (on `chain` only,
+        if named), one transaction per chain and token, paid to `to` (default: our address); partners who
+        do not consent in time are left out."""
         from channeld.wire import BATCH_WITHDRAW
 
         if min_amount < 0:
@@ -367,24 +375,32 @@ class NodeOperations:
         receiver = None if to is None else addr_bytes(to)
         return await self._self().batch.run_batches(BATCH_WITHDRAW, scheme=_batch_scheme(scheme),
                                                      min_amount=min_amount, receiver=receiver,
-                                                     timeout=timeout)
+                                                     timeout=timeout, chain=self._named_room(chain))
 
     async def batch_close(self, scheme: str = "auto", to: str | None = None,
-                          timeout: float = BATCH_CONSENT_TIMEOUT) -> list[dict[str, Any]]:
-        """Close every open channel cooperatively, one transaction per token: each partner is paid its
-        balance, ours go to `to` (default: our address)."""
+                          timeout: float = BATCH_CONSENT_TIMEOUT, chain: str | None = None
+                          ) -> list[dict[str, Any]]:
+        """Close every open channel (on `chain` only, if named) cooperatively, one transaction per chain
+        and token: each partner is paid its balance, ours go to `to` (default: our address)."""
         from channeld.wire import BATCH_CLOSE
 
         receiver = None if to is None else addr_bytes(to)
         return await self._self().batch.run_batches(BATCH_CLOSE, scheme=_batch_scheme(scheme),
-                                                     receiver=receiver, timeout=timeout)
+                                                     receiver=receiver, timeout=timeout,
+                                                     chain=self._named_room(chain))
+
+    def _named_room(self, chain: str | None) -> ChainRoom | None:
+        """The room `chain` names (`UnknownChain` if none), or None for every chain."""
+        return None if chain is None else pick_room(self._self().rooms, chain)
 
     async def batch_open(self, uris: list[str], deposit: int, token: str | None = None,
-                         challenge_period: int = 3600) -> dict[str, Any]:
-        """Open a channel with each of `uris`, `deposit` each, in one transaction (answered once mined).
-        Every URI is checked and dialled, and the limits checked per channel and for the total, before
-        anything is queued."""
+                         challenge_period: int = 3600, chain: str | None = None) -> dict[str, Any]:
+        """Open a channel with each of `uris`, `deposit` each, in one transaction on `chain` (default: the
+        node's only chain; answered once mined). Every URI is checked and dialled, and the limits checked
+        per channel and for the total, before anything is queued."""
         node = self._self()
+        room = pick_room(node.rooms, chain)
+        room.check_usable()
         peers = self._batch_partners(uris)
         if deposit <= 0:
             raise OperationRefused("a batch open's deposit must be positive")
@@ -394,20 +410,21 @@ class NodeOperations:
         if token is not None and not is_address(token):
             raise OperationRefused(f"token {token[:60]!r} is not an address")
         total = deposit * len(peers)
-        batch_gas = BATCH_GAS_PER_CHANNEL * len(peers)  # batches run on the primary chain
-        await self._check_reserve(total if token is None else 0, node.rooms[0], batch_gas)
+        batch_gas = BATCH_GAS_PER_CHANNEL * len(peers)
+        await self._check_reserve(total if token is None else 0, room, batch_gas)
         for uri in uris:
             try:
                 await node.peers.connect(uri)
             except (ChanneldError, OSError) as exc:
                 raise OperationRefused(f"partner {uri[:120]} cannot be reached: {exc}") from exc
         token_bytes = bytes(20) if token is None else addr_bytes(token)
+        await check_token(room, token_bytes)
         partners = [KnownKey(p.node_id).address for p in peers]
-        salt = open_salt(node.watcher.head)
+        salt = open_salt(room.watcher.head)
         op = open_operation(token_bytes, challenge_period, salt, partners, [deposit] * len(peers))
-        status = await node.batch.submit_funding(op, token_bytes, total)
-        return {"partners": ["0x" + p.hex() for p in peers_ids(peers)], "deposit": str(deposit),
-                "total": str(total), "operation": status.as_json()}
+        status = await node.batch.submit_funding(op, token_bytes, total, room)
+        return {"chain": room.name, "partners": ["0x" + p.hex() for p in peers_ids(peers)],
+                "deposit": str(deposit), "total": str(total), "operation": status.as_json()}
 
     def _batch_partners(self, uris: list[str]) -> list[PeerUri]:
         node = self._self()
@@ -428,10 +445,14 @@ class NodeOperations:
             raise OperationRefused("a partner is named twice in the batch")
         return peers
 
-    async def batch_deposit(self, amount: int, token: str | None = None) -> dict[str, Any]:
-        """Raise our deposit by `amount` in every open channel in `token` (default ether), one
-        transaction; refused whole if any channel would exceed the channel limit."""
+    async def batch_deposit(self, amount: int, token: str | None = None, chain: str | None = None
+                            ) -> dict[str, Any]:
+        """Raise our deposit by `amount` in every open channel on `chain` (default: the node's only chain)
+        in `token` (default ether), one transaction; refused whole if any channel would exceed the
+        channel limit."""
         node = self._self()
+        room = pick_room(node.rooms, chain)
+        room.check_usable()
         if amount <= 0:
             raise OperationRefused("a batch deposit must be positive")
         if token is not None and not is_address(token):
@@ -441,19 +462,20 @@ class NodeOperations:
         for cid, entry in node.channels.channels.items():
             if entry.state.status is not ChannelStatus.OPEN or entry.state.settle is not None:
                 continue
-            if to_checksum_address(entry.onchain.state.token) != token_cs:
+            if entry.ns != room.ns or to_checksum_address(entry.onchain.state.token) != token_cs:
                 continue
             totals[cid] = entry.state.our.deposit + amount
             check_channel_open(node.config.limits, totals[cid])
         if not totals:
-            raise OperationRefused("no open channel to top up in that token")
+            raise OperationRefused(f"no open channel on chain {room.name} to top up in that token")
         total = amount * len(totals)
-        batch_gas = BATCH_GAS_PER_CHANNEL * len(totals)  # batches run on the primary chain
-        await self._check_reserve(total if token is None else 0, node.rooms[0], batch_gas)
+        batch_gas = BATCH_GAS_PER_CHANNEL * len(totals)
+        await self._check_reserve(total if token is None else 0, room, batch_gas)
         token_bytes = addr_bytes(token_cs)
-        status = await node.batch.submit_funding(deposit_operation(token_bytes, totals), token_bytes, total)
-        return {"channels": ["0x" + c.hex() for c in totals], "amount": str(amount), "total": str(total),
-                "operation": status.as_json()}
+        status = await node.batch.submit_funding(deposit_operation(token_bytes, totals), token_bytes, total,
+                                                 room)
+        return {"chain": room.name, "channels": ["0x" + c.hex() for c in totals], "amount": str(amount),
+                "total": str(total), "operation": status.as_json()}
 
     async def settle(self, cid: bytes) -> OperationStatus:
         node = self._self()

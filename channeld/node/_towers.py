@@ -9,9 +9,15 @@ marked channel is handed to every tower. `TowerClient.push` returns at once; the
 is pushed at most `1 / PUSH_INTERVAL` times per second whatever the payment rate: only the newest proof
 matters. A (re)start and a newly added tower trigger a push of every channel's newest proof.
 
-`last_push_at` (per tower, unix seconds) is when its client was last seen to have sent a proof, looked
-at on every feeder tick; it is kept in the tower's journal record (an unsynced write, so a restart keeps
-it and at worst an OS crash loses the newest stamp).
+A tower serves one chain and contract (its `Init` names them, as a node's does), so each tower is added
+for one of the node's chains (`--chain`, by name or id; a one-chain node's only chain by default) and the
+feeder hands it the proofs of that chain's channels only; a node on several chains adds a tower per chain
+(docs/operator-guide.md). A record written before towers named their chain is the primary chain's.
+
+`last_push_at` (per tower, unix seconds) is when its client was last seen to have sent a proof, and
+`counters` what its clients sent, had accepted or refused and how often they connected, summed over the
+node's runs; both are looked at on every feeder tick and kept in the tower's journal record (an unsynced
+write, so a restart keeps them and at worst an OS crash loses the newest tick's).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import trio
 
 from channeld.errors import LocalFault
 from channeld.node._events import NodeEvent
+from channeld.node._rooms import ChainRoom, pick_room
 from channeld.protocol import ChannelStatus, partner_proof_for_chain
 from channeld.transport import BadPeerUri, PeerUri
 from channeld.watchtower.client import TowerClient
@@ -41,6 +48,7 @@ PUSH_INTERVAL = 0.25  # seconds: at most four pushes per second per channel, how
 MAX_TOWERS = 16
 _SETTLED_EVENTS = frozenset({"chain_ChannelSettled", "chain_ChannelCooperativelySettled"})
 _PUSH_EVENTS = frozenset({"payment_received", "chain_ChannelClosed"})
+COUNTERS = ("pushes_sent", "accepted", "refused", "connects")  # kept across restarts, per tower
 
 
 class TowerRefused(LocalFault):
@@ -50,7 +58,8 @@ class TowerRefused(LocalFault):
 class TowerSet:
     """Tower clients of one node and the feeder that keeps them up to date."""
 
-    def __init__(self, node: Node, client_factory: Callable[[PeerUri], TowerClient] | None = None) -> None:
+    def __init__(self, node: Node,
+                 client_factory: Callable[[PeerUri, ChainRoom], TowerClient] | None = None) -> None:
         self.node = node
         self.clients: dict[str, TowerClient] = {}
         self._make = client_factory or self._client
@@ -58,17 +67,19 @@ class TowerSet:
         self._rescan = True
         self._nursery: trio.Nursery | None = None
         self.pushes = 0
-        self._sent_seen: dict[str, int] = {}  # each client's pushes_sent when last looked at
+        self._seen: dict[str, tuple[int, ...]] = {}  # each client's counters when last looked at
+        self._earlier: dict[str, dict[str, int]] = {}  # each tower's counters from the node's earlier runs
 
-    def _client(self, uri: PeerUri) -> TowerClient:
-        node = self.node
-        return TowerClient(uri, node.key.private_key, node.chain_id, node.ns.contract)
+    def _client(self, uri: PeerUri, room: ChainRoom) -> TowerClient:
+        return TowerClient(uri, self.node.key.private_key, room.chain_id, room.ns.contract)
 
     # --- the operator's face -------------------------------------------------------------------------
 
-    def add(self, uri: str) -> dict[str, Any]:
-        """Record `uri` durably, then start delegating to it. Raises `BadPeerUri` or `TowerRefused`."""
+    def add(self, uri: str, chain: str | None = None) -> dict[str, Any]:
+        """Record `uri` durably as a tower of `chain` (name or id), then start delegating to it.
+        Raises `BadPeerUri`, `UnknownChain` or `TowerRefused`."""
         parsed = PeerUri.parse(uri)
+        room = pick_room(self.node.rooms, chain)
         key = parsed.node_id.hex()
         if parsed.node_id == self.node.node_id:
             raise TowerRefused("a node cannot be its own watchtower")
@@ -77,22 +88,44 @@ class TowerSet:
             raise TowerRefused(f"tower {key} is already added ({known[key].get('uri')})")
         if len(known) >= MAX_TOWERS:
             raise TowerRefused(f"at most {MAX_TOWERS} watchtowers")
-        self.node.journal.put(TOWERS_TABLE, key, {"uri": str(parsed), "added_at": time.time()}, sync=True)
-        self._start(parsed)
-        return self.describe(str(parsed))
+        record = {"uri": str(parsed), "added_at": time.time(), "chain_id": room.chain_id,
+                  "contract": room.contract}
+        self.node.journal.put(TOWERS_TABLE, key, record, sync=True)
+        self._start(parsed, room)
+        return self.describe(record)
 
-    def describe(self, uri: str, last_push_at: float | None = None) -> dict[str, Any]:
+    def describe(self, record: dict[str, Any]) -> dict[str, Any]:
+        """What `watchtower list` shows of the tower `record` (its journal record) and its client."""
+        uri = str(record.get("uri"))
+        room = self._room_of(record)
+        counters = self._earlier.get(uri) or _counters(record.get("counters"))
+        found: dict[str, Any] = {
+            "uri": uri, "chain": None if room is None else room.name,
+            "chain_id": None if room is None else room.chain_id, "connected": False, "channels": 0,
+            "pending": 0, **counters, "last_push_at": _stamp(record.get("last_push_at"))}
         client = self.clients.get(uri)
-        found = {"uri": uri, "connected": False, "channels": 0, "pending": 0, "pushes_sent": 0,
-                 "accepted": 0, "refused": 0, "connects": 0, "last_push_at": last_push_at}
         if client is not None:
             stats = client.statistics()
             # pending counts what the client still has to get accepted, plus what the feeder has not
             # handed it yet: zero means the tower holds every channel's newest proof
             found.update(connected=stats.connected, channels=stats.channels,
-                         pending=stats.pending + self.unfed(), pushes_sent=stats.pushes_sent,
-                         accepted=stats.accepted, refused=stats.refused, connects=stats.connects)
+                         pending=stats.pending + self.unfed(), **self._totals(uri, client))
         return found
+
+    def _totals(self, uri: str, client: TowerClient) -> dict[str, int]:
+        """The client's counters added to those of the node's earlier runs."""
+        stats = client.statistics()
+        earlier = self._earlier.get(uri, {})
+        return {name: earlier.get(name, 0) + getattr(stats, name) for name in COUNTERS}
+
+    def _room_of(self, record: dict[str, Any]) -> ChainRoom | None:
+        """The chain room a record names (a record from before towers named a chain: the primary's)."""
+        chain_id = record.get("chain_id", self.node.chain_id)
+        contract = record.get("contract", self.node.contract)
+        for room in self.node.rooms:
+            if room.chain_id == chain_id and str(room.contract).lower() == str(contract).lower():
+                return room
+        return None
 
     def unfed(self) -> int:
         """Channels marked since the feeder last ran (all of them when a rescan is due)."""
@@ -103,8 +136,7 @@ class TowerSet:
         return self.unfed() == 0 and all(client.is_synced() for client in self.clients.values())
 
     def list(self) -> builtins.list[dict[str, Any]]:
-        return [self.describe(str(record.get("uri")), _stamp(record.get("last_push_at")))
-                for _, record in self.node.journal.items(TOWERS_TABLE)]
+        return [self.describe(record) for _, record in self.node.journal.items(TOWERS_TABLE)]
 
     # --- running -------------------------------------------------------------------------------------
 
@@ -112,20 +144,35 @@ class TowerSet:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             for key, record in self.node.journal.items(TOWERS_TABLE):
-                try:
-                    self._start(PeerUri.parse(str(record.get("uri"))))
-                except BadPeerUri as exc:  # a damaged record must not keep the node from starting
-                    log.error("watchtower record %s is not usable and is skipped: %s", key, exc)
+                self._restart(key, record)
             task_status.started()
-            while True:
-                self.feed()
+            try:
+                while True:
+                    self.feed()
+                    self.note_pushes(time.time())
+                    await trio.sleep(PUSH_INTERVAL)
+            finally:  # a clean stop keeps the last tick's counts too
                 self.note_pushes(time.time())
-                await trio.sleep(PUSH_INTERVAL)
 
-    def _start(self, uri: PeerUri) -> None:
+    def _restart(self, key: str, record: dict[str, Any]) -> None:
+        """Start the client of a tower recorded before this run, with the counters it had reached."""
+        room = self._room_of(record)
+        try:
+            uri = PeerUri.parse(str(record.get("uri")))
+        except BadPeerUri as exc:  # a damaged record must not keep the node from starting
+            log.error("watchtower record %s is not usable and is skipped: %s", key, exc)
+            return
+        if room is None:  # the chain left the config: its tower has nothing to watch here
+            log.warning("watchtower %s watches chain %s, which this node no longer serves: not used",
+                        uri, record.get("chain_id"))
+            return
+        self._earlier[str(uri)] = _counters(record.get("counters"))
+        self._start(uri, room)
+
+    def _start(self, uri: PeerUri, room: ChainRoom) -> None:
         if self._nursery is None or str(uri) in self.clients:
             return
-        client = self._make(uri)
+        client = self._make(uri, room)
         self.clients[str(uri)] = client
         self._nursery.start_soon(client.run)
         self._rescan = True  # a new tower gets every channel's newest proof
@@ -151,21 +198,28 @@ class TowerSet:
         pushed = 0
         for proof in self._proofs(marked):
             for client in self.clients.values():
-                client.push(proof)
+                # each tower watches one chain: it takes that chain's proofs only
+                if (client.chain_id, client.contract) == (proof.chain_id, proof.contract):
+                    client.push(proof)
             pushed += 1
         self.pushes += pushed
         return pushed
 
     def note_pushes(self, now: float) -> None:
-        """Stamp every tower whose client sent a proof since the last look."""
+        """Keep every tower's counters, and stamp those whose client sent a proof since the last look."""
         for uri, client in self.clients.items():
-            sent = client.statistics().pushes_sent
-            if sent > self._sent_seen.get(uri, 0):
-                self._sent_seen[uri] = sent
-                key = client.uri.node_id.hex()
-                record = self.node.journal.get(TOWERS_TABLE, key)
-                if record is not None:
-                    self.node.journal.put(TOWERS_TABLE, key, {**record, "last_push_at": now})
+            totals = self._totals(uri, client)
+            seen = self._seen.get(uri)
+            if seen == tuple(totals.values()):
+                continue
+            self._seen[uri] = tuple(totals.values())
+            key = client.uri.node_id.hex()
+            record = self.node.journal.get(TOWERS_TABLE, key)
+            if record is None:
+                continue
+            sent = seen is None or totals["pushes_sent"] > seen[0]
+            stamp = {"last_push_at": now} if sent and client.statistics().pushes_sent else {}
+            self.node.journal.put(TOWERS_TABLE, key, {**record, "counters": totals, **stamp})
 
     def _proofs(self, channel_ids: builtins.list[bytes]) -> Iterator[BalanceProof]:
         for cid in channel_ids:
@@ -180,3 +234,9 @@ class TowerSet:
 
 def _stamp(raw: object) -> float | None:
     return float(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else None
+
+
+def _counters(raw: object) -> dict[str, int]:
+    """The counters of a journal record (zeros for one written before they were kept, or damaged)."""
+    found = raw if isinstance(raw, dict) else {}
+    return {name: value if type(value := found.get(name)) is int and value >= 0 else 0 for name in COUNTERS}

@@ -3,7 +3,8 @@
 The channel service calls `on_channel_effects` synchronously, inside the same `apply` that produced
 them, so a machine's new state, and every channel input its `ChannelDo`s cause, join the very round
 (store batch) the lock event came in: a payment row is always written together with the channel rows it
-changed, before any message that depends on them leaves. Inputs, per secrethash:
+changed, before any message that depends on them leaves (a mediator's relayed `SecretReveal` depends on
+none of them and leaves at once: proto/state-machine.md, relaying a reveal). Inputs, per secrethash:
 
 * `EventLockReceived`: a payment request of ours (journaled by `PaymentRequestBook`) makes us the target,
   anything else is mediated (unless `routing.forward = no`: then the lock just expires back to its payer);
@@ -61,6 +62,7 @@ from channeld.protocol import (
     InitiatorState,
     LockNotExpired,
     MediatorState,
+    SendSecretReveal,
     TargetState,
     TransferEffect,
     handle_initiator,
@@ -239,9 +241,18 @@ class TransferService:
         for effect in effects:
             if isinstance(effect, ChannelDo):
                 self._channel_do(effect)
+            elif isinstance(effect, SendSecretReveal):
+                self._reveal_now(effect)
             else:
                 self.channels.after_commit(functools.partial(self._report, effect))
         return round_no
+
+    def _reveal_now(self, effect: SendSecretReveal) -> None:
+        """A reveal needs no commit before it leaves (`SendSecretReveal`); on an open channel only, as the
+        channel machine's own reveal."""
+        entry = self.channels.channels.get(effect.channel_id)
+        if entry is not None and entry.state.status is ChannelStatus.OPEN:
+            self.node.peers.send(entry.peer_id, SecretReveal(effect.secret))
 
     def _channel_do(self, do: ChannelDo) -> None:
         entry = self.channels.channels.get(do.channel_id)

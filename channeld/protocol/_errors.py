@@ -77,11 +77,6 @@ class BadLock(Refused):
     code = 27
 
 
-class TooManyPendingLocks(BadLock):
-    """A new lock would take the channel over our `limits.max_pending_locks` (a local risk limit; the
-    wire code is the lock rules' 27)."""
-
-
 class UnknownLock(Refused):
     """An unlock or lock-expired message naming a lock that is not pending (or a secret matching none)."""
 
@@ -99,6 +94,14 @@ class LockNotExpired(Refused):
 REFUSAL_CODES: dict[type[PeerFault], int] = {
     InvalidSignature: 26,
 }
+
+
+# Refusals of one of our proofs that can never pass, however often it is offered: they judge only the
+# proof itself against the partner's view of our side, which nothing but that proof's acceptance moves
+# (wrong binding, a different proof for that nonce, wrong figures, a bad signature, a lock the partner
+# does not hold). Every other code may pass later (a deposit not yet seen, a lock limit, a clock behind).
+PERMANENT_REFUSALS = frozenset({WrongChannel.code, ConflictingProof.code, AmountMismatch.code,
+                                REFUSAL_CODES[InvalidSignature], UnknownLock.code})
 
 
 def refusal_code(error: PeerFault) -> int:

@@ -98,9 +98,11 @@ class ActionExpireLock:
 @dataclass(frozen=True, slots=True)
 class ActionLearnSecret:
     """We know the preimage of a partner lock's secrethash: reveal it to the partner (the lock's payer)
-    and keep it to claim the lock on chain if the partner does not unlock in time."""
+    and keep it to claim the lock on chain if the partner does not unlock in time. `reveal` False: the
+    payment machine has told the partner already (a mediator relays a reveal at once, see `_mediator`)."""
 
     secret: bytes
+    reveal: bool = True
 
 
 # --- inputs from the chain -----------------------------------------------------------------------------

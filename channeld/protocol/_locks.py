@@ -24,7 +24,6 @@ from channeld.protocol._errors import (
     LockNotExpired,
     NotEnoughCapacity,
     TooManyInFlight,
-    TooManyPendingLocks,
     UnknownLock,
 )
 from channeld.protocol._events import (
@@ -186,7 +185,7 @@ def handle_action_unlock(state: ChannelState, action: ActionUnlock, signer: Sign
     locks = _without(state.our.locks, secrethash)
     new, effects = _sign_next(state, signer, state.our.transferred + lock.amount, locks,
                               lambda proof: Unlock(proof, action.secret, action.payment_id))
-    return transition(state, _forget(new, secrethash), effects[1:])
+    return transition(state, _forget(new, secrethash, action.secret), effects[1:])
 
 
 def handle_action_expire_lock(state: ChannelState, action: ActionExpireLock, signer: Signer) -> Transition:
@@ -211,11 +210,17 @@ def _expiry_problem(state: ChannelState, lock: Lock) -> str | None:
     return None
 
 
-def _forget(state: ChannelState, secrethash: bytes) -> ChannelState:
-    """Drop secrets and registrations no pending lock of either side needs any more."""
+def _forget(state: ChannelState, secrethash: bytes, secret: bytes | None = None) -> ChannelState:
+    """Drop secrets and registrations no pending lock of either side needs any more. `secret`: the
+    preimage, when the caller has it (an unlock): found by comparison, not by hashing every known one."""
+    if not (state.secrets or state.registered):
+        return state
     if find_lock(state.our.locks, secrethash) or find_lock(state.partner.locks, secrethash):
         return state
-    secrets = tuple(s for s in state.secrets if secrethash_of(s.secret) != secrethash)
+    if secret is None:
+        secrets = tuple(s for s in state.secrets if secrethash_of(s.secret) != secrethash)
+    else:
+        secrets = tuple(s for s in state.secrets if s.secret != secret)
     registered = tuple(r for r in state.registered if r[0] != secrethash)
     if len(secrets) == len(state.secrets) and len(registered) == len(state.registered):
         return state
@@ -255,16 +260,20 @@ def _apply_locked_transfer(state: ChannelState, msg: LockedTransfer,
     problem = lock_problem(state, partner, lock, receiving=True)
     if problem is not None:
         raise BadLock(problem)
-    problem = lock_limit_problem(state, limits)
-    if problem is not None:
-        raise TooManyPendingLocks(problem)
     locks = (*partner.locks, lock)
     _check_figures(msg.balance_proof, partner.transferred, locks)
     if balance(partner, state.our, locked=_locked(locks)) < 0:
         raise InsufficientCapacity(f"lock of {lock.amount} exceeds the partner's balance "
                                    f"{state.partner_balance()}")
     event = EventLockReceived(state.channel_id, msg.payment_id, lock, msg.initiator, msg.target, msg.metadata)
-    return _accept(state, msg.balance_proof, locks, msg.payment_id, event)
+    new, effects = _accept(state, msg.balance_proof, locks, msg.payment_id, event)
+    if lock_limit_problem(state, limits) is not None:
+        # Over our own `max_pending_locks`, which the partner cannot know: refusing would block every
+        # later proof of the partner behind this one (its unlocks, which would free the room, included),
+        # so the lock is accepted but not acted on, as one that expires too soon: no payment machine
+        # hears of it (nothing is forwarded or claimed) and the partner expires it.
+        return new, effects[:1]
+    return new, effects
 
 
 def _apply_unlock(state: ChannelState, msg: Unlock) -> tuple[ChannelState, list[Effect]]:
@@ -276,7 +285,7 @@ def _apply_unlock(state: ChannelState, msg: Unlock) -> tuple[ChannelState, list[
     _check_figures(msg.balance_proof, partner.transferred + lock.amount, locks)
     event = EventLockUnlocked(state.channel_id, msg.payment_id, secrethash, lock.amount)
     new, effects = _accept(state, msg.balance_proof, locks, msg.payment_id, event)
-    return _forget(new, secrethash), effects
+    return _forget(new, secrethash, msg.secret), effects
 
 
 def _apply_lock_expired(state: ChannelState, msg: LockExpired) -> tuple[ChannelState, list[Effect]]:
@@ -301,16 +310,18 @@ def handle_action_learn_secret(state: ChannelState, action: ActionLearnSecret, s
     secrethash = secrethash_of(action.secret)
     if find_lock(state.partner.locks, secrethash) is None:
         raise IllegalAction(f"no pending partner lock has secrethash {secrethash.hex()}")
-    reveal: list[Effect] = [Send(SecretReveal(action.secret))] if state.status is ChannelStatus.OPEN else []
+    tell = action.reveal and state.status is ChannelStatus.OPEN
+    reveal: list[Effect] = [Send(SecretReveal(action.secret))] if tell else []
     if any(s.secret == action.secret for s in state.secrets):
         return state, reveal  # already known: only the reveal is repeated, for a partner that missed it
     new = replace(state, secrets=(*state.secrets, KnownSecret(action.secret)))
-    new, claims = claims_due(new)
+    # neither the clock nor the status moved: of the known secrets, only the new one can have become due
+    new, claims = claims_due(new, only=action.secret)
     return transition(state, new, reveal + claims)
 
 
-def claims_due(state: ChannelState) -> tuple[ChannelState, list[Effect]]:
-    """Register known secrets on chain when waiting longer could lose the lock.
+def claims_due(state: ChannelState, only: bytes | None = None) -> tuple[ChannelState, list[Effect]]:
+    """Register known secrets (`only` this one, if given) on chain when waiting longer could lose the lock.
 
     Once `now` is within the reveal timeout of a partner lock's expiration (or the channel is closed), the
     partner may never unlock it off-chain: the secret goes to the registry, and the channel is closed so
@@ -320,8 +331,10 @@ def claims_due(state: ChannelState) -> tuple[ChannelState, list[Effect]]:
     closing = any(s.registering for s in state.secrets)
     secrets = list(state.secrets)
     for i, known in enumerate(secrets):
+        if known.registering or (only is not None and known.secret != only):
+            continue
         lock = find_lock(state.partner.locks, secrethash_of(known.secret))
-        if known.registering or lock is None or not _claim_due(state, lock):
+        if lock is None or not _claim_due(state, lock):
             continue
         secrets[i] = replace(known, registering=True)
         effects.append(ContractSendRegisterSecret(known.secret, lock.expiration))

@@ -34,6 +34,7 @@ from channeld.protocol._transfer import (
     ChannelDo,
     FeePolicy,
     LockOutcome,
+    SendSecretReveal,
     TransferEffect,
     decode_route,
     encode_route,
@@ -114,12 +115,18 @@ def _outgoing(received: EventLockReceived, payer: ChannelState, channels: Mappin
 
 
 def _learn(state: MediatorState, secret: bytes) -> MediatorTransition:
-    """The secret is known: reveal it upstream (claim), and pay downstream if that lock is still owed."""
+    """The secret is known: reveal it upstream (claim), and pay downstream if that lock is still owed.
+
+    The reveal goes upstream at once, not after the round that stores the secret: it carries nothing we
+    signed, and if we crash before the secret is durable the downstream partner still holds it (and
+    registers it on chain should we not unlock in time, from where we learn it again in time to claim).
+    So the secret travels back to the payer without waiting for one commit per mediator."""
     if secrethash_of(secret) != state.secrethash:
         raise LocalFault("this secret is not the payment's")
     effects: list[TransferEffect] = []
     if state.secret is None and state.payer_outcome is LockOutcome.PENDING:
-        effects.append(ChannelDo(state.payer_channel, ActionLearnSecret(secret)))
+        effects += [SendSecretReveal(state.payer_channel, secret),
+                    ChannelDo(state.payer_channel, ActionLearnSecret(secret, reveal=False))]
     new = replace(state, secret=secret)
     new, more = _settle_payee(new)
     return new, effects + more

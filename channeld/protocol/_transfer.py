@@ -93,6 +93,16 @@ class ChannelDo:
     action: ChannelAction
 
 
+@dataclass(frozen=True, slots=True)
+class SendSecretReveal:
+    """Send `SecretReveal(secret)` to the partner of `channel_id` now, not after the round filling now is
+    durable: a reveal carries nothing its sender signed or must keep (proto/state-machine.md, Mediated
+    payments: relaying a reveal)."""
+
+    channel_id: bytes
+    secret: bytes
+
+
 class LockOutcome(enum.IntEnum):
     """What became of one lock of a mediated payment."""
 
@@ -139,5 +149,5 @@ class EventTransferReceived:
     amount: int
 
 
-TransferEffect = (ChannelDo | EventTransferSucceeded | EventTransferFailed | EventRouteFailed
-                  | EventTransferReceived)
+TransferEffect = (ChannelDo | SendSecretReveal | EventTransferSucceeded | EventTransferFailed
+                  | EventRouteFailed | EventTransferReceived)

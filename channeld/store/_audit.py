@@ -195,6 +195,11 @@ def verify_chain(entries: Iterable[tuple[int, bytes]], checkpoint: ChainPoint,
             return AuditVerdict(False, expected.seq + 1, bad, count)
         expected = ChainPoint(key_seq, decode_entry(raw).hash)
         count += 1
+    return end_verdict(expected, head, count)
+
+
+def end_verdict(expected: ChainPoint, head: ChainPoint, count: int) -> AuditVerdict:
+    """The verdict once every entry checked out up to `expected`: does the chain end at the head?"""
     if expected == head:
         return AuditVerdict(True, entries=count)
     if expected.seq < head.seq:

@@ -2,7 +2,9 @@
 
 Layout (integers big-endian):
     magic "CHANNELD-BACKUP\\0" (16) | format u16 | schema version u32 | created unix ms u64
-    records: key length u32 | value length u32 | key | value        (in key order)
+    records: key length u32 | value length u32 | key | value
+(the store's records in key order, then its audit log's frames as pending-round records, which the
+first open of the restored store writes into segment files)
     end marker u32 0xFFFFFFFF | record count u64 | sha256 of every preceding byte (32)
 Restore loads into a staging directory beside the target and renames it into place only after the
 checksum matched, so a corrupt or truncated file never leaves a half-restored data directory.
@@ -15,11 +17,12 @@ import os
 import shutil
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 import plyvel
+from plyvel._plyvel import Snapshot
 
 from channeld.store._errors import BackupRefused, StoreUnavailable, plyvel_message
 from channeld.store._schema import SCHEMA_KEY, SCHEMA_VERSION
@@ -45,17 +48,22 @@ class _HashingWriter:
         self.out.write(data)
 
 
-def write_backup(db: plyvel.DB, path: Path) -> int:
-    """Snapshot `db` into `path` (via a temporary file, fsynced, then renamed); return records."""
+def write_backup(db: plyvel.DB, path: Path,
+                 records_of: Callable[[Snapshot], Iterable[tuple[bytes, bytes]]] | None = None) -> int:
+    """Snapshot `db` into `path` (via a temporary file, fsynced, then renamed); return records.
+
+    `records_of` turns the snapshot into the records to write (the store adds its audit log's frames).
+    """
     tmp = path.with_name(path.name + ".tmp")
     count = 0
     try:
         with db.snapshot() as snap, open(tmp, "wb") as raw_out:
+            records = snap.iterator() if records_of is None else records_of(snap)
             version_raw = snap.get(SCHEMA_KEY) or b"\0\0\0\0"
             out = _HashingWriter(raw_out)
             out.write(_HEADER.pack(MAGIC, FORMAT_VERSION, int.from_bytes(version_raw, "big"),
                                    int(time.time() * 1000)))
-            for key, value in snap.iterator():
+            for key, value in records:
                 out.write(_RECORD.pack(len(key), len(value)) + key + value)
                 count += 1
             out.write(_END.to_bytes(4, "big") + _COUNT.pack(count))
@@ -63,14 +71,14 @@ def write_backup(db: plyvel.DB, path: Path) -> int:
             raw_out.flush()
             os.fsync(raw_out.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise StoreUnavailable(f"cannot write backup {path}: {exc}") from exc
     return count
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -144,7 +152,7 @@ def restore_backup(backup: str | Path, data_dir: str | Path, *, max_schema: int 
     if data_dir.exists():
         data_dir.rmdir()
     os.replace(staging, data_dir)
-    _fsync_dir(data_dir.parent)
+    fsync_dir(data_dir.parent)
     return count
 
 

@@ -30,7 +30,9 @@ class Table(enum.IntEnum):
     PEER = 0x05
     CHAIN_CURSOR = 0x06
     OUTBOX = 0x07
-    AUDIT = 0x08
+    AUDIT = 0x08  # schema 1 only: entries now live in the audit log's segment files
+    AUDIT_PENDING = 0x09  # audit frames of rounds not yet fsynced in their segment (see _auditlog)
+    JOURNAL = 0x0A  # the node journal's durable records (payment requests, idempotency keys, webhooks)
 
 
 NAMESPACED_TABLES = frozenset(
@@ -133,6 +135,16 @@ def outbox_key(ns: Namespace, seq: int) -> bytes:
 
 def audit_key(seq: int) -> bytes:
     return table_prefix(Table.AUDIT) + _U64.pack(check_u64("audit seq", seq))
+
+
+MAX_JOURNAL_KEY = 512
+
+
+def journal_key(key: bytes) -> bytes:
+    """A journal record's key: the journal names it (table and row); the store only bounds its size."""
+    if not isinstance(key, bytes) or not 0 < len(key) <= MAX_JOURNAL_KEY:
+        raise InvalidRecord(f"journal key must be 1..{MAX_JOURNAL_KEY} bytes")
+    return bytes([Table.JOURNAL]) + key
 
 
 def decode_seq(key: bytes) -> int:

@@ -1,7 +1,8 @@
 """Schema version and the migration registry.
 
-The version lives under one meta key. Release 1 writes version 1; every later layout change adds a
-step `n -> n + 1` to `MIGRATIONS`. Opening an older store runs each missing step in its own synced
+The version lives under one meta key. Release 1 wrote version 1; version 2 moved the audit log out of
+LevelDB into segment files (`_migrations.py`); every later layout change adds a step `n -> n + 1` to
+`MIGRATIONS`. Opening an older store runs each missing step in its own synced
 WriteBatch that also bumps the version, so a crash between steps leaves a store at a known version.
 """
 
@@ -15,7 +16,7 @@ from plyvel._plyvel import WriteBatch
 from channeld.store import _keys as keys
 from channeld.store._errors import SchemaError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_KEY = keys.meta_key(b"schema_version")
 
 # A step reads the store as it was before the step (`db` is not written until the batch is) and

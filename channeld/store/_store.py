@@ -2,43 +2,39 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import plyvel
-from plyvel._plyvel import Snapshot
+import trio
 
 from channeld.store import _keys as keys
-from channeld.store._audit import (
-    START,
-    AuditEntry,
-    AuditVerdict,
-    ChainPoint,
-    decode_entry,
-    decode_point,
-    encode_point,
-    export_lines,
-    verify_chain,
+from channeld.store import _migrations  # noqa: F401  (registers the schema steps)
+from channeld.store._audit import AuditEntry, AuditVerdict, ChainPoint, encode_point, export_lines
+from channeld.store._auditlog import (
+    AUDIT_CHECKPOINT_KEY,
+    AUDIT_HEAD_KEY,
+    AuditLog,
+    LogView,
+    backup_records,
+    entries,
+    open_log,
+    stored_point,
+    verify_view,
 )
 from channeld.store._backup import write_backup
 from channeld.store._batch import Batch, CommitReceipt
 from channeld.store._errors import StoreError, StoreLocked, StoreUnavailable, plyvel_message
 from channeld.store._keys import ChainCursor, Direction, Namespace, Table
 from channeld.store._schema import MIGRATIONS, SCHEMA_VERSION, MigrationRegistry, prepare, read_version
-from channeld.store._writer import (
-    AUDIT_HEAD_KEY,
-    OUTBOX_NEXT_KEY,
-    GroupCommitWriter,
-    PendingCommit,
-    WriterStatistics,
-)
+from channeld.store._writer import OUTBOX_NEXT_KEY, GroupCommitWriter, PendingCommit, WriterStatistics
 
-AUDIT_CHECKPOINT_KEY = keys.meta_key(b"audit_checkpoint")
-PRUNE_CHUNK = 10_000
+_T = TypeVar("_T")
 
 
 def open_db(path: Path) -> plyvel.DB:
@@ -54,17 +50,13 @@ def open_db(path: Path) -> plyvel.DB:
         raise StoreError(f"cannot open data directory {path}: {plyvel_message(exc)}") from exc
 
 
-def _point(db: plyvel.DB | Snapshot, key: bytes) -> ChainPoint:
-    raw = db.get(key)
-    return START if raw is None else decode_point(raw)
-
-
 class Store:
     """The node's LevelDB. Reads are direct; writes are `Batch`es committed durably (fsync)."""
 
-    def __init__(self, path: Path, db: plyvel.DB, writer: GroupCommitWriter) -> None:
+    def __init__(self, path: Path, db: plyvel.DB, audit_log: AuditLog, writer: GroupCommitWriter) -> None:
         self.path = path
         self._db = db
+        self._log = audit_log
         self._writer = writer
         self._prune_lock = threading.Lock()
 
@@ -78,19 +70,27 @@ class Store:
             prepare(db, schema_version, migrations)
             outbox_raw = db.get(OUTBOX_NEXT_KEY)
             outbox_next = 0 if outbox_raw is None else int.from_bytes(outbox_raw, "big")
-            writer = GroupCommitWriter(db, _point(db, AUDIT_HEAD_KEY), outbox_next, clock)
+            audit_log = open_log(path, db)
+            writer = GroupCommitWriter(db, audit_log, stored_point(db, AUDIT_HEAD_KEY), outbox_next, clock)
         except plyvel.Error as exc:
             db.close()
             raise StoreUnavailable(f"cannot prepare data directory {path}: {plyvel_message(exc)}") from exc
         except BaseException:
             db.close()
             raise
-        return cls(path, db, writer)
+        return cls(path, db, audit_log, writer)
 
     def close(self) -> None:
         """Finish queued commits and release the directory lock. Idempotent."""
         self._writer.close()
         if not self._db.closed:
+            self._log.close(self._db)
+            with contextlib.suppress(plyvel.Error):
+                # LevelDB keeps every overwritten channel row and spent pending key in its log and young
+                # levels until a compaction: megabytes that say nothing about the node's state. Dropping
+                # them here keeps the directory at the size of the live rows and makes the next open
+                # replay no log.
+                self._db.compact_range(start=b"", stop=b"\xff")  # (no bounds compacts nothing in plyvel)
             self._db.close()
 
     def __enter__(self) -> Store:
@@ -116,6 +116,15 @@ class Store:
         The caller must not act on the batch's state until `await pending.wait_durable()` returns.
         """
         return self._writer.submit(batch)
+
+    def submit_then(self, batch: Batch, done: Callable[[BaseException | None], None]) -> None:
+        """Queue `batch`; `done(None)` once durable, `done(error)` if not: on the calling trio run's loop,
+        or on the writer thread when called outside trio (`done` must then not commit synchronously)."""
+        try:
+            token: trio.lowlevel.TrioToken | None = trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            token = None
+        self._writer.submit_then(batch, done, token)
 
     def commit_sync(self, batch: Batch) -> CommitReceipt:
         """`commit` for code outside trio (tools, migrations, tests); blocks the calling thread."""
@@ -163,6 +172,14 @@ class Store:
         for key, value in self._db.iterator(prefix=keys.table_prefix(Table.PEER)):
             yield key[1:], value
 
+    def get_journal(self, key: bytes) -> bytes | None:
+        return self._db.get(keys.journal_key(key))
+
+    def iter_journal(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """(journal key, record) of every journal record whose key starts with `prefix`, in key order."""
+        for key, value in self._db.iterator(prefix=keys.journal_key(prefix)):
+            yield key[1:], value
+
     def get_chain_cursor(self, ns: Namespace) -> ChainCursor | None:
         raw = self._db.get(keys.chain_cursor_key(ns))
         return None if raw is None else ChainCursor.decode(raw)
@@ -189,59 +206,70 @@ class Store:
     # Audit log --------------------------------------------------------------------------------
 
     def audit_head(self) -> ChainPoint:
-        return _point(self._db, AUDIT_HEAD_KEY)
+        return stored_point(self._db, AUDIT_HEAD_KEY)
 
     def audit_checkpoint(self) -> ChainPoint:
-        return _point(self._db, AUDIT_CHECKPOINT_KEY)
+        return self._log.checkpoint()
 
     def iter_audit(self) -> Iterator[AuditEntry]:
-        for _, value in self._db.iterator(prefix=keys.table_prefix(Table.AUDIT)):
-            yield decode_entry(value)
+        """Every entry after the checkpoint, oldest first (read from the segment files)."""
+        view = self._log.view()
+        try:
+            yield from entries(view)
+        finally:
+            view.close()
 
     def verify_audit(self) -> AuditVerdict:
-        """Check the whole stored chain, from the prune checkpoint to the head, in one snapshot."""
-        with self._db.snapshot() as snap:
-            pairs = ((keys.decode_seq(k), v) for k, v in snap.iterator(prefix=keys.table_prefix(Table.AUDIT)))
-            return verify_chain(pairs, _point(snap, AUDIT_CHECKPOINT_KEY), _point(snap, AUDIT_HEAD_KEY))
+        """Check the whole chain, from the prune checkpoint to the head, across every segment."""
+        return self._with_view(verify_view)
 
     def export_audit(self, out: BinaryIO) -> int:
-        """Write the audit log as JSONL (header line, then entries) from one snapshot; return entries."""
-        count = 0
-        with self._db.snapshot() as snap:
-            values = (v for _, v in snap.iterator(prefix=keys.table_prefix(Table.AUDIT)))
-            checkpoint, head = _point(snap, AUDIT_CHECKPOINT_KEY), _point(snap, AUDIT_HEAD_KEY)
-            for line in export_lines(checkpoint, head, values):
+        """Write the audit log as JSONL (header line, then entries); return entries."""
+
+        def write(view: LogView) -> int:
+            count = 0
+            for line in export_lines(view.checkpoint, view.head, (e.to_json() for e in entries(view))):
                 out.write(line)
                 count += 1
-        return count - 1
+            return count - 1
+
+        return self._with_view(write)
+
+    def _with_view(self, use: Callable[[LogView], _T]) -> _T:
+        view = self._log.view()
+        try:
+            return use(view)
+        finally:
+            view.close()
 
     def prune_audit(self, older_than_ms: int) -> int:
-        """Delete entries stamped before `older_than_ms`, keeping a checkpoint; return how many.
+        """Drop entries stamped before `older_than_ms`, keeping a checkpoint; return how many.
 
-        Runs in the calling thread (call it through `trio.to_thread.run_sync` from trio); each chunk
-        is one durable batch that deletes entries and moves the checkpoint, so the chain verifies
-        after every chunk, and concurrent appends are unaffected.
+        Runs in the calling thread (call it through `trio.to_thread.run_sync` from trio). The new
+        checkpoint is made durable in the store first, then whole segments are deleted and the one the
+        cut falls in is rewritten, so the chain verifies at every step; appends are unaffected.
         """
         with self._prune_lock:
-            pruned = 0
-            while chunk := self._prunable(older_than_ms):
-                batch = Batch()
-                for seq in chunk[0]:
-                    batch._ops.append((keys.audit_key(seq), None))
-                batch._ops.append((AUDIT_CHECKPOINT_KEY, encode_point(chunk[1])))
-                self.commit_sync(batch)
-                pruned += len(chunk[0])
-            return pruned
+            before = self._log.checkpoint()
+            cut = self._last_before(older_than_ms)
+            if cut is None:
+                return 0
+            if cut.seq >= self._log.active_first():
+                self._log.request_rotation()
+                self.commit_sync(Batch())  # the writer rotates at the start of its next round
+            batch = Batch()
+            batch._ops.append((AUDIT_CHECKPOINT_KEY, encode_point(cut)))
+            self.commit_sync(batch)
+            self._log.drop_through(cut)
+            return cut.seq - before.seq
 
-    def _prunable(self, older_than_ms: int) -> tuple[list[int], ChainPoint] | None:
-        seqs: list[int] = []
+    def _last_before(self, older_than_ms: int) -> ChainPoint | None:
         last = None
         for entry in self.iter_audit():
-            if entry.timestamp_ms >= older_than_ms or len(seqs) >= PRUNE_CHUNK:
+            if entry.timestamp_ms >= older_than_ms:
                 break
-            seqs.append(entry.seq)
             last = ChainPoint(entry.seq, entry.hash)
-        return None if last is None else (seqs, last)
+        return last
 
     # Backup -----------------------------------------------------------------------------------
 
@@ -250,4 +278,5 @@ class Store:
 
         Runs in the calling thread; commits continue meanwhile and are not part of the snapshot.
         """
-        return write_backup(self._db, Path(path))
+        with self._prune_lock:  # pruning would move the checkpoint past what the snapshot expects
+            return write_backup(self._db, Path(path), lambda snap: backup_records(snap, self._log))

@@ -23,7 +23,8 @@ from plyvel._plyvel import WriteBatch
 
 from channeld.errors import LocalFault
 from channeld.store import _keys as keys
-from channeld.store._audit import ChainPoint, encode_point, seal_encoded
+from channeld.store._audit import ChainPoint, encode_point
+from channeld.store._auditlog import AUDIT_HEAD_KEY, AuditLog, AuditRound
 from channeld.store._batch import Batch, CommitReceipt
 from channeld.store._errors import StoreClosed, StoreUnavailable, plyvel_message
 
@@ -34,7 +35,6 @@ from channeld.store._errors import StoreClosed, StoreUnavailable, plyvel_message
 # keeps the loop free; a medium that slows down moves the average up and the writes back to the thread.
 INLINE_WRITE_LIMIT = 0.0002
 _RECENT_WEIGHT = 0.2  # of the newest write in the moving average of write times
-AUDIT_HEAD_KEY = keys.meta_key(b"audit_head")
 OUTBOX_NEXT_KEY = keys.meta_key(b"outbox_next")
 _STOP = None  # queued by close(): everything queued before it is still written
 
@@ -90,7 +90,24 @@ class PendingCommit:
         raise StoreUnavailable(str(self.result.error))
 
 
-_Waiter = _TrioWaiter | _ThreadWaiter | PendingCommit
+class _Callback:
+    """A batch whose outcome is handed to a function: on its trio run's loop, or on the writer thread
+    when `token` is None (the journal's hand-offs, whose dependent action runs once the batch landed)."""
+
+    __slots__ = ("done", "result", "token")
+
+    def __init__(self, token: trio.lowlevel.TrioToken | None,
+                 done: Callable[[BaseException | None], None]) -> None:
+        self.token = token
+        self.done = done
+        self.result: outcome.Outcome[CommitReceipt] | None = None
+
+    def call(self) -> None:
+        self.done(self.result.error if isinstance(self.result, outcome.Error) else None)
+
+
+_Waiter = _TrioWaiter | _ThreadWaiter | PendingCommit | _Callback
+_LoopWaiter = _TrioWaiter | PendingCommit | _Callback
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +120,12 @@ class WriterStatistics:
     write_seconds: float
 
 
-def _wake_trio(waiters: list[_TrioWaiter | PendingCommit]) -> None:
+def _wake_trio(waiters: list[_LoopWaiter]) -> None:
     for waiter in waiters:
         if isinstance(waiter, PendingCommit):
             waiter._event.set()
+        elif isinstance(waiter, _Callback):
+            waiter.call()
         else:
             assert waiter.result is not None
             trio.lowlevel.reschedule(waiter.task, waiter.result)
@@ -121,9 +140,10 @@ def _abort_refused(_: object) -> trio.lowlevel.Abort:
 class GroupCommitWriter:
     """Owns every write to the database after open."""
 
-    def __init__(self, db: plyvel.DB, audit_head: ChainPoint, outbox_next: int,
+    def __init__(self, db: plyvel.DB, audit_log: AuditLog, audit_head: ChainPoint, outbox_next: int,
                  clock: Callable[[], float] = time.time) -> None:
         self._db = db
+        self._log = audit_log
         self._audit_head = audit_head
         self._outbox_next = outbox_next
         self._clock = clock
@@ -161,6 +181,10 @@ class GroupCommitWriter:
             self._outstanding += 1
             self._queue.put((batch, pending))
         return pending
+
+    def submit_then(self, batch: Batch, done: Callable[[BaseException | None], None],
+                    token: trio.lowlevel.TrioToken | None) -> None:
+        self._submit(batch, _Callback(token, done))
 
     def commit_sync(self, batch: Batch) -> CommitReceipt:
         if threading.current_thread() is self._thread:
@@ -233,11 +257,14 @@ class GroupCommitWriter:
         return results
 
     def _wake(self, waiters: list[_Waiter], results: list[outcome.Outcome[CommitReceipt]]) -> None:
-        by_token: dict[trio.lowlevel.TrioToken, list[_TrioWaiter | PendingCommit]] = {}
+        by_token: dict[trio.lowlevel.TrioToken, list[_LoopWaiter]] = {}
         for waiter, result in zip(waiters, results, strict=True):
             waiter.result = result
             if isinstance(waiter, _ThreadWaiter):
                 waiter.event.set()
+            elif waiter.token is None:
+                assert isinstance(waiter, _Callback)
+                waiter.call()
             else:
                 by_token.setdefault(waiter.token, []).append(waiter)
         for token, trio_waiters in by_token.items():
@@ -249,21 +276,36 @@ class GroupCommitWriter:
         if self._broken is not None:
             raise StoreUnavailable(f"store refuses writes after an earlier failure: {self._broken}")
         self._last_ms = max(self._last_ms, int(self._clock() * 1000))
-        staging = _Staging(self._db.write_batch(sync=True), self._audit_head, self._outbox_next,
-                           self._last_ms)
-        receipts = [staging.stage(batch) for batch in batches]
-        if staging.head != self._audit_head:
-            staging.write_batch.put(AUDIT_HEAD_KEY, encode_point(staging.head))
-        if staging.outbox_next != self._outbox_next:
-            staging.write_batch.put(OUTBOX_NEXT_KEY, staging.outbox_next.to_bytes(8, "big"))
         try:
-            staging.write_batch.write()
+            audit = self._log.begin_round(self._audit_head)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot start a new audit log segment: {exc}") from exc
+        staging = _Staging(self._db.write_batch(sync=True), audit, self._outbox_next, self._last_ms)
+        receipts = [staging.stage(batch) for batch in batches]
+        write_batch = staging.write_batch
+        if audit.head != self._audit_head:
+            write_batch.put(AUDIT_HEAD_KEY, encode_point(audit.head))
+        if staging.outbox_next != self._outbox_next:
+            write_batch.put(OUTBOX_NEXT_KEY, staging.outbox_next.to_bytes(8, "big"))
+        for key, value in self._log.round_writes(audit):
+            if value is None:
+                write_batch.delete(key)
+            else:
+                write_batch.put(key, value)
+        try:
+            write_batch.write()
         except plyvel.Error as exc:
             self._broken = plyvel_message(exc)
             raise StoreUnavailable(f"write failed and is not acknowledged (LevelDB applies a batch "
                                    f"wholly or not at all): {self._broken}") from exc
         # Only a durable group moves the chain head and the outbox counter.
-        self._audit_head, self._outbox_next = staging.head, staging.outbox_next
+        self._audit_head, self._outbox_next = audit.head, staging.outbox_next
+        try:
+            self._log.finish_round(audit)
+        except OSError as exc:
+            # The round is durable (its frames are in the store under a pending key, which the next
+            # open writes into the log): acknowledge it, but take no more writes until then.
+            self._broken = f"audit log append failed: {exc}"
         return receipts
 
 
@@ -272,7 +314,7 @@ class _Staging:
     """One group being merged into a single WriteBatch, with the sequence numbers it assigns."""
 
     write_batch: WriteBatch
-    head: ChainPoint
+    audit: AuditRound
     outbox_next: int
     now_ms: int
 
@@ -288,10 +330,8 @@ class _Staging:
             outbox_seqs.append(self.outbox_next)
             self.outbox_next += 1
         audit_seqs = []
-        for audit in batch._audit:
-            seq = self.head.seq + 1
-            digest, stored = seal_encoded(audit, seq, self.now_ms, self.head.hash)
-            self.write_batch.put(keys.audit_key(seq), stored)
-            self.head = ChainPoint(seq, digest)
+        for audit_record in batch._audit:
+            seq = self.audit.head.seq + 1
+            self.audit.add(audit_record, seq, self.now_ms)
             audit_seqs.append(seq)
         return CommitReceipt(tuple(outbox_seqs), tuple(audit_seqs))

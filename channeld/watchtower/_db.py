@@ -10,6 +10,7 @@ Key layout (one tag byte, then the 28-byte namespace of `channeld.store.Namespac
 | 0x03 | channel id                            | an open dispute (`encode_dispute`)                  |
 | 0x04 | (namespace only)                      | the event follower's cursor (JSON)                  |
 | 0x05 | channel id                            | the dispute's transaction in flight (`encode_flight`) |
+| 0x06 | (namespace only)                      | the tower's counters (JSON), so a restart keeps them |
 
 A 0x05 row holds every version (same nonce, rising fees) of a dispute's transaction and is written
 before each version is broadcast, so a restarted tower knows every hash that may get mined.
@@ -21,7 +22,8 @@ concurrent writers into one log append, so pushes from many sessions share fsync
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import plyvel
@@ -47,7 +49,7 @@ from channeld.watchtower._records import (
 
 SCHEMA_VERSION = 1
 _SCHEMA_KEY = b"\x00schema_version"
-_CHANNEL, _PROOF, _DISPUTE, _CURSOR, _FLIGHT = b"\x01", b"\x02", b"\x03", b"\x04", b"\x05"
+_CHANNEL, _PROOF, _DISPUTE, _CURSOR, _FLIGHT, _COUNTERS = b"\x01", b"\x02", b"\x03", b"\x04", b"\x05", b"\x06"
 
 
 class TowerBatch:
@@ -86,6 +88,9 @@ class TowerBatch:
     def set_cursor(self, cursor: FollowerCursor) -> None:
         self.ops.append((_key(_CURSOR, self.ns, b""), cursor.to_json().encode()))
 
+    def set_counters(self, counters: Mapping[str, int]) -> None:
+        self.ops.append((_key(_COUNTERS, self.ns, b""), json.dumps(dict(counters), sort_keys=True).encode()))
+
 
 def _key(tag: bytes, ns: Namespace, row: bytes) -> bytes:
     return tag + ns.encode() + row
@@ -97,6 +102,8 @@ class TowerDB:
     def __init__(self, path: Path, ns: Namespace) -> None:
         self.path = Path(path)
         self.ns = ns
+        # the tower's counters, written with every batch (no write of their own on the push path)
+        self.counters: Callable[[], Mapping[str, int]] | None = None
         try:
             self._db = plyvel.DB(str(self.path), create_if_missing=True, paranoid_checks=True)
         except plyvel.Error as exc:
@@ -127,6 +134,8 @@ class TowerDB:
         """Apply all of `batch` durably (fsync) or none of it."""
         if batch.ns != self.ns:
             raise ConfigError("a batch for another namespace")
+        if self.counters is not None:
+            batch.set_counters(self.counters())
         with self._db.write_batch(sync=True) as wb:
             for key, value in batch.ops:
                 if value is None:
@@ -165,6 +174,17 @@ class TowerDB:
         """Proofs held (one per channel and pusher); a keys-only pass, run once at start-up."""
         prefix = _PROOF + self.ns.encode()
         return sum(1 for _ in self._db.iterator(prefix=prefix, include_value=False))
+
+    def load_counters(self) -> dict[str, int]:
+        """The counters the last write kept (none before the first; a damaged row counts from zero)."""
+        raw = self._db.get(_key(_COUNTERS, self.ns, b""))
+        try:
+            found = json.loads(raw) if raw is not None else {}
+        except ValueError:
+            found = {}
+        if not isinstance(found, dict):
+            return {}
+        return {key: value for key, value in found.items() if type(value) is int and value >= 0}
 
     # The event follower's CursorStore -------------------------------------------------------------
 

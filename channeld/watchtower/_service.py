@@ -110,12 +110,20 @@ class Watchtower:
         self.disputes = DisputeRunner(self, sender)
         self._stripes = [trio.Lock() for _ in range(_STRIPES)]
         self._held = db.count_held()
-        self._accepted = self._refused = 0
+        # counted across restarts: each durable write keeps them (TowerDB.counters), a clean stop too
+        kept = db.load_counters()
+        self._accepted, self._refused = kept.get("pushes_accepted", 0), kept.get("pushes_refused", 0)
+        self.disputes.submitted = kept.get("disputes_submitted", 0)
+        db.counters = self.counters
 
     def statistics(self) -> TowerStatistics:
         sessions = 0 if self.manager is None else len(self.manager.sessions)
         return TowerStatistics(self._held, self._accepted, self._refused, self.disputes.open_count(),
                                self.disputes.submitted, self.chain_time, sessions)
+
+    def counters(self) -> dict[str, int]:
+        return {"pushes_accepted": self._accepted, "pushes_refused": self._refused,
+                "disputes_submitted": self.disputes.submitted}
 
     def account_address(self) -> bytes:
         """The tower's chain account (its key's address): it pays for disputes."""
@@ -283,10 +291,13 @@ class Watchtower:
     async def run(self, follower: EventFollower, host: str, port: int,
                   task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         """Catch up with the chain, then listen; reports the bound port once clients can connect."""
-        async with trio.open_nursery() as nursery:
-            await nursery.start(self.follow_chain, follower)
-            nursery.start_soon(self.disputes.run)
-            task_status.started(await nursery.start(self.serve, host, port))
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.follow_chain, follower)
+                nursery.start_soon(self.disputes.run)
+                task_status.started(await nursery.start(self.serve, host, port))
+        finally:  # what was counted since the last write
+            self.db.write(self.db.batch())
 
     async def serve(self, host: str, port: int,
                     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:

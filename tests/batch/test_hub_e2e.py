@@ -7,51 +7,26 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from eth_account import Account
 
 from channeld.api._client import ApiClient
-from channeld.chain import TransactionSender, TxRequest, connect_rpc, deploy, load_artifact
-from channeld.chain import contract as hub_abi
+from channeld.chain import connect_rpc
 from channeld.errors import ChanneldError
-from tests.node.helpers import Daemon, Zygote, make_daemon, open_channel, wait_until
+from tests.batch.hub import hub_network
+from tests.node.helpers import Daemon, open_channel, wait_until
 from tests.tools import Anvil
 
 DEPOSIT = 10**6
 EARNINGS = [300, 500, 700, 900]  # what each partner pays the hub; the last partner goes offline
 
 
-def _deploy_with_batch(anvil: Anvil) -> str:
-    backend = connect_rpc(anvil.url)
-    payer = Account.create()
-    backend.rpc("anvil_setBalance", [payer.address, hex(10**24)])
-    artifact = load_artifact("ChannelHub")
-    sender = TransactionSender(backend, payer, artifact.abi)
-    contract = deploy(sender, artifact, [1, 10**7]).address
-    extension = sender.transact(TxRequest(to=None, data=hub_abi.bytecode("ChannelBatch"))).contract_address
-    assert extension is not None
-    sender.transact(TxRequest(to=contract, data=hub_abi.encode_attach_extension(extension)))
-    return contract
-
-
 @pytest.fixture(scope="module")
 def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Anvil, Daemon, list[Daemon]]]:
-    anvil = Anvil()
-    zygote = Zygote()
-    try:
-        contract = _deploy_with_batch(anvil)
-        root: Path = tmp_path_factory.mktemp("batch")
-        names = ("hub", "w0", "w1", "w2", "w3")
-        daemons = [make_daemon(root, name, anvil, contract, zygote) for name in names]
-        for daemon in daemons:
-            daemon.start()
-        yield anvil, daemons[0], daemons[1:]
-    finally:
-        zygote.stop()
-        anvil.stop()
+    with hub_network(tmp_path_factory.mktemp("batch"), ("hub", "w0", "w1", "w2", "w3")) as started:
+        yield started
 
 
 def balance(anvil: Anvil, address: str) -> int:

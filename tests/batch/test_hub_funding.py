@@ -16,8 +16,8 @@ from channeld.api._client import ApiClient
 from channeld.chain import connect_rpc
 from channeld.errors import ChanneldError
 from channeld.keys import NodeKey
-from tests.batch.test_hub_e2e import _deploy_with_batch
-from tests.node.helpers import Daemon, Zygote, make_daemon, wait_until
+from tests.batch.hub import hub_network
+from tests.node.helpers import Daemon, wait_until
 from tests.tools import Anvil, free_port
 
 DEPOSIT = 10**15
@@ -27,18 +27,8 @@ LIMIT = 10 * 10**18  # limits.max_channel_deposit's default
 
 @pytest.fixture(scope="module")
 def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Anvil, Daemon, list[Daemon]]]:
-    anvil = Anvil()
-    zygote = Zygote()
-    try:
-        contract = _deploy_with_batch(anvil)
-        root: Path = tmp_path_factory.mktemp("funding")
-        daemons = [make_daemon(root, name, anvil, contract, zygote) for name in ("hub", "p0", "p1", "p2")]
-        for daemon in daemons:
-            daemon.start()
-        yield anvil, daemons[0], daemons[1:]
-    finally:
-        zygote.stop()
-        anvil.stop()
+    with hub_network(tmp_path_factory.mktemp("funding"), ("hub", "p0", "p1", "p2")) as started:
+        yield started
 
 
 def sent_count(anvil: Anvil, daemon: Daemon) -> int:

@@ -112,7 +112,12 @@ class Network:
         assert p.transfer_from_record(p.transfer_to_record(state)) == state  # every state can be stored
         node.payments[key] = state
         for effect in effects:
-            if not isinstance(effect, p.ChannelDo):
+            if isinstance(effect, p.SendSecretReveal):
+                channel = node.channels[effect.channel_id]  # sent at once, on an open channel (as a node)
+                if channel.status is p.ChannelStatus.OPEN:
+                    partner = self.by_address[channel.partner.address]
+                    self.queue.append((node, partner, wire.SecretReveal(effect.secret)))
+            elif not isinstance(effect, p.ChannelDo):
                 node.events.append(effect)
             elif type(effect.action) in p.TRANSITIONS[node.channels[effect.channel_id].status]:
                 self.channel_do(node, effect.channel_id, effect.action)

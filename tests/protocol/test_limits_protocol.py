@@ -3,7 +3,8 @@
 Payment limits (`max_payment`, the hourly budgets) travel with `ActionPay.limits` / `start_payment`;
 `max_pending_locks` is the `limits` argument of `handle` (and of the payment machines), bounding the
 locks pending in a channel, both directions together: our own new lock is refused with
-`RiskLimitExceeded`, a partner's with `TooManyPendingLocks` (a peer fault, wire code 27).
+`RiskLimitExceeded`; a partner's is accepted but not acted on (no `EventLockReceived`: nothing is forwarded
+or claimed), since a refused proof would block every later one of the partner, its unlocks included.
 """
 
 from __future__ import annotations
@@ -135,22 +136,40 @@ def test_a_freed_lock_makes_room_again() -> None:
 # --- pending locks: the partner's ---------------------------------------------------------------------
 
 
-def test_an_incoming_lock_over_the_limit_is_refused_with_code_27_and_changes_nothing() -> None:
+def test_an_incoming_lock_over_the_limit_is_accepted_but_not_acted_on() -> None:
     alice, bob = make_pair()
     for i in (1, 2, 3):
         alice.feed(lock_action(i))  # alice has no limit of her own here
     first, second, third = alice.outbox
-    feed(bob, first)
-    feed(bob, second)
-    error = refused(bob, third, p.TooManyPendingLocks, LIMITS)
-    assert isinstance(error, p.TooManyPendingLocks) and p.refusal_code(error) == 27
-    assert "limits.max_pending_locks (2)" in str(error)
-    # the locks already accepted are still acknowledged again at the limit (duplicates stay idempotent)
-    assert isinstance(second, wire.LockedTransfer)
-    assert feed(bob, second) == [p.Send(wire.PaymentAccepted(second.balance_proof.channel_id, 2, 2))]
+    assert any(isinstance(e, p.EventLockReceived) for e in feed(bob, first))
+    assert any(isinstance(e, p.EventLockReceived) for e in feed(bob, second))
+    effects = feed(bob, third)
+    assert not any(isinstance(e, p.EventLockReceived) for e in effects)  # no payment machine hears of it
+    assert p.Send(wire.PaymentAccepted(third.balance_proof.channel_id, 3, 3)) in effects
+    assert len(bob.state.partner.locks) == 3 and bob.state.partner.nonce == 3
 
 
-def test_a_held_lock_that_would_exceed_the_limit_is_refused_when_its_turn_comes() -> None:
+def test_the_partner_proofs_after_an_ignored_lock_are_not_held_back() -> None:
+    """Its unlock of an earlier lock frees the room; a lock after that is acted on again."""
+    alice, bob = make_pair()
+    for i in (1, 2, 3):
+        alice.feed(lock_action(i))
+    alice.feed(p.ActionUnlock(secret(1), 1))
+    alice.feed(lock_action(4))
+    for msg in alice.outbox[:4]:
+        feed(bob, msg)
+    assert bob.state.partner.nonce == 4 and len(bob.state.partner.locks) == 2
+    assert bob.state.partner.transferred == 10
+    effects = feed(bob, alice.outbox[4])  # 3 pending with it: still over the limit of 2
+    assert not any(isinstance(e, p.EventLockReceived) for e in effects)
+    alice.feed(p.ActionUnlock(secret(2), 2))
+    alice.feed(p.ActionUnlock(secret(4), 4))
+    alice.feed(lock_action(5))
+    received = [feed(bob, msg) for msg in alice.outbox[5:]][-1]
+    assert any(isinstance(e, p.EventLockReceived) for e in received)  # 2 pending with it: acted on
+
+
+def test_a_held_lock_over_the_limit_is_accepted_without_acting_when_its_turn_comes() -> None:
     alice, bob = make_pair()
     alice.feed(lock_action(1))
     alice.feed(lock_action(2))
@@ -158,11 +177,12 @@ def test_a_held_lock_that_would_exceed_the_limit_is_refused_when_its_turn_comes(
     first, second, third = alice.outbox
     feed(bob, third)  # ahead of the next nonce: held
     feed(bob, second)
-    effects = feed(bob, first)  # fills the gap: 1 and 2 applied, 3 refused
+    effects = feed(bob, first)  # fills the gap: 1, 2 and 3 applied, only 1 and 2 acted on
     sent = [e.message for e in effects if isinstance(e, p.Send)]
-    assert [m.nonce for m in sent if isinstance(m, wire.PaymentAccepted)] == [1, 2]
-    assert [(m.nonce, m.code) for m in sent if isinstance(m, wire.PaymentRefused)] == [(3, 27)]
-    assert len(bob.state.partner.locks) == 2 and bob.state.held == ()
+    assert [m.nonce for m in sent if isinstance(m, wire.PaymentAccepted)] == [1, 2, 3]
+    assert [e.lock.secrethash for e in effects if isinstance(e, p.EventLockReceived)] == [
+        secrethash_of(secret(1)), secrethash_of(secret(2))]
+    assert len(bob.state.partner.locks) == 3 and bob.state.held == ()
 
 
 def test_without_limits_the_protocol_bound_alone_applies() -> None:

@@ -2,6 +2,8 @@
 
 Modes (argv[1]):
   commit-loop DIR RUN   trio, 16 committers; after each commit returns, print "RUN:worker:n".
+  commit-loop-unsynced DIR RUN   the same, with the audit log never fsynced by the writer (every
+                        round stays a pending key in the store: what a power cut could lose).
   hold DIR              open the store, print "ready", wait to be killed.
   fill DIR LIMIT        cap file sizes at LIMIT bytes, commit until the disk "fills", print acks
                         ("ack n") and then "error <ErrorClass>" twice (the failure and the retry).
@@ -20,7 +22,7 @@ import time
 
 import trio
 
-from channeld.store import Batch, Direction, Namespace, Store, StoreError
+from channeld.store import Batch, Direction, Namespace, Store, StoreError, _auditlog
 from channeld.store._audit import AuditRecord
 
 NS = Namespace(31337, bytes.fromhex("5fbdb2315678afecb367f032d93f642f64180aa3"))
@@ -79,6 +81,9 @@ def main() -> None:
         else:
             say("opened")
         return
+    if mode == "commit-loop-unsynced":
+        _auditlog.SYNC_INTERVAL = 10**9
+        mode = "commit-loop"
     store = Store.open(path)
     if mode == "commit-loop":
         trio.run(commit_loop, store, int(sys.argv[3]))

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
-import json
+from collections.abc import Callable
 from pathlib import Path
 
 import plyvel
 import pytest
 
-from channeld.store import AuditRecord, Batch, InvalidRecord, Store, verify_jsonl
-from channeld.store import _keys as keys
-from tests.store.helpers import NS, cid
+from channeld.store import AuditEntry, AuditRecord, Batch, InvalidRecord, Store, Table, verify_jsonl
+from channeld.store._auditframe import HEADER_SIZE, encode_frame, iter_frames, read_header, seal_frame
+from channeld.store._auditlog import LOG_DIR
+from tests.store.helpers import NS, OTHER_NS, cid
 
 ENTRIES = 10
 
@@ -28,8 +30,28 @@ def _fill(store_path: Path, clock_seconds: list[float] | None = None) -> None:
             store.commit_sync(Batch().append_audit(_record(n)))
 
 
-def _raw(store_path: Path) -> plyvel.DB:
-    return plyvel.DB(str(store_path))
+def _segment_with_entries(store_path: Path) -> Path:
+    return min((p for p in (store_path / LOG_DIR).glob("*.seg") if p.stat().st_size > HEADER_SIZE),
+               key=lambda p: p.name)
+
+
+def _frames(store_path: Path) -> tuple[Path, bytes, list[bytes]]:
+    """The segment holding the entries: its path, header and declarations, and each entry's frame."""
+    path = _segment_with_entries(store_path)
+    raw = path.read_bytes()
+    found = list(iter_frames(raw, read_header(raw), []))
+    prefix = raw[:found[0].offset]
+    return path, prefix, [raw[f.offset:f.offset + 1 + len(f.payload)] for f in found]
+
+
+def _tamper(store_path: Path, change: Callable[[list[bytes]], list[bytes]]) -> None:
+    path, prefix, frames = _frames(store_path)
+    path.write_bytes(prefix + b"".join(change(frames)))
+
+
+def _entry(store_path: Path, seq: int) -> AuditEntry:
+    with Store.open(store_path) as store:
+        return next(e for e in store.iter_audit() if e.seq == seq)
 
 
 def _verify(store_path: Path) -> tuple[bool, int | None]:
@@ -48,48 +70,54 @@ def test_untouched_chain_verifies_and_records_who_what_when_which_proof(store_pa
     assert entries[4].prev_hash == entries[3].hash
 
 
+def test_entries_live_in_segment_files_not_in_the_state_store(store_path: Path) -> None:
+    _fill(store_path)
+    _, _, frames = _frames(store_path)
+    assert len(frames) == ENTRIES
+    assert all(len(frame) <= 150 for frame in frames)  # compact: the JSON form was about 290 bytes
+    with plyvel.DB(str(store_path)) as db:
+        for table in (Table.AUDIT, Table.AUDIT_PENDING):
+            assert next(db.iterator(prefix=bytes([table])), None) is None
+
+
 def test_deleted_entry_is_reported_at_its_index(store_path: Path) -> None:
     _fill(store_path)
-    with _raw(store_path) as db:
-        db.delete(keys.audit_key(4))
+    _tamper(store_path, lambda frames: frames[:4] + frames[5:])
     assert _verify(store_path) == (False, 4)
 
 
 def test_edited_entry_is_reported_at_its_index(store_path: Path) -> None:
     _fill(store_path)
-    with _raw(store_path) as db:
-        entry = json.loads(db.get(keys.audit_key(6)))
-        entry["amount"] = 10**18
-        db.put(keys.audit_key(6), json.dumps(entry).encode())
+    old = _entry(store_path, 6)
+    edited = encode_frame(dataclasses.replace(old.record, amount=10**18), old.timestamp_ms, 0, old.hash)
+    _tamper(store_path, lambda frames: [*frames[:6], edited, *frames[7:]])
     assert _verify(store_path) == (False, 6)
 
 
 def test_edit_with_recomputed_hash_is_caught_by_the_next_link(store_path: Path) -> None:
-    from channeld.store._audit import decode_entry, seal
-
     _fill(store_path)
-    with _raw(store_path) as db:
-        old = decode_entry(db.get(keys.audit_key(6)))
-        forged = seal(_record(999), old.seq, old.timestamp_ms, old.prev_hash)
-        db.put(keys.audit_key(6), forged.to_json())
+    old = _entry(store_path, 6)
+    _, forged = seal_frame(_record(999), old.seq, old.timestamp_ms, old.prev_hash, 0)
+    _tamper(store_path, lambda frames: [*frames[:6], forged, *frames[7:]])
     assert _verify(store_path) == (False, 7)
 
 
 def test_reordered_entries_are_reported_at_the_first_swapped_index(store_path: Path) -> None:
     _fill(store_path)
-    with _raw(store_path) as db:
-        two, five = db.get(keys.audit_key(2)), db.get(keys.audit_key(5))
-        db.put(keys.audit_key(2), five)
-        db.put(keys.audit_key(5), two)
+    _tamper(store_path, lambda f: [f[0], f[1], f[5], f[3], f[4], f[2], *f[6:]])
     assert _verify(store_path) == (False, 2)
 
 
 def test_truncated_tail_is_reported_at_the_first_missing_index(store_path: Path) -> None:
     _fill(store_path)
-    with _raw(store_path) as db:
-        for seq in (8, 9):
-            db.delete(keys.audit_key(seq))
+    _tamper(store_path, lambda frames: frames[:8])
     assert _verify(store_path) == (False, 8)
+
+
+def test_torn_last_frame_is_reported_at_its_index(store_path: Path) -> None:
+    _fill(store_path)
+    _tamper(store_path, lambda frames: [*frames[:9], frames[9][:40]])
+    assert _verify(store_path) == (False, 9)
 
 
 def test_jsonl_export_verifies_offline_and_detects_tampering(store_path: Path) -> None:
@@ -121,8 +149,7 @@ def test_prune_by_age_keeps_the_rest_verifiable(store_path: Path) -> None:
         out = io.BytesIO()
         store.export_audit(out)
     assert verify_jsonl(out.getvalue().splitlines()).ok
-    with _raw(store_path) as db:
-        db.delete(keys.audit_key(6))
+    _tamper(store_path, lambda frames: frames[1:])  # the first segment now holds 7, 8, 9
     assert _verify(store_path) == (False, 6)
 
 
@@ -157,3 +184,16 @@ def test_hot_path_encoding_equals_canonical_json(amount: int) -> None:
     assert b"".join(_canonical_halves(record, *place)) == _canonical(entry.body())
     assert stored == entry.to_json() == _canonical({**entry.body(), "hash": "0x" + entry.hash.hex()})
     assert digest == entry.hash == _hash_body(entry.body())
+
+
+def test_reopening_goes_on_appending_to_a_small_tail_segment(store_path: Path) -> None:
+    """Each open reads the tail segment's namespace declarations back and appends after them."""
+    for n in range(6):
+        with Store.open(store_path) as store:
+            ns = OTHER_NS if n % 2 else NS
+            store.commit_sync(Batch().append_audit(dataclasses.replace(_record(n), namespace=ns)))
+    assert len(list((store_path / LOG_DIR).glob("*.seg"))) == 1
+    with Store.open(store_path) as store:
+        entries = list(store.iter_audit())
+        assert store.verify_audit().ok
+    assert [e.record.namespace for e in entries] == [NS, OTHER_NS] * 3

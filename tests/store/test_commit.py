@@ -175,11 +175,11 @@ async def test_cancelling_a_wait_does_not_cancel_the_submitted_write(store: Stor
     assert store.get_channel(NS, cid(1)) == b"x"
 
 
-def test_store_size_follows_channels_not_payment_history(store: Store) -> None:
-    def key_count() -> int:
+def test_store_size_follows_channels_not_payment_history(store_path: Path) -> None:
+    def key_count(store: Store) -> int:
         return sum(1 for _ in store._db.iterator(include_value=False))
 
-    def pay(n: int) -> None:
+    def pay(store: Store, n: int) -> None:
         # In flight: the payment record and a lock; settled: both gone, history in the audit log.
         store.commit_sync(Batch().put_payment(NS, cid(n), b"pending").put_lock(NS, cid(1), cid(n), b"lock")
                           .put_proof(NS, cid(1), Direction.OUTGOING, b"nonce %d locked" % n))
@@ -187,13 +187,38 @@ def test_store_size_follows_channels_not_payment_history(store: Store) -> None:
                           .put_proof(NS, cid(1), Direction.OUTGOING, b"nonce %d" % n)
                           .append_audit(_audit(n)))
 
-    store.commit_sync(Batch().put_channel(NS, cid(1), b"open"))
-    pay(0)
-    after_one = key_count()
-    for n in range(1, 300):
-        pay(n)
-    assert key_count() == after_one + 299  # only the audit log grew
-    store.prune_audit(older_than_ms=2**62)
-    # All audit entries pruned, one checkpoint key added: back to the size after one payment.
-    assert key_count() == after_one
-    assert store.verify_audit().ok
+    with Store.open(store_path) as store:
+        store.commit_sync(Batch().put_channel(NS, cid(1), b"open"))
+        pay(store, 0)
+    with Store.open(store_path) as store:
+        after_one = key_count(store)
+        for n in range(1, 300):
+            pay(store, n)
+    with Store.open(store_path) as store:
+        # History went to the audit log's segments; the store kept one row per channel and direction.
+        assert key_count(store) == after_one
+        assert store.verify_audit().entries == 300
+        store.prune_audit(older_than_ms=2**62)
+        assert key_count(store) == after_one + 1  # the prune checkpoint
+        assert store.verify_audit().ok
+
+
+def test_closed_store_on_disk_is_the_size_of_its_live_rows(store_path: Path) -> None:
+    """LevelDB keeps overwritten rows in its log and young levels; the store compacts them at close, so
+    the directory (the audit log aside) does not grow with payments."""
+    def state_bytes() -> int:
+        return sum(f.stat().st_size for f in store_path.rglob("*") if f.is_file() and "audit" not in f.parts)
+
+    def pay(store: Store, n: int) -> None:
+        store.commit_sync(Batch().put_channel(NS, cid(1), b"c%05d" % n * 100)
+                          .put_proof(NS, cid(1), Direction.OUTGOING, b"p%05d" % n * 40)
+                          .append_audit(_audit(n)))
+
+    with Store.open(store_path) as store:
+        pay(store, 0)
+    after_one = state_bytes()
+    with Store.open(store_path) as store:
+        for n in range(1, 1500):
+            pay(store, n)
+        assert state_bytes() > after_one + 500_000  # 1,500 rows of 800 bytes and their frames, uncompacted
+    assert state_bytes() < after_one + 16_384

@@ -62,11 +62,11 @@ def test_existing_store_made_read_only_gives_store_unavailable(world_dir: Path) 
     target = world_dir / "store"
     with Store.open(target) as store:
         store.commit_sync(Batch().put_channel(NS, cid(1), b"before"))
-    before = {p.name: p.read_bytes() for p in target.iterdir()}
-    for path in [target, *target.iterdir()]:
+    before = {p: p.read_bytes() for p in target.rglob("*") if p.is_file()}
+    for path in [target, *target.rglob("*")]:
         path.chmod(0o555 if path.is_dir() else 0o444)
     assert _open_as_unprivileged(target).startswith("StoreUnavailable")
-    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+    assert {p: p.read_bytes() for p in target.rglob("*") if p.is_file()} == before
 
 
 def test_full_disk_fails_typed_and_leaves_only_whole_batches(store_path: Path) -> None:
