@@ -50,7 +50,7 @@ from channeld.protocol import (
     to_record,
 )
 from channeld.protocol import Signer as ProtocolSigner
-from channeld.store import AuditRecord, Batch, ChainCursor, CommitReceipt, Namespace, PendingCommit, Store
+from channeld.store import AuditRecord, Batch, ChainCursor, Namespace, PendingCommit, Store
 from channeld.wire import Message, Payment, PaymentAccepted
 
 log = logging.getLogger("channeld.node")
@@ -430,13 +430,6 @@ class ChannelService:
         except BaseException as exc:
             self._fail(exc)
             raise
-        receipt = None if pending is None else pending.durable_receipt()
-        if not self._submitted and (pending is None or receipt is not None):
-            # durable already (written inline, or nothing to write) and no older round is outstanding:
-            # carried out now, in order, without a pass through the completer
-            self._complete(number, current, receipt)
-            self._depth.release()
-            return
         self._submitted.append((number, current, pending))
         self._submitted_more.set()
 
@@ -451,7 +444,6 @@ class ChannelService:
     async def _complete_oldest(self) -> None:
         """Wait for the oldest submitted round to be durable, then carry its effects out."""
         number, current, pending = self._submitted[0]
-        receipt = None
         if pending is not None:
             try:
                 receipt = await pending.wait_durable()
@@ -460,14 +452,9 @@ class ChannelService:
             except BaseException as exc:
                 self._fail(exc)
                 raise
-        self._submitted.popleft()
-        self._complete(number, current, receipt)
-
-    def _complete(self, number: int, current: _Round, receipt: CommitReceipt | None) -> None:
-        """Round `number` is durable (`receipt`: None if it wrote nothing): carry its effects out."""
-        if receipt is not None:
             for seq, (ns, raw) in zip(receipt.outbox_seqs, current.outbox, strict=True):
                 self.on_queued(ns, seq, raw)
+        self._submitted.popleft()
         self.flush_rounds += 1
         self._carry_out(current)
         self._finish(number)

@@ -28,13 +28,6 @@ from channeld.store._auditlog import AUDIT_HEAD_KEY, AuditLog, AuditRound
 from channeld.store._batch import Batch, CommitReceipt
 from channeld.store._errors import StoreClosed, StoreUnavailable, plyvel_message
 
-# A round is written on the caller's thread, without the hand-off, when the writer is idle and recent synced
-# writes took less than this (seconds): a fast medium (tmpfs, a drive with power-loss protection), where the
-# hand-off (two thread switches and a loop wake-up: ~80 µs of CPU and ~200 µs of wall time measured here)
-# costs many times the write itself (~2 µs of CPU). On a disk whose fsync takes milliseconds the thread
-# keeps the loop free; a medium that slows down moves the average up and the writes back to the thread.
-INLINE_WRITE_LIMIT = 0.0002
-_RECENT_WEIGHT = 0.2  # of the newest write in the moving average of write times
 OUTBOX_NEXT_KEY = keys.meta_key(b"outbox_next")
 _STOP = None  # queued by close(): everything queued before it is still written
 
@@ -72,13 +65,6 @@ class PendingCommit:
 
     def is_durable(self) -> bool:
         return isinstance(self.result, outcome.Value)
-
-    def durable_receipt(self) -> CommitReceipt | None:
-        """The receipt if the batch is durable already (written inline by `submit`), else None."""
-        if isinstance(self.result, outcome.Value):
-            receipt: CommitReceipt = self.result.value
-            return receipt
-        return None
 
     async def wait_durable(self) -> CommitReceipt:
         """Wait for the outcome; cancelling the wait does not affect the write. Repeatable."""
@@ -150,8 +136,6 @@ class GroupCommitWriter:
         self._last_ms = 0
         self._queue: queue.SimpleQueue[tuple[Batch, _Waiter] | None] = queue.SimpleQueue()
         self._submit_lock = threading.Lock()
-        self._outstanding = 0  # batches queued or being written by the thread (changed under _submit_lock)
-        self._recent_write = INLINE_WRITE_LIMIT * 10  # seconds, moving average; starts on the thread
         self._closed = False
         self._broken: str | None = None
         self._stats = WriterStatistics(0, 0, 0, 0.0)
@@ -167,19 +151,8 @@ class GroupCommitWriter:
         return result
 
     def submit(self, batch: Batch) -> PendingCommit:
-        """Queue `batch`; on a fast medium with nothing queued it is written (durable) before this returns."""
         pending = PendingCommit(trio.lowlevel.current_trio_token())
-        with self._submit_lock:
-            if self._closed:
-                raise StoreClosed("the store is closed")
-            if self._outstanding == 0 and self._recent_write < INLINE_WRITE_LIMIT:
-                # nothing is queued or being written, and no submit can slip in meanwhile: order holds
-                [result] = self._write_timed([batch])
-                pending.result = result
-                pending._event.set()
-                return pending
-            self._outstanding += 1
-            self._queue.put((batch, pending))
+        self._submit(batch, pending)
         return pending
 
     def submit_then(self, batch: Batch, done: Callable[[BaseException | None], None],
@@ -199,7 +172,6 @@ class GroupCommitWriter:
         with self._submit_lock:
             if self._closed:
                 raise StoreClosed("the store is closed")
-            self._outstanding += 1
             self._queue.put((batch, waiter))
 
     def close(self) -> None:
@@ -232,29 +204,21 @@ class GroupCommitWriter:
             self._process(group)
 
     def _process(self, group: list[tuple[Batch, _Waiter]]) -> None:
-        results = self._write_timed([batch for batch, _ in group])
-        with self._submit_lock:
-            self._outstanding -= len(group)
-        self._wake([waiter for _, waiter in group], results)
-
-    def _write_timed(self, batches: list[Batch]) -> list[outcome.Outcome[CommitReceipt]]:
-        """Write one group (on the writer thread, or inline under the submit lock) and count it."""
         started = time.perf_counter()
         try:
-            receipts = self._write_group(batches)
+            receipts = self._write_group([batch for batch, _ in group])
             results: list[outcome.Outcome[CommitReceipt]] = [outcome.Value(r) for r in receipts]
         except Exception as exc:
             # A thread that dies leaves its waiters hanging, so even a bug is reported to them; the
             # store then refuses further writes. Each waiter gets its own exception object.
             if not isinstance(exc, StoreUnavailable):
                 self._broken = f"internal error in the writer: {exc!r}"
-            results = [outcome.Error(StoreUnavailable(str(exc))) for _ in batches]
+            results = [outcome.Error(StoreUnavailable(str(exc))) for _ in group]
         elapsed = time.perf_counter() - started
-        self._recent_write += (elapsed - self._recent_write) * _RECENT_WEIGHT
         stats = self._stats
-        self._stats = WriterStatistics(stats.commits + len(batches), stats.groups + 1,
-                                       max(stats.largest_group, len(batches)), stats.write_seconds + elapsed)
-        return results
+        self._stats = WriterStatistics(stats.commits + len(group), stats.groups + 1,
+                                       max(stats.largest_group, len(group)), stats.write_seconds + elapsed)
+        self._wake([waiter for _, waiter in group], results)
 
     def _wake(self, waiters: list[_Waiter], results: list[outcome.Outcome[CommitReceipt]]) -> None:
         by_token: dict[trio.lowlevel.TrioToken, list[_LoopWaiter]] = {}

@@ -4,24 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import trio
 import trio.testing
 
 from channeld.protocol import ActionPay
-from channeld.store._writer import INLINE_WRITE_LIMIT
 from channeld.wire import Message, Payment
 from tests.node.test_flusher import CID, _service
 
 
-async def _pay_one_at_a_time(tmp_path: Path, inline: bool) -> list[float]:
-    """Pay five payments, each once the last was sent; the trio clock time each one took.
-
-    `_service`'s send callback checks that each payment is in the store when it leaves; `inline` makes
-    the writer take its fast-medium path (the round written by `submit`, carried out by the submitter)."""
+async def _pay_one_at_a_time(tmp_path: Path) -> list[float]:
+    """Pay five payments, each once the last was sent; the trio clock time each one took (`_service`'s
+    send callback checks that each payment is in the store when it leaves)."""
     sent: list[Message] = []
     service, store, _ = _service(tmp_path / "db", sent)
-    store._writer._recent_write = 0.0 if inline else INLINE_WRITE_LIMIT * 10
     took = []
     try:
         async with trio.open_nursery() as nursery:
@@ -37,10 +32,9 @@ async def _pay_one_at_a_time(tmp_path: Path, inline: bool) -> list[float]:
     return took
 
 
-@pytest.mark.parametrize("inline", [False, True], ids=["writer thread", "inline write"])
-def test_an_idle_round_waits_for_no_timer(tmp_path: Path, inline: bool) -> None:
+def test_an_idle_round_waits_for_no_timer(tmp_path: Path) -> None:
     # The clock moves only by jumping to the next timer once every task has been idle for a (real)
     # second: a round that waited for a gathering delay or a batching timer would show it here.
     clock = trio.testing.MockClock(autojump_threshold=1.0)
-    took = trio.run(_pay_one_at_a_time, tmp_path, inline, clock=clock)
+    took = trio.run(_pay_one_at_a_time, tmp_path, clock=clock)
     assert took == [0.0] * 5
