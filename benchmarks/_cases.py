@@ -23,6 +23,7 @@ from channeld.keys import read_api_token
 DEPOSIT = 10**19  # the default limits.max_channel_deposit (10 ETH)
 PIPELINE_WINDOW = 64  # the protocol's MAX_IN_FLIGHT: the most unanswered payments a channel allows
 API_CONCURRENCY = 16  # requests a shop server keeps outstanding (64 is measured too)
+API_BATCH, API_BATCH_WINDOW = 100, 4  # a payout run: `POST /payments/batch` of 100, 4 batches outstanding
 PPS = "payments/s"
 CPU = "% of a core"
 
@@ -158,7 +159,8 @@ def api_case(chain: Chain, root: Path, sizes: Sizes) -> list[Result]:
             phases += [phase(f"concurrent{run}", sizes.api_pipelined, API_CONCURRENCY),
                        phase(f"w64-{run}", sizes.api_pipelined // 2, PIPELINE_WINDOW),
                        phase(f"keyed{run}", sizes.api_pipelined // 2, API_CONCURRENCY, idempotency_keys=True),
-                       phase(f"single{run}", sizes.api_one_at_a_time, 1)]
+                       phase(f"single{run}", sizes.api_one_at_a_time, 1),
+                       _batch_phase(f"batch{run}", sizes.api_pipelined * 2)]
         spec = {"mode": "api", "api_url": f"http://127.0.0.1:{payer.api}",
                 "token": read_api_token(payer.datadir), "payee": payee.node_id, "phases": phases,
                 "watch_pids": [payer.pid, payee.pid]}
@@ -186,12 +188,25 @@ def api_case(chain: Chain, root: Path, sizes: Sizes) -> list[Result]:
                PPS, by_name(result, "keyed", "pps")),
         cpu_per_payment(result, "keyed", "api_keyed_payer_daemon_cpu_us",
                         "control API with idempotency keys: paying daemon CPU"),
+        Result("api_batch_pps", f"control API, batches of {API_BATCH} ({API_BATCH_WINDOW} outstanding)", PPS,
+               by_name(result, "batch", "pps")),
+        cpu_per_payment(result, "batch", "api_batch_payer_daemon_cpu_us",
+                        "control API, batches: paying daemon CPU"),
+        cpu_per_payment(result, "batch", "api_batch_payee_daemon_cpu_us",
+                        "control API, batches: payee daemon CPU", daemon=1),
+        Result("api_batch_latency_p50_ms", f"control API, one batch of {API_BATCH}: latency p50", "ms",
+               by_name(result, "batch", "p50_ms")),
         Result("api_single_pps", "control API, one at a time", PPS, by_name(result, "single", "pps")),
         Result("api_latency_p50_ms", "control API, one at a time: latency p50", "ms",
                by_name(result, "single", "p50_ms")),
         Result("api_latency_p99_ms", "control API, one at a time: latency p99", "ms",
                by_name(result, "single", "p99_ms")),
     ]
+
+
+def _batch_phase(name: str, total: int) -> dict[str, Any]:
+    size = max(1, min(API_BATCH, total // API_BATCH_WINDOW))  # the smoke test's sizes are smaller
+    return phase(name, total - total % size, API_BATCH_WINDOW, batch=size)
 
 
 def _open_both(payer: Daemon, payee: Daemon) -> bool:

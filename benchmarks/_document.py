@@ -42,6 +42,8 @@ transport, control API), and a **load generator** process.
   lifted for the payer: it would measure the limit. The client keeps one keep-alive connection per
   outstanding request (`benchmarks/_http.py`, h11 over trio): httpx's pool cost 4.8 ms of CPU per
   request at 64 outstanding and was itself the bottleneck.
+  `api_batch_*`: the same payments as a shop's payout run, `POST /api/v1/payments/batch` of 100
+  payments per request with 4 requests outstanding (latency is per batch).
 - **Multi-hop** (`two_hop_*`, `three_hop_*`): three or four daemons in a line, each with a funded channel
   to the next (announced quickly: `routing.gossip_interval = 1s`). The payee issues one payment request
   per payment beforehand (untimed, as a shop makes its invoice first); the payer pays them through
@@ -64,8 +66,9 @@ transport, control API), and a **load generator** process.
   records and 10,000 peer records written by the node's own record code (creating 10,000 channels
   through anvil would take many minutes); the chain holds none of them, so no events are replayed.
 - **Long life**: 16 wallets pay the daemon N payments in all (up to 8 unanswered each), in ten chunks
-  (so any slow-down with history shows); then the store's size on disk, and restarts (process spawn to
-  ready).
+  (so any slow-down with history shows); then the size on disk of the state store (without its audit
+  log), of the audit log's segments and of the journal, and restarts (process spawn to ready, with the
+  daemon's CPU until ready and a bare import timed before each).
 - Each figure is the median of several runs (the count is in `docs/benchmarks.json`), with min and max.
   The machine is shared with other work, so figures are noisy; the min-max spread shows how much.
 """
@@ -150,6 +153,9 @@ development machine; check them against the tables after a new run):
   and HTTP costs more than the payment. `POST /payments` is answered without FastAPI's per-request
   machinery (`channeld/api/_fastpay.py`), and idempotency records are written by the journal's writer
   thread instead of an fsync on the loop; docs/performance.md ("Control API") has before and after.
+  A batch (`api_batch_*`) pays the HTTP request once per 100 payments: its CPU per payment is what the
+  node's own payment path costs plus per-item validation and JSON (docs/performance.md, "Session 3:
+  control API").
 - **Multi-hop** goes through the control API (a payment request is what names the payee's hash), and
   each payment is a hash-locked transfer on every hop and an unlock back along the line once the
   secret is revealed, each step with its own commits on both sides of a channel: several times the
@@ -164,11 +170,11 @@ development machine; check them against the tables after a new run):
 - **Start-up** is dominated by Python importing the node's dependencies (`startup_imports_s`: web3,
   FastAPI, py-evm, py_ecc); with 10,000 channels in the store the node also ticks every channel with the
   chain's time on its first block and writes them all back, before it reports ready.
-- **Long life**: the store grows with history, not only with channels (`store_bytes_per_payment`, about
-  300 bytes per payment in the run above, some 300 MB per million payments): every payment appends an
-  audit-log entry (`channeld/store/_audit.py`), kept until pruned, beside the one record per channel that
-  is overwritten. Restart time stays that of an empty store (`restart_after_long_run_s` against
-  `startup_empty_s`): nothing is replayed. Throughput in the last tenth of the run is close to the first.
+- **Long life**: the state store grows with channels, not with history (`store_bytes_per_payment`): the
+  history is in the audit log's segment files (`audit_log_bytes_per_payment`, one ~147-byte frame per
+  entry, `channeld/store/_auditlog.py`), and the store is compacted when it closes. The journal's event
+  history (`journal_bytes_per_payment`) is pruned by age. A restart reads no history: it costs about what a
+  bare import of the node's modules costs (`restart_imports_s`, `restart_cpu_s`).
 """
 
 

@@ -7,7 +7,8 @@ channels on chain, waits for the node's announcements, then runs each phase in o
 API mode, SPEC: {"mode": "api", "api_url": url, "token": bearer, "payee": node id, "phases": [...]}: what a
 wallet or shop server sees, `POST /api/v1/payments` with up to `window` requests outstanding, each on its
 own keep-alive connection (`benchmarks/_http.py`); a phase with "idempotency_keys": true gives every
-payment its own `Idempotency-Key`.
+payment its own `Idempotency-Key`; one with "batch": n sends `POST /api/v1/payments/batch` requests of n
+payments each (latencies are then per batch).
 
 A phase is {"name": str, "total": payments, "window": unanswered payments allowed per channel (or
 requests outstanding)}; each reports payments per second, latency percentiles, and how busy this process
@@ -118,31 +119,48 @@ async def _api_phase(host: str, port: int, token: str, phase: dict[str, Any], pa
                      watch: list[int]) -> dict[str, Any]:
     latencies: list[float] = []
     total, window = int(phase["total"]), int(phase["window"])
-    body = {"node_id": payee, "amount": "1"}
+    batch = int(phase.get("batch", 0))  # > 0: each request is a `POST /payments/batch` of this many
+    requests = total // batch if batch else total
     keyed = bool(phase.get("idempotency_keys"))  # each payment with its own key, as a shop's order id
     prefix = f"{phase['name']}-{os.getpid()}-{time.time_ns()}"
     connections = [await Connection.open(host, port, token) for _ in range(window)]
 
     async def worker(index: int, connection: Connection, count: int) -> None:
         for number in range(count):
-            headers = [("idempotency-key", f"{prefix}-{index}-{number}")] if keyed else None
             started = time.perf_counter()
-            status, answer = await connection.post("/api/v1/payments", body, headers)
-            if status != 200 or answer.get("status") != "accepted":
-                raise WalletFailure(f"payment not accepted: {status} {answer}")
+            if batch:
+                await _pay_batch(connection, payee, batch, f"{prefix}-{index}-{number}" if keyed else None)
+            else:
+                await _pay_one(connection, payee, f"{prefix}-{index}-{number}" if keyed else None)
             latencies.append(time.perf_counter() - started)
 
     began = time.perf_counter()
     cpu = CpuWatch(watch)
-    share, extra = divmod(total, window)
+    share, extra = divmod(requests, window)
     try:
         async with trio.open_nursery() as nursery:
             for index, connection in enumerate(connections):
                 nursery.start_soon(worker, index, connection, share + (index < extra))
-        return {**summarise(phase["name"], total, time.perf_counter() - began, latencies), **cpu.shares()}
+        paid = requests * (batch or 1)
+        return {**summarise(phase["name"], paid, time.perf_counter() - began, latencies), **cpu.shares()}
     finally:
         for connection in connections:
             await connection.aclose()
+
+
+async def _pay_one(connection: Connection, payee: str, key: str | None) -> None:
+    headers = [("idempotency-key", key)] if key else None
+    status, answer = await connection.post("/api/v1/payments", {"node_id": payee, "amount": "1"}, headers)
+    if status != 200 or answer.get("status") != "accepted":
+        raise WalletFailure(f"payment not accepted: {status} {answer}")
+
+
+async def _pay_batch(connection: Connection, payee: str, size: int, key: str | None) -> None:
+    items = [{"node_id": payee, "amount": "1", **({"idempotency_key": f"{key}-{i}"} if key else {})}
+             for i in range(size)]
+    status, answer = await connection.post("/api/v1/payments/batch", {"payments": items})
+    if status != 200 or answer.get("accepted") != size:
+        raise WalletFailure(f"batch not accepted: {status} {str(answer)[:500]}")
 
 
 def main() -> None:

@@ -24,6 +24,9 @@ from channeld.node._invoices import UnknownRequest
 if TYPE_CHECKING:
     from channeld.node import Node
 
+# any request body larger is answered 413 before it is buffered: the largest legitimate one, a batch of
+# 1,000 payments each with a maximal payment request string, is about 1.4 MB
+MAX_BODY_BYTES = 2 * 1024 * 1024
 _bearer = HTTPBearer(auto_error=False, description="a token from `channeld init` or `channeld token create`")
 
 
@@ -38,22 +41,32 @@ class Guard:
 
     def admit(self, authorization: str | None, needed: Scope) -> TokenRecord:
         """The caller's token record; raises the HTTP error to answer instead."""
+        record = self.check(authorization, needed)
+        self.meter(record.id, 1)
+        return record
+
+    def check(self, authorization: str | None, needed: Scope) -> TokenRecord:
+        """The caller's token record, the rate limit not yet taken (401/403 raised as HTTP errors)."""
         try:
-            record = self.book.check(authorization, needed)
+            return self.book.check(authorization, needed)
         except AuthError as exc:
             headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
             raise HTTPException(exc.status, detail=str(exc), headers=headers) from None
-        wait = self.limiter.take(record.id, time.monotonic())
+
+    def meter(self, token_id: str, requests: int) -> None:
+        """Take `requests` from the token's rate limit, all or none (429 with Retry-After if it cannot)."""
+        wait = self.limiter.take(token_id, time.monotonic(), requests)
         if wait > 0:
             raise HTTPException(429, detail="rate limit exceeded", headers={"Retry-After": retry_after(wait)})
-        return record
 
-    def need(self, scope: Scope) -> Callable[..., Any]:
+    def need(self, scope: Scope, metered: bool = True) -> Callable[..., Any]:
+        """The route dependency; unmetered routes take their own share of the rate limit (a batch)."""
         # async on purpose: FastAPI runs a plain `def` dependency in a worker thread, a thread hop per
         # request that serialised concurrent requests behind the GIL and the thread limiter
         async def dependency(request: Request,
                              _: HTTPAuthorizationCredentials | None = Security(_bearer)) -> TokenRecord:  # noqa: B008
-            return self.admit(request.headers.get("authorization"), scope)
+            authorization = request.headers.get("authorization")
+            return self.admit(authorization, scope) if metered else self.check(authorization, scope)
 
         return dependency
 
@@ -71,6 +84,7 @@ async def _refused(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(node: Node, book: TokenBook | None = None, limiter: RateLimiter | None = None) -> FastAPI:
+    from channeld.api._batchpay import register_batch_payments
     from channeld.api._dashboard import register_dashboard
     from channeld.api._fastpay import FastPayments
     from channeld.api._routes import Idempotency, register_routes
@@ -80,7 +94,8 @@ def create_app(node: Node, book: TokenBook | None = None, limiter: RateLimiter |
     book = book or TokenBook(node.datadir)
     limiter = limiter or RateLimiter(node.config.node.api_rate, node.config.node.api_burst)
     guard = Guard(book, limiter)
-    app = FastAPI(title="channeld control API", version="1", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="channeld control API", version="1", docs_url=None, redoc_url=None, openapi_url=None,
+                  max_body_size=MAX_BODY_BYTES)
 
     @app.get("/metrics", dependencies=[Depends(guard.need(Scope.READ))])
     async def metrics() -> Response:
@@ -90,6 +105,7 @@ def create_app(node: Node, book: TokenBook | None = None, limiter: RateLimiter |
                  description="Local control API of a channeld node. See docs/api.md.")
     v1.add_exception_handler(ChanneldError, _refused)
     idempotency = Idempotency(node)
+    register_batch_payments(v1, guard, idempotency)
     register_routes(v1, node, guard, idempotency)
     register_stream(v1, node, guard)
     webhooks = WebhookService(node)

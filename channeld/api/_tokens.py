@@ -178,14 +178,14 @@ class RateLimiter:
         self.burst = burst
         self._buckets: dict[str, tuple[float, float]] = {}
 
-    def take(self, key: str, now: float) -> float:
-        """0 if a request may go now, else the seconds to wait before the next one."""
+    def take(self, key: str, now: float, cost: int = 1) -> float:
+        """0 if `cost` requests may go now (and they are taken), else the seconds to wait for them."""
         level, last = self._buckets.get(key, (float(self.burst), now))
         level = min(float(self.burst), level + (now - last) * self.rate)
-        if level < 1.0:
+        if level < cost:
             self._buckets[key] = (level, now)
-            return (1.0 - level) / self.rate
-        self._buckets[key] = (level - 1.0, now)
+            return (cost - level) / self.rate
+        self._buckets[key] = (level - cost, now)
         return 0.0
 
 

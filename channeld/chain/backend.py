@@ -191,15 +191,42 @@ def connect_rpc(url: str, timeout: float = 10.0) -> ChainBackend:
     return backend
 
 
-def start_embedded(accounts: int = 4) -> tuple[ChainBackend, list[bytes]]:
-    """An in-process EVM (py-evm, Prague rules) and the private keys of its funded accounts."""
+EMBEDDED_CHAIN_ID = 131277322940537  # eth-tester's own
+
+
+def start_embedded(accounts: int = 4, chain_id: int | None = None) -> tuple[ChainBackend, list[bytes]]:
+    """An in-process EVM (py-evm, Prague rules) and the private keys of its funded accounts.
+
+    `chain_id` gives the chain another id than eth-tester's, for a node (or the demo) that serves two
+    embedded chains: a cross-chain route needs distinct ids, since every signature binds one.
+    """
     from eth_tester import EthereumTester, PyEVMBackend
     from web3.providers.eth_tester import EthereumTesterProvider
+    from web3.providers.eth_tester.defaults import API_ENDPOINTS, static_return
 
     evm = PyEVMBackend(genesis_state=PyEVMBackend.generate_genesis_state(num_accounts=accounts))
+    endpoints = None
+    if chain_id is not None and chain_id != EMBEDDED_CHAIN_ID:
+        if not 0 < chain_id < 1 << 64:
+            raise ConfigError(f"an embedded chain id must be a positive uint64, got {chain_id}")
+        _rebuild_with_chain_id(evm, chain_id)
+        # the provider answers eth_chainId with a constant of its own; CHAINID in the EVM reads the chain
+        endpoints = {**API_ENDPOINTS, "eth": {**API_ENDPOINTS["eth"], "chainId": static_return(chain_id)}}
     tester = EthereumTester(evm)
-    backend = ChainBackend(Web3(EthereumTesterProvider(tester)), tester=tester, label="embedded EVM")
+    provider = EthereumTesterProvider(tester, api_endpoints=endpoints)
+    backend = ChainBackend(Web3(provider), tester=tester, label="embedded EVM")
     return backend, [key.to_bytes() for key in evm.account_keys]
+
+
+def _rebuild_with_chain_id(evm: Any, chain_id: int) -> None:
+    """Replace `evm`'s chain by the same genesis under a chain class whose id is `chain_id` (py-evm reads
+    the id from the class when the chain is built; eth-tester fixes it there)."""
+    from eth.db.atomic import AtomicDB
+    from eth_tester.backends.pyevm.main import generate_genesis_state_for_keys, get_default_genesis_params
+
+    chain_class: Any = type(f"EmbeddedChain{chain_id}", (type(evm.chain),), {"chain_id": chain_id})
+    genesis_state = generate_genesis_state_for_keys(evm.account_keys)
+    evm.chain = chain_class.from_genesis(AtomicDB(), get_default_genesis_params(), genesis_state)
 
 
 def embedded_fork_name(backend: ChainBackend) -> str:

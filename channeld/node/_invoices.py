@@ -142,9 +142,8 @@ class PaymentRequestBook:
         journal = self.node.journal
         waiter = self._receipts.setdefault(request.payment_hash, trio.Event())
         try:
-            # `check_payable` sees the mark at once; no money moves before it is durable: the store lands
-            # batches in submission order, so it rides in (or before) the round that signs the payment
-            journal.put_soon(PAID, key, {"status": "paying", "request": text})
+            # `check_payable` sees the mark at once; no money moves before it is durable
+            await journal.put_durable(PAID, key, {"status": "paying", "request": text})
             result = await self.node.pay(request.node_id, request.amount,
                                          metadata=payment_metadata(request.payment_hash),
                                          max_fee=max_fee)

@@ -19,6 +19,7 @@ the journal (`table NUL key`). A release-1 data directory kept those tables in t
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import json
 import logging
@@ -250,14 +251,13 @@ class Journal:
         self._hand_off(((_table_key(table, key), None),), None)
 
     def items(self, table: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every record of `table` in key order, writes not yet landed included (deletions excluded)."""
         prefix = _TABLE + table.encode() + _SEP
         pending = {k: v for k, (_, v) in list(self._unsynced.items()) if k.startswith(prefix)}
-        for key, raw in self._store.iter_journal(prefix):
-            if key not in pending:
+        stored = ((key, raw) for key, raw in self._store.iter_journal(prefix) if key not in pending)
+        for key, raw in heapq.merge(stored, sorted(pending.items()), key=lambda item: item[0]):
+            if raw is not None:
                 yield key[len(prefix):].decode(), self._decode(raw)
-        for key, value in sorted(pending.items()):
-            if value is not None:
-                yield key[len(prefix):].decode(), self._decode(value)
 
     # --- hand-offs to the store's writer thread ----------------------------------------------------------
 

@@ -69,7 +69,7 @@ def connect_chain(config: ChainConfig, key: NodeKey) -> ChainSetup:
     """Blocking: reach one configured chain and its contract (deploying one on the embedded chain)."""
     artifact = load_artifact("ChannelHub")
     if config.rpc_url == "embedded":
-        backend, funded = start_embedded(accounts=1)
+        backend, funded = start_embedded(accounts=1, chain_id=config.chain_id)
         payer = TransactionSender(backend, Account.from_key(funded[0]), artifact.abi)
         payer.transact(payer_request(key.address, EMBEDDED_FUNDING))
         deployment = deploy(payer, artifact, list(CHALLENGE_BOUNDS))

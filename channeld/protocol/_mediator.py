@@ -118,9 +118,10 @@ def _learn(state: MediatorState, secret: bytes) -> MediatorTransition:
     """The secret is known: reveal it upstream (claim), and pay downstream if that lock is still owed.
 
     The reveal goes upstream at once, not after the round that stores the secret: it carries nothing we
-    signed, and if we crash before the secret is durable the downstream partner still holds it (and
-    registers it on chain should we not unlock in time, from where we learn it again in time to claim).
-    So the secret travels back to the payer without waiting for one commit per mediator."""
+    signed, and if we crash before the secret is durable our downstream `Unlock` was not sent either, so
+    the first node below that stored the secret (at the latest the target) registers it on chain in
+    time for every lock above it, ours included (proto/state-machine.md, relaying a reveal). So the
+    secret travels back to the payer without waiting for one commit per mediator."""
     if secrethash_of(secret) != state.secrethash:
         raise LocalFault("this secret is not the payment's")
     effects: list[TransferEffect] = []

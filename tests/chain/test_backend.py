@@ -7,7 +7,13 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from channeld.chain.artifact import ContractArtifact, artifact_from_json, decode_revert
-from channeld.chain.backend import ChainBackend, connect_rpc, embedded_fork_name, start_embedded
+from channeld.chain.backend import (
+    EMBEDDED_CHAIN_ID,
+    ChainBackend,
+    connect_rpc,
+    embedded_fork_name,
+    start_embedded,
+)
 from channeld.chain.deploy import Deployment, deploy, find_deploy_block, verify_deployment
 from channeld.chain.errors import DeploymentMismatch, RpcUnreachable, TransactionReverted
 from channeld.chain.sender import TransactionSender
@@ -27,6 +33,25 @@ def test_embedded_chain_runs_prague_and_deploys(emitter_artifact: ContractArtifa
     logs = backend.get_logs(deployment.address, deployment.block, backend.head())
     assert [ping_id(log) for log in logs] == [7]
     assert logs[0].tx_hash == receipt.tx_hash
+
+
+def test_embedded_chain_takes_another_chain_id(emitter_artifact: ContractArtifact) -> None:
+    backend, keys = start_embedded(accounts=1, chain_id=4343)
+    assert backend.chain_id() == 4343
+    # the EVM's CHAINID (what a contract's EIP-712 domain reads), not only the RPC's answer
+    chainid_code = bytes.fromhex("4660005260206000f3")  # CHAINID; MSTORE at 0; RETURN 32 bytes
+    assert int.from_bytes(backend.call({"data": "0x" + chainid_code.hex()}), "big") == 4343
+    sender = TransactionSender(backend, Account.from_key(keys[0]), emitter_artifact.abi)
+    deployment = deploy(sender, emitter_artifact, [LIMIT])
+    sender.transact(ping(deployment.address, 3))
+    default, _ = start_embedded(accounts=1)
+    assert default.chain_id() == EMBEDDED_CHAIN_ID
+
+
+@pytest.mark.parametrize("chain_id", [0, 1 << 64])
+def test_embedded_chain_id_out_of_range_is_refused(chain_id: int) -> None:
+    with pytest.raises(ConfigError, match="positive uint64"):
+        start_embedded(accounts=1, chain_id=chain_id)
 
 
 def test_embedded_revert_is_decoded_to_the_custom_error(emitter_artifact: ContractArtifact) -> None:

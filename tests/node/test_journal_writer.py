@@ -146,3 +146,16 @@ def test_release_one_tables_move_from_the_journal_leveldb_into_the_store(tmp_pat
         assert journal._store.get_journal(_table_key("requests", "r1")) == b'{"v": 1}'
     finally:
         journal.close()
+
+
+async def test_items_come_in_key_order_whether_landed_or_pending(tmp_path: Path) -> None:
+    journal = Journal.open(tmp_path)
+    try:
+        await journal.put_durable("t", "b", {"v": "b"})
+        await journal.put_durable("t", "d", {"v": "d"})
+        journal.put_soon("t", "c", {"v": "c"})
+        journal.put_soon("t", "a", {"v": "a"})
+        journal.delete_soon("t", "d")
+        assert [key for key, _ in journal.items("t")] == ["a", "b", "c"]
+    finally:
+        journal.close()

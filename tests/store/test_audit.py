@@ -10,7 +10,16 @@ from pathlib import Path
 import plyvel
 import pytest
 
-from channeld.store import AuditEntry, AuditRecord, Batch, InvalidRecord, Store, Table, verify_jsonl
+from channeld.store import (
+    AuditEntry,
+    AuditRecord,
+    Batch,
+    InvalidRecord,
+    Store,
+    Table,
+    _auditlog,
+    verify_jsonl,
+)
 from channeld.store._auditframe import HEADER_SIZE, encode_frame, iter_frames, read_header, seal_frame
 from channeld.store._auditlog import LOG_DIR
 from tests.store.helpers import NS, OTHER_NS, cid
@@ -197,3 +206,26 @@ def test_reopening_goes_on_appending_to_a_small_tail_segment(store_path: Path) -
         entries = list(store.iter_audit())
         assert store.verify_audit().ok
     assert [e.record.namespace for e in entries] == [NS, OTHER_NS] * 3
+
+
+def test_chain_verifies_and_exports_across_rotated_segments_and_pruning(
+        store_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_auditlog, "SEGMENT_BYTES", 1500)  # about ten frames per segment
+    times = iter(float(n) for n in range(100))
+    with Store.open(store_path, clock=lambda: next(times)) as store:
+        for n in range(60):
+            store.commit_sync(Batch().append_audit(dataclasses.replace(_record(n),
+                                                                       namespace=OTHER_NS if n % 7 else NS)))
+        segments = len(list((store_path / LOG_DIR).glob("*.seg")))
+        assert segments >= 5
+        assert store.verify_audit().entries == 60
+        assert store.prune_audit(older_than_ms=25_000) == 25  # whole segments gone, one rewritten
+        assert len(list((store_path / LOG_DIR).glob("*.seg"))) < segments
+        assert [e.seq for e in store.iter_audit()] == list(range(25, 60))
+        out = io.BytesIO()
+        assert store.export_audit(out) == 35
+    assert verify_jsonl(out.getvalue().splitlines()).ok
+    with Store.open(store_path) as store:
+        verdict = store.verify_audit()
+        assert verdict.ok and verdict.entries == 35
+        assert store.audit_checkpoint().seq == 24
