@@ -98,8 +98,11 @@ class _Run:
         self.wake = trio.Event()
 
     def on_applied(self, cid: bytes, effects: list[Effect]) -> None:
-        if any(isinstance(effect, EventPaymentSent) for effect in effects):
-            self.wake.set()  # acknowledged: room in the window before the acknowledgement is durable here
+        # runs for every input the node applies, so it is kept to a plain loop (no generator per call)
+        for effect in effects:
+            if type(effect) is EventPaymentSent:
+                self.wake.set()  # acknowledged: room in the window before the acknowledgement is durable
+                return
 
     def on_outcome(self, outcome: EventPaymentSent | EventPaymentRefused) -> None:
         began = self.started.pop(outcome.payment_id, None)

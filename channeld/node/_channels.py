@@ -136,6 +136,15 @@ def _payment_key(payment_id: int) -> bytes:
     return payment_id.to_bytes(32, "big")
 
 
+# the effects that are transactions: any other effect skips `operation_of`'s chain of type checks
+CONTRACT_SENDS = frozenset({ContractSendClose, ContractSendUpdateProof, ContractSendSettle,
+                            ContractSendWithdraw, ContractSendCooperativeSettle, ContractSendRegisterSecret,
+                            ContractSendUnlock})
+
+
+_PAYMENT_OUTCOMES = (EventPaymentSent, EventPaymentRefused)  # a tuple: built once, not per effect
+
+
 def operation_of(effect: Effect) -> Operation | None:
     """The outbox operation a contract effect asks for (None for effects that are not transactions)."""
     if isinstance(effect, ContractSendClose):
@@ -345,7 +354,7 @@ class ChannelService:
             if isinstance(effect, Persist):
                 pending.changed[cid] = None  # encoded when the round is committed, from the state then
                 continue
-            op = operation_of(effect)
+            op = operation_of(effect) if type(effect) in CONTRACT_SENDS else None
             if op is not None:
                 pending.outbox.append((entry.ns, op.encode()))
             if isinstance(effect, EventPaymentReceived):
@@ -392,8 +401,14 @@ class ChannelService:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._complete_rounds)
                 while True:
-                    await self._dirty.wait()
-                    await self._depth.acquire()
+                    # Each checkpoint is a pass of the scheduler on a payment's path: only the gathering
+                    # one is taken when the round can go, the others only when there is something to wait for.
+                    if not self._dirty.is_set():
+                        await self._dirty.wait()
+                    try:
+                        self._depth.acquire_nowait()
+                    except trio.WouldBlock:
+                        await self._depth.acquire()
                     await _let_runnable_tasks_run()
                     self._submit_round()
         finally:
@@ -472,7 +487,7 @@ class ChannelService:
             callback()
 
     def _publish(self, cid: bytes, effect: Effect) -> None:
-        if isinstance(effect, EventPaymentSent | EventPaymentRefused):
+        if isinstance(effect, _PAYMENT_OUTCOMES):
             waiter = self.payment_results.pop(effect.payment_id, None)
             if waiter is not None:  # only a waiting caller collects the outcome: nothing piles up
                 self.payment_outcomes[effect.payment_id] = effect
@@ -490,7 +505,7 @@ class ChannelService:
                              reason=effect.reason)
         elif isinstance(effect, EventWithdrawExpired):
             self.bus.publish("withdraw_expired", cid, total_withdraw=str(effect.total_withdraw))
-        elif operation_of(effect) is not None:
+        elif type(effect) in CONTRACT_SENDS:
             self.bus.publish("transaction_queued", cid, effect=type(effect).__name__)
 
 

@@ -38,7 +38,6 @@ class EventBus:
         self._seq = 0
         self._subscribers: list[trio.MemorySendChannel[NodeEvent]] = []
         self.recent: deque[NodeEvent] = deque(maxlen=RECENT_EVENTS)
-        self._changed = trio.Event()
         # Called with every event after subscribers got it (the journal, payment requests, towers); an
         # event a sink publishes is therefore numbered and delivered after the one that caused it.
         self.sinks: list[Callable[[NodeEvent], None]] = []
@@ -64,8 +63,6 @@ class EventBus:
                 pass  # a slow subscriber sees a gap in seq, never blocks the payment path
             except (trio.ClosedResourceError, trio.BrokenResourceError):
                 self._subscribers.remove(channel)
-        self._changed.set()
-        self._changed = trio.Event()
         for sink in self.sinks:
             sink(event)
         return event

@@ -1,28 +1,28 @@
-"""The journal: the node's memory for the API and wallets, beside the channel state.
+"""The journal: a second LevelDB (`<datadir>/journal`) for what the API and wallets need to remember.
 
-Two parts. Every bus event, by sequence number, in a LevelDB of its own (`<datadir>/journal`), so a
-stream client or a webhook that reconnects with the last number it saw gets everything after it, across
-node restarts; events are written without an fsync each (those published in one step of the trio loop
-as one batch when that step ends: a store round carries out all its payments' events in one step), and
-are pruned by age (`journal.retention`, hourly in `run_pruning`). And small JSON records in named tables
-(payment requests we issued or paid, idempotency keys, webhooks, watchtowers), which live in the state
-store (table `JOURNAL`) and are written by the store's one writer thread: a durable journal write
-(`put_durable`, `put_soon`, `delete_durable`, the blocking `put(..., sync=True)` / `delete`) rides in
-the same group commit, the same fsync, as the channel states of that moment, so a routed payment's
-"paying" mark and its first lock share one disk flush and one thread hand-off. Until a write has landed,
-reads (`get`, `items`) see it from an overlay, so the loop never waits to read its own writes.
+It holds every bus event by sequence number (so a stream client or a webhook that reconnects with the
+last number it saw gets everything after it, across node restarts) and small JSON records in named
+tables: payment requests we issued or paid, idempotency keys, webhooks, watchtowers.
 
-Channel state is never written here; the journal's tables are the store's only by address, keyed by
-the journal (`table NUL key`). A release-1 data directory kept those tables in the events' LevelDB:
-`open` moves them into the store once (durably there first, then deleted here).
+Channel state never lives here: it stays in the store, whose durability rules it follows. Events and
+`put(..., sync=False)` go to LevelDB's log without an fsync each; `sync()` forces them to disk, and
+closing does. Durable table writes (`put_durable`, `put_soon`, `delete_durable`, and the blocking
+`put(..., sync=True)` / `delete` kept for callers outside the payment path) go through one writer thread
+(`_journal_writer`) that groups everything handed over during an fsync into the next synced batch; until a
+write has landed, reads (`get`, `items`) see it from an overlay, so the loop never waits to read its own
+writes. Events are
+written in groups: those published in one step of the trio loop (a store round carries out all its
+payments' events in one step) are encoded and written as one LevelDB batch when that step ends, which
+costs a fifth of a write per event; reads (`events_after`, `last_seq`) write what is pending first.
+Events older than `journal.retention` are pruned hourly (`run_pruning`), so the journal stays bounded.
 """
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,14 +33,11 @@ import trio
 
 from channeld.errors import LocalFault
 from channeld.node._events import EventBus, NodeEvent
-from channeld.store import Batch, Store, StoreError
+from channeld.node._journal_writer import JournalWriter, Write
 
 JOURNAL_DIR = "journal"
-STORE_DIR = "db"  # the node's state store in a data directory (node/_node.py opens the same)
 PRUNE_INTERVAL = 3600.0  # seconds between two prunings (and the first runs at start)
 PRUNE_BATCH = 10_000  # deletions per LevelDB batch
-ADOPT_BATCH = 1_000  # release-1 table records moved into the store per durable batch
-Write = tuple[bytes, bytes | None]  # (journal key, record); a None record deletes the key
 log = logging.getLogger("channeld.node")
 _EVENT = b"e"
 _EVENT_END = b"f"  # just past every event key
@@ -69,67 +66,35 @@ def _table_key(table: str, key: str) -> bytes:
     return _TABLE + table.encode() + _SEP + key.encode()
 
 
-def _as_batch(writes: tuple[Write, ...]) -> Batch:
-    batch = Batch()
-    for key, value in writes:
-        if value is None:
-            batch.delete_journal(key)
-        else:
-            batch.put_journal(key, value)
-    return batch
+def _trio_token() -> trio.lowlevel.TrioToken | None:
+    try:
+        return trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        return None
 
 
 class Journal:
-    def __init__(self, db: plyvel.DB, store: Store, owns_store: bool = False) -> None:
+    def __init__(self, db: plyvel.DB) -> None:
         self._db = db
-        self._store = store
-        self._owns_store = owns_store
         self._pending: list[NodeEvent] = []
+        self._writer = JournalWriter(db)
         # key -> (hand-off number, value or None for a deletion): table writes not yet landed
         self._unsynced: dict[bytes, tuple[int, bytes | None]] = {}
         self._handoffs = itertools.count()
 
     @classmethod
-    def open(cls, datadir: Path, store: Store | None = None) -> Journal:
-        """Open the events' LevelDB in `datadir`; table records go to `store` (closed by its owner). Without
-        one (tools, a stopped node's directory) the journal opens the data directory's store and owns it."""
-        owned = store is None
-        if store is None:
-            try:
-                store = Store.open(Path(datadir) / STORE_DIR)
-            except StoreError as exc:
-                raise JournalError(f"cannot open the store of the journal in {datadir}: {exc}") from None
+    def open(cls, datadir: Path) -> Journal:
         try:
-            journal = cls(plyvel.DB(str(Path(datadir) / JOURNAL_DIR), create_if_missing=True), store, owned)
+            return cls(plyvel.DB(str(Path(datadir) / JOURNAL_DIR), create_if_missing=True))
         except plyvel.Error as exc:
-            if owned:
-                store.close()
             raise JournalError(f"cannot open the journal in {datadir}: {exc}") from None
-        try:
-            journal._adopt_release_one_tables()
-        except (plyvel.Error, StoreError) as exc:
-            journal.close()
-            raise JournalError(f"cannot move the journal's tables into the store: {exc}") from None
-        return journal
-
-    def _adopt_release_one_tables(self) -> None:
-        """Move table records written by release 1 into the store: durable there first, then deleted here
-        (a crash in between moves the same records again)."""
-        while chunk := list(itertools.islice(self._db.iterator(prefix=_TABLE), ADOPT_BATCH)):
-            self._store.commit_sync(_as_batch(tuple(chunk)))
-            with self._db.write_batch(sync=True) as batch:
-                for key, _ in chunk:
-                    batch.delete(key)
 
     def close(self) -> None:
-        """Write pending events and close the events' LevelDB. Table writes still queued are the store's:
-        closing the store finishes them."""
         if not self._db.closed:
             self.write_pending()
+            self._writer.close()
             self.sync()
             self._db.close()
-        if self._owns_store:
-            self._store.close()
 
     def sync(self) -> None:
         self._db.put(b"s", b"", sync=True)  # a synced write flushes every write before it
@@ -217,17 +182,19 @@ class Journal:
     def get(self, table: str, key: str) -> dict[str, Any] | None:
         raw_key = _table_key(table, key)
         pending = self._unsynced.get(raw_key)
-        raw = self._store.get_journal(raw_key) if pending is None else pending[1]
+        raw = self._db.get(raw_key) if pending is None else pending[1]
         return None if raw is None else self._decode(raw)
 
     def put(self, table: str, key: str, record: dict[str, Any], *, sync: bool = False) -> None:
         """Write `record`; with `sync`, block until it is on disk (off the payment path only: this stalls
-        the trio loop for an fsync; `put_durable` does not). Without it, hand it over like `put_soon`."""
+        the trio loop for an fsync; `put_durable` does not)."""
         raw_key, value = _table_key(table, key), json.dumps(record).encode()
         if sync:
             self._write_blocking(((raw_key, value),))
+        elif raw_key in self._unsynced:
+            self._hand_off(((raw_key, value),), None)  # behind the queued write of this key, not before it
         else:
-            self._hand_off(((raw_key, value),), None)
+            self._db.put(raw_key, value)
 
     def delete(self, table: str, key: str) -> None:
         """Delete durably, blocking like `put(..., sync=True)`."""
@@ -251,15 +218,17 @@ class Journal:
         self._hand_off(((_table_key(table, key), None),), None)
 
     def items(self, table: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        """Every record of `table` in key order, writes not yet landed included (deletions excluded)."""
         prefix = _TABLE + table.encode() + _SEP
         pending = {k: v for k, (_, v) in list(self._unsynced.items()) if k.startswith(prefix)}
-        stored = ((key, raw) for key, raw in self._store.iter_journal(prefix) if key not in pending)
-        for key, raw in heapq.merge(stored, sorted(pending.items()), key=lambda item: item[0]):
-            if raw is not None:
-                yield key[len(prefix):].decode(), self._decode(raw)
+        with self._db.iterator(prefix=prefix) as items:
+            for key, raw in items:
+                if key not in pending:
+                    yield key[len(prefix):].decode(), self._decode(raw)
+        for key, value in sorted(pending.items()):
+            if value is not None:
+                yield key[len(prefix):].decode(), self._decode(value)
 
-    # --- hand-offs to the store's writer thread ----------------------------------------------------------
+    # --- hand-offs to the writer thread ---------------------------------------------------------------
 
     def _hand_off(self, writes: tuple[Write, ...], on_durable: Callable[[], object] | None,
                   on_error: Callable[[BaseException], None] | None = None) -> None:
@@ -277,10 +246,7 @@ class Journal:
             elif on_durable is not None:
                 on_durable()
 
-        try:
-            self._store.submit_then(_as_batch(writes), landed)
-        except StoreError as exc:  # closed or broken: nothing was queued
-            landed(exc)
+        self._writer.submit(writes, landed, _trio_token())
 
     async def _wait_durable(self, writes: tuple[Write, ...]) -> None:
         done = trio.Event()
@@ -296,17 +262,22 @@ class Journal:
             raise JournalError(f"journal write failed: {failures[0]}")
 
     def _write_blocking(self, writes: tuple[Write, ...]) -> None:
-        number = next(self._handoffs)
+        landed = threading.Event()
+        failures: list[BaseException] = []
+
+        def done(error: BaseException | None) -> None:
+            if error is not None:
+                failures.append(error)
+            landed.set()
+
         for key, value in writes:
-            self._unsynced[key] = (number, value)
-        try:
-            self._store.commit_sync(_as_batch(writes))
-        except StoreError as exc:
-            raise JournalError(f"journal write failed: {exc}") from None
-        finally:
-            for key, _ in writes:
-                if self._unsynced.get(key, (None,))[0] == number:
-                    del self._unsynced[key]
+            self._unsynced[key] = (next(self._handoffs), value)
+        self._writer.submit(writes, done, None)
+        landed.wait()
+        for key, _ in writes:
+            self._unsynced.pop(key, None)  # this thread waited, so nothing queued later is pending
+        if failures:
+            raise JournalError(f"journal write failed: {failures[0]}")
 
     @staticmethod
     def _decode(raw: bytes) -> dict[str, Any]:

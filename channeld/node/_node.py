@@ -92,7 +92,7 @@ class Node(NodeOperations):
         log.info("opening the store in %s", self.datadir / STORE_DIR)
         self.store = await trio.to_thread.run_sync(Store.open, self.datadir / STORE_DIR)
         try:
-            self.journal = Journal.open(self.datadir, self.store)
+            self.journal = Journal.open(self.datadir)
         except BaseException:
             self.store.close()
             raise

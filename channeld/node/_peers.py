@@ -86,13 +86,19 @@ def agreed_chains(local: Init, remote: Init) -> frozenset[Chain]:
     return frozenset(local.served()) & frozenset(remote.served())
 
 
+# messages about one channel: those carrying a proof name it there, the others in a field of their own
+_WITH_PROOF = frozenset({Payment, LockedTransfer, Unlock, LockExpired})
+_WITH_CHANNEL_ID = frozenset({PaymentAccepted, PaymentRefused, Reestablish, WithdrawRequest,
+                              WithdrawSignature, SettleRequest, SettleSignature, ChannelOpened})
+
+
 def channel_of(message: Message) -> bytes | None:
     """The channel a partner's message is about (None for connection-level messages)."""
-    if isinstance(message, Payment | LockedTransfer | Unlock | LockExpired):
-        return message.balance_proof.channel_id
-    if isinstance(message, PaymentAccepted | PaymentRefused | Reestablish | WithdrawRequest
-                  | WithdrawSignature | SettleRequest | SettleSignature | ChannelOpened):
-        return message.channel_id
+    kind = type(message)  # messages are final classes: a set lookup instead of a chain of type checks
+    if kind in _WITH_PROOF:
+        return message.balance_proof.channel_id  # type: ignore[attr-defined]
+    if kind in _WITH_CHANNEL_ID:
+        return message.channel_id  # type: ignore[attr-defined]
     return None
 
 
@@ -304,7 +310,7 @@ class PeerService:
                 self.channels.apply(cid, message)
         except PeerFault as exc:
             log.info("refused %s from %s: %s", type(message).__name__, session.node_id.hex()[:16], exc)
-            if isinstance(message, Payment | LockedTransfer | Unlock | LockExpired):
+            if isinstance(message, Payment | LockedTransfer | Unlock | LockExpired):  # refusals only: rare
                 self.send(session.node_id, refusal_for(entry.state, message, exc))
             else:
                 self.send(session.node_id, Error(cid, refusal_code(exc), str(exc)[:1000]))

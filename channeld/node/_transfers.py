@@ -100,6 +100,8 @@ if TYPE_CHECKING:
     from channeld.node._rooms import ChainRoom
 
 log = logging.getLogger("channeld.node")
+# the end of a lock, which its payment machine must hear of (a tuple: built once, not per effect)
+_LOCK_ENDED = (EventLockUnlocked, EventLockExpired)
 PaymentState = InitiatorState | MediatorState | TargetState | ConversionState
 ISSUED = "requests"  # PaymentRequestBook's journal table of the requests we issued
 TICK_INTERVAL = 0.1
@@ -185,7 +187,7 @@ class TransferService:
         for effect in effects:
             if isinstance(effect, EventLockReceived):
                 self._lock_received(effect)
-            elif isinstance(effect, EventLockUnlocked | EventLockExpired):
+            elif isinstance(effect, _LOCK_ENDED):
                 self._to_payment(effect.secrethash, effect)
             elif isinstance(effect, EventPaymentRefused) and effect.code == LOCK_NOT_EXPIRED:
                 self._retry_later(cid, effect.nonce)

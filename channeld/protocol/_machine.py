@@ -34,6 +34,7 @@ from channeld.protocol._events import (
     Effect,
     Send,
 )
+from channeld.protocol._fastpath import fast_pay, fast_receive
 from channeld.protocol._locks import (
     find_lock,
     handle_action_expire_lock,
@@ -166,6 +167,13 @@ LOCK_LIMITED: dict[type, LimitedHandler] = {
     LockExpired: handle_payment,
 }
 
+# the common case of a direct payment, each way (protocol/_fastpath.py); None hands the input on to the table
+FastPath = Callable[[ChannelState, Any, Signer], Transition | None]
+FAST_PATHS: dict[type, FastPath] = {
+    ActionPay: fast_pay,
+    Payment: fast_receive,
+}
+
 # the legal inputs per status; anything else raises, naming the status and the input
 TRANSITIONS: dict[ChannelStatus, frozenset[type]] = {
     ChannelStatus.OPEN: frozenset(HANDLERS) - {ContractReceiveProofUpdated},
@@ -184,6 +192,17 @@ def handle(state: ChannelState, event: object, signer: Signer,
     `limits`: the node's risk limits (None: only the protocol's own rules, as for a wallet). Payment
     limits travel in `ActionPay.limits`, with the ledger they are checked against.
     """
+    fast = FAST_PATHS.get(type(event))
+    if fast is not None:
+        done = fast(state, event, signer)
+        if done is not None:
+            return done
+    return handle_general(state, event, signer, limits)
+
+
+def handle_general(state: ChannelState, event: object, signer: Signer,
+                   limits: RiskLimits | None = None) -> Transition:
+    """`handle` without the fast path: the status table and the handlers (every input, every error)."""
     kind = type(event)
     if kind not in TRANSITIONS[state.status]:
         text = f"{kind.__name__} is not allowed while the channel is {state.status.name}"

@@ -7,8 +7,9 @@ durable end (`audit_tail`), so the store is the truth: on open, every pending ro
 its offset (a write the page cache lost), and bytes past the durable end (a round whose batch never
 landed) are cut off. The writer fdatasyncs the active segment every `SYNC_INTERVAL` (and on rotation and
 close); a later round deletes the pending keys the sync covered, so the store holds only the last
-fraction of a second of history. Segments rotate at `SEGMENT_BYTES` and at every open; pruning deletes
-whole segments and rewrites the one the cut falls in, after moving the checkpoint in the store.
+fraction of a second of history. Segments rotate at `SEGMENT_BYTES` (and at an open past `REUSE_BYTES`);
+pruning deletes whole segments and rewrites the one the cut falls in, after moving the checkpoint in the
+store.
 """
 
 from __future__ import annotations

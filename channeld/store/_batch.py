@@ -90,13 +90,6 @@ class Batch:
             raise InvalidRecord("chain cursor must be a ChainCursor")
         return self._put(keys.chain_cursor_key(ns), cursor.encode())
 
-    def put_journal(self, key: bytes, record: bytes) -> Batch:
-        """A node-journal record (node/_journal.py): it becomes durable in the same fsync as the state."""
-        return self._put(keys.journal_key(key), record)
-
-    def delete_journal(self, key: bytes) -> Batch:
-        return self._delete(keys.journal_key(key))
-
     def enqueue_outbox(self, ns: Namespace, record: bytes) -> Batch:
         """Queue a transaction to send; its sequence number is assigned at commit (see the receipt)."""
         if not isinstance(ns, Namespace):

@@ -32,7 +32,6 @@ class Table(enum.IntEnum):
     OUTBOX = 0x07
     AUDIT = 0x08  # schema 1 only: entries now live in the audit log's segment files
     AUDIT_PENDING = 0x09  # audit frames of rounds not yet fsynced in their segment (see _auditlog)
-    JOURNAL = 0x0A  # the node journal's durable records (payment requests, idempotency keys, webhooks)
 
 
 NAMESPACED_TABLES = frozenset(
@@ -135,17 +134,6 @@ def outbox_key(ns: Namespace, seq: int) -> bytes:
 
 def audit_key(seq: int) -> bytes:
     return table_prefix(Table.AUDIT) + _U64.pack(check_u64("audit seq", seq))
-
-
-MAX_JOURNAL_KEY = 512
-_JOURNAL_TAG = bytes([Table.JOURNAL])  # built once: bytes([an IntEnum]) costs microseconds per call
-
-
-def journal_key(key: bytes) -> bytes:
-    """A journal record's key: the journal names it (table and row); the store only bounds its size."""
-    if type(key) is not bytes or not 0 < len(key) <= MAX_JOURNAL_KEY:
-        raise InvalidRecord(f"journal key must be 1..{MAX_JOURNAL_KEY} bytes")
-    return _JOURNAL_TAG + key
 
 
 def decode_seq(key: bytes) -> int:

@@ -11,7 +11,6 @@ from types import TracebackType
 from typing import BinaryIO, TypeVar
 
 import plyvel
-import trio
 
 from channeld.store import _keys as keys
 from channeld.store import _migrations  # noqa: F401  (registers the schema steps)
@@ -117,15 +116,6 @@ class Store:
         """
         return self._writer.submit(batch)
 
-    def submit_then(self, batch: Batch, done: Callable[[BaseException | None], None]) -> None:
-        """Queue `batch`; `done(None)` once durable, `done(error)` if not: on the calling trio run's loop,
-        or on the writer thread when called outside trio (`done` must then not commit synchronously)."""
-        try:
-            token: trio.lowlevel.TrioToken | None = trio.lowlevel.current_trio_token()
-        except RuntimeError:
-            token = None
-        self._writer.submit_then(batch, done, token)
-
     def commit_sync(self, batch: Batch) -> CommitReceipt:
         """`commit` for code outside trio (tools, migrations, tests); blocks the calling thread."""
         return self._writer.commit_sync(batch)
@@ -170,14 +160,6 @@ class Store:
 
     def iter_peers(self) -> Iterator[tuple[bytes, bytes]]:
         for key, value in self._db.iterator(prefix=keys.table_prefix(Table.PEER)):
-            yield key[1:], value
-
-    def get_journal(self, key: bytes) -> bytes | None:
-        return self._db.get(keys.journal_key(key))
-
-    def iter_journal(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """(journal key, record) of every journal record whose key starts with `prefix`, in key order."""
-        for key, value in self._db.iterator(prefix=keys.journal_key(prefix)):
             yield key[1:], value
 
     def get_chain_cursor(self, ns: Namespace) -> ChainCursor | None:

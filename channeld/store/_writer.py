@@ -76,24 +76,7 @@ class PendingCommit:
         raise StoreUnavailable(str(self.result.error))
 
 
-class _Callback:
-    """A batch whose outcome is handed to a function: on its trio run's loop, or on the writer thread
-    when `token` is None (the journal's hand-offs, whose dependent action runs once the batch landed)."""
-
-    __slots__ = ("done", "result", "token")
-
-    def __init__(self, token: trio.lowlevel.TrioToken | None,
-                 done: Callable[[BaseException | None], None]) -> None:
-        self.token = token
-        self.done = done
-        self.result: outcome.Outcome[CommitReceipt] | None = None
-
-    def call(self) -> None:
-        self.done(self.result.error if isinstance(self.result, outcome.Error) else None)
-
-
-_Waiter = _TrioWaiter | _ThreadWaiter | PendingCommit | _Callback
-_LoopWaiter = _TrioWaiter | PendingCommit | _Callback
+_Waiter = _TrioWaiter | _ThreadWaiter | PendingCommit
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,12 +89,10 @@ class WriterStatistics:
     write_seconds: float
 
 
-def _wake_trio(waiters: list[_LoopWaiter]) -> None:
+def _wake_trio(waiters: list[_TrioWaiter | PendingCommit]) -> None:
     for waiter in waiters:
         if isinstance(waiter, PendingCommit):
             waiter._event.set()
-        elif isinstance(waiter, _Callback):
-            waiter.call()
         else:
             assert waiter.result is not None
             trio.lowlevel.reschedule(waiter.task, waiter.result)
@@ -154,10 +135,6 @@ class GroupCommitWriter:
         pending = PendingCommit(trio.lowlevel.current_trio_token())
         self._submit(batch, pending)
         return pending
-
-    def submit_then(self, batch: Batch, done: Callable[[BaseException | None], None],
-                    token: trio.lowlevel.TrioToken | None) -> None:
-        self._submit(batch, _Callback(token, done))
 
     def commit_sync(self, batch: Batch) -> CommitReceipt:
         if threading.current_thread() is self._thread:
@@ -221,14 +198,11 @@ class GroupCommitWriter:
         self._wake([waiter for _, waiter in group], results)
 
     def _wake(self, waiters: list[_Waiter], results: list[outcome.Outcome[CommitReceipt]]) -> None:
-        by_token: dict[trio.lowlevel.TrioToken, list[_LoopWaiter]] = {}
+        by_token: dict[trio.lowlevel.TrioToken, list[_TrioWaiter | PendingCommit]] = {}
         for waiter, result in zip(waiters, results, strict=True):
             waiter.result = result
             if isinstance(waiter, _ThreadWaiter):
                 waiter.event.set()
-            elif waiter.token is None:
-                assert isinstance(waiter, _Callback)
-                waiter.call()
             else:
                 by_token.setdefault(waiter.token, []).append(waiter)
         for token, trio_waiters in by_token.items():

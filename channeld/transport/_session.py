@@ -171,12 +171,14 @@ class Session:
     async def _read_loop(self) -> None:
         idle = self.connection.limits.idle_timeout
         while True:
-            raw: bytes | None = None
+            # one idle scope and one receive per burst, not per message
+            batch: list[bytes] = []
             with trio.move_on_after(idle):
-                raw = await self.connection.receive()
-            if raw is None:
+                batch = await self.connection.receive_batch()
+            if not batch:
                 raise PeerTimeout(f"{self!r} was silent for {idle}s")
-            await self._dispatch(decode(raw))
+            for raw in batch:
+                await self._dispatch(decode(raw))
 
     async def _dispatch(self, message: Message) -> None:
         if isinstance(message, Ping):

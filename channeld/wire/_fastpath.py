@@ -77,3 +77,23 @@ def compile_encoder(fields: tuple[tuple[str, Kind], ...]) -> Encoder:
     exec("def encode(obj):\n    return [" + ", ".join(items) + "]", namespace)
     encoder: Encoder = namespace["encode"]
     return encoder
+
+
+Builder = Callable[..., Any]
+
+
+def compile_builder(cls: type, fields: tuple[tuple[str, Kind], ...]) -> Builder:
+    """A constructor that sets the slots without the per-field checks of `__post_init__`.
+
+    For structures the caller has just computed from values that are already valid (our own next proof,
+    an acknowledgement of a proof we decoded): the checks would re-prove what is known. Anything built
+    from outside input must go through the checked constructor or the decoder instead.
+    """
+    names = [name for name, _ in fields]
+    lines = [f"def build({', '.join(names)}):", "    obj = new(cls)"]
+    lines += [f"    setattr_(obj, {name!r}, {name})" for name in names]
+    lines.append("    return obj")
+    namespace: dict[str, Any] = {"cls": cls, "new": object.__new__, "setattr_": object.__setattr__}
+    exec("\n".join(lines), namespace)  # the source is built above from our own field table only
+    builder: Builder = namespace["build"]
+    return builder

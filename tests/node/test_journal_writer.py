@@ -1,24 +1,21 @@
-"""Durable journal writes off the trio loop: the store's writer thread, its group commit, the read overlay."""
+"""Durable journal writes off the trio loop: the writer thread, its group commit, and the read overlay."""
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
 
-import plyvel
 import pytest
 import trio
 
-from channeld.node._journal import Journal, JournalError, _event_key, _table_key
-from channeld.store import Batch, Store
-from tests.store.helpers import NS, cid
+from channeld.node._journal import Journal, JournalError, _table_key
 
 
 async def test_put_durable_returns_once_the_record_is_in_leveldb(tmp_path: Path) -> None:
     journal = Journal.open(tmp_path)
     try:
         await journal.put_durable("t", "k", {"v": 1})
-        assert journal._store.get_journal(_table_key("t", "k")) == b'{"v": 1}'
+        assert journal._db.get(_table_key("t", "k")) == b'{"v": 1}'
         assert journal._unsynced == {}  # landed: nothing left in the overlay
     finally:
         journal.close()
@@ -35,9 +32,9 @@ async def test_a_burst_of_durable_writes_shares_fsyncs(tmp_path: Path) -> None:
         async with trio.open_nursery() as nursery:
             for n in range(64):
                 nursery.start_soon(journal.put_durable, "t", f"k{n}", {"v": n})
-        stats = journal._store.statistics()
-        assert stats.commits == 64
-        assert stats.groups < stats.commits  # written while an fsync ran: grouped into the next batch
+        stats = journal._writer.statistics()
+        assert stats.jobs == 64
+        assert stats.groups < stats.jobs  # written while an fsync ran: grouped into the next batch
         assert [record["v"] for _, record in journal.items("t")] == sorted(range(64), key=lambda n: f"k{n}")
     finally:
         journal.close()
@@ -50,7 +47,7 @@ async def test_a_handed_off_record_is_read_at_once_and_announced_on_the_loop_onc
     seen: list[tuple[bytes | None, bool]] = []
 
     def on_durable() -> None:
-        seen.append((journal._store.get_journal(_table_key("t", "k")), threading.current_thread() is main))
+        seen.append((journal._db.get(_table_key("t", "k")), threading.current_thread() is main))
         landed.set()
 
     main = threading.current_thread()
@@ -72,7 +69,7 @@ async def test_a_deletion_hides_the_record_at_once_and_lands(tmp_path: Path) -> 
         journal.delete_soon("t", "k")
         assert journal.get("t", "k") is None and list(journal.items("t")) == []
         await journal.delete_durable("t", "other")  # queued after the deletion: it landed too
-        assert journal._store.get_journal(_table_key("t", "k")) is None
+        assert journal._db.get(_table_key("t", "k")) is None
     finally:
         journal.close()
 
@@ -84,7 +81,7 @@ async def test_an_unsynced_put_of_a_pending_key_is_not_overtaken_by_the_older_wr
         journal.put("t", "k", {"v": 2})  # must land after the queued write, not before it
         await journal.put_durable("t", "flush", {})
         assert journal.get("t", "k") == {"v": 2}
-        assert journal._store.get_journal(_table_key("t", "k")) == b'{"v": 2}'
+        assert journal._db.get(_table_key("t", "k")) == b'{"v": 2}'
     finally:
         journal.close()
 
@@ -93,9 +90,9 @@ def test_blocking_writes_still_work_outside_trio(tmp_path: Path) -> None:
     journal = Journal.open(tmp_path)
     try:
         journal.put("t", "k", {"v": 3}, sync=True)
-        assert journal._store.get_journal(_table_key("t", "k")) == b'{"v": 3}'
+        assert journal._db.get(_table_key("t", "k")) == b'{"v": 3}'
         journal.delete("t", "k")
-        assert journal.get("t", "k") is None and journal._store.get_journal(_table_key("t", "k")) is None
+        assert journal.get("t", "k") is None and journal._db.get(_table_key("t", "k")) is None
     finally:
         journal.close()
 
@@ -103,7 +100,7 @@ def test_blocking_writes_still_work_outside_trio(tmp_path: Path) -> None:
 async def test_a_failed_write_raises_and_never_announces(tmp_path: Path) -> None:
     journal = Journal.open(tmp_path)
     announced: list[str] = []
-    journal._store.close()  # the store now refuses the journal's writes
+    journal._db.close()  # the writer thread's batch now fails
     try:
         journal.put_soon("t", "a", {"v": 1}, lambda: announced.append("a"))
         with pytest.raises(JournalError, match="journal write failed"):
@@ -111,51 +108,4 @@ async def test_a_failed_write_raises_and_never_announces(tmp_path: Path) -> None
         assert announced == []
         assert journal._unsynced == {}  # the overlay does not claim what never landed
     finally:
-        journal.close()
-
-
-async def test_a_journal_record_and_a_channel_state_go_through_one_writer(tmp_path: Path) -> None:
-    """One writer: a journal mark is a commit of the store's writer, like the channel state beside it."""
-    store = Store.open(tmp_path / "db")
-    journal = Journal.open(tmp_path, store)
-    try:
-        before = store.statistics()
-        pending = store.submit(Batch().put_channel(NS, cid(1), b"state"))
-        durable = trio.Event()
-        journal.put_soon("requests", "r1", {"status": "paying"}, durable.set)
-        await pending.wait_durable()
-        await durable.wait()
-        after = store.statistics()
-        assert after.commits - before.commits == 2
-        assert store.get_journal(_table_key("requests", "r1")) == b'{"status": "paying"}'
-        assert store.get_channel(NS, cid(1)) == b"state"
-    finally:
-        journal.close()
-        store.close()
-
-
-def test_release_one_tables_move_from_the_journal_leveldb_into_the_store(tmp_path: Path) -> None:
-    with plyvel.DB(str(tmp_path / "journal"), create_if_missing=True) as old:
-        old.put(_table_key("requests", "r1"), b'{"v": 1}')
-        old.put(_event_key(7), b'{"seq": 7}')
-    journal = Journal.open(tmp_path)
-    try:
-        assert journal.get("requests", "r1") == {"v": 1}
-        assert journal.last_seq() == 7  # events stay where they were
-        assert journal._db.get(_table_key("requests", "r1")) is None
-        assert journal._store.get_journal(_table_key("requests", "r1")) == b'{"v": 1}'
-    finally:
-        journal.close()
-
-
-async def test_items_come_in_key_order_whether_landed_or_pending(tmp_path: Path) -> None:
-    journal = Journal.open(tmp_path)
-    try:
-        await journal.put_durable("t", "b", {"v": "b"})
-        await journal.put_durable("t", "d", {"v": "d"})
-        journal.put_soon("t", "c", {"v": "c"})
-        journal.put_soon("t", "a", {"v": "a"})
-        journal.delete_soon("t", "d")
-        assert [key for key, _ in journal.items("t")] == ["a", "b", "c"]
-    finally:
-        journal.close()
+        journal._writer.close()
