@@ -1,47 +1,51 @@
-"""`channeld demo`: four real nodes and a watchtower in one process, one embedded chain, loopback TCP.
+"""`channeld demo`: four real nodes and a watchtower in one process, two embedded chains, loopback TCP.
 
 Alice, Bob, Carol and Dave each run a full node (`channeld.node.Node`: LevelDB store, BOLT 8 sessions, chain
-watcher, transaction outbox) in one trio run, all sharing one in-process EVM (eth-tester / py-evm), so
-the first run needs nothing but pip; a standalone `Watchtower` (its own key, LevelDB and account) runs
+watcher, transaction outbox) in one trio run, sharing in-process EVMs (eth-tester / py-evm), so the first
+run needs nothing but pip: the main chain, and a side chain with a chain id and ChannelHub of its own that
+Alice, Carol and Dave serve as well; a standalone `Watchtower` (its own key, LevelDB and account) runs
 beside them. The story: open channels, stream direct payments (payments per second are measured),
 pay a shop (Dave) that only Carol has a channel with through Carol (a hash time-locked two-hop payment
-under the shop's payment request), withdraw while a channel stays open, close two channels
-cooperatively; stop Bob's node and let Alice close unilaterally while he is away (her close carries none
-of the payments she made him), then bring Bob's node back before the deadline so that it disputes by
-itself; let Bob delegate to the tower and vanish
-for good while Carol closes unilaterally, so that the tower disputes for him; settle, and finish with a
-table of every account's on-chain balance, checked to add up to the wei. Data lives in a temporary
-directory that is removed afterwards."""
+under the shop's payment request); then across chains: Carol converts the main chain's coin into the side
+chain's at a rate and fee she sets (`[[conversions]]`), opens a channel to Dave on the side chain, Dave's
+shop asks to be paid there, and Alice pays from the main chain within a `max_spend` (one sha256 hash locks
+both hops; the side chain's lock expires first). Then withdraw while a channel stays open, close three
+channels cooperatively; stop Bob's node and let Alice close unilaterally while he is away (her close
+carries none of the payments she made him), then bring Bob's node back before the deadline so that it
+disputes by itself; let Bob delegate to the tower and vanish for good while Carol closes unilaterally, so
+that the tower disputes for him; settle, and finish with a table of every account's balance on each chain,
+checked to add up to the wei. Data lives in a temporary directory that is removed afterwards."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import trio
 from eth_account import Account
 
-from channeld.chain import AsyncSender, TransactionSender, TxRequest, deploy, load_artifact, start_embedded
-from channeld.chain import contract as hub
-from channeld.chain.backend import ChainBackend, embedded_fork_name
+from channeld.chain import AsyncSender, TransactionSender, load_artifact
+from channeld.chain.backend import embedded_fork_name
 from channeld.chain.follower import EventFollower
 from channeld.config import ChainConfig, Config, HostPort, NodeConfig, RoutingConfig
+from channeld.config_conversions import AssetRef, ConversionConfig
+from channeld.demo_chains import ETH, DemoChain, DemoFailed, coins, launch
 from channeld.errors import LocalFault
 from channeld.keys import NodeKey
 from channeld.limits import RiskLimits
-from channeld.node import ChainSetup, Node
-from channeld.protocol import ChannelStatus
+from channeld.node import Node
+from channeld.protocol import ChannelStatus, EventLockReceived
+from channeld.protocol._crosschain import crossing_margin
 from channeld.store import Namespace
 from channeld.watchtower import TowerDB, TowerSettings, Watchtower
 
-ETH = 10**18
 FUNDING = 100 * ETH
 CHALLENGE_PERIOD = 3600  # seconds; the embedded chain's clock is moved instead of waiting
 PAYMENTS = 1500
@@ -51,15 +55,17 @@ WAIT = 30.0  # seconds any one step may take before the demo gives up
 NAMES = ("alice", "bob", "carol", "dave")
 SHOP_PRICE = ETH // 100
 CAROL_FEE_BASE = 10**12
-
-
-class DemoFailed(LocalFault):
-    """A step did not happen in time, or the balances did not add up."""
-
-
-def eth(wei: int) -> str:
-    text = f"{Decimal(wei) / ETH:f}"
-    return (text.rstrip("0").rstrip(".") if "." in text else text) + " ETH"
+# the side chain: its own chain id (every signature binds one, so nothing signed for one chain counts on
+# the other) and its own coin; Alice, Carol and Dave serve it beside the main chain
+SIDE_CHAIN_ID = 4242
+SIDE_SERVERS = ("alice", "carol", "dave")
+SIDE_FUNDED = ("carol", "dave")  # the accounts that send transactions there
+SIDE_DEPOSIT = ETH
+SIDE_PRICE = 3 * ETH // 100
+# Carol's conversion: 3 side-chain wei per 2 main-chain wei, and a fee (in the side coin) on what she forwards
+CONVERSION = ConversionConfig(AssetRef(0, "main"), AssetRef(1, "side"), numerator=3, denominator=2,
+                              fee_base=10**12, fee_ppm=1000)
+ALICE_MAX_SPEND = 21 * ETH // 1000
 
 
 def _free_port() -> int:
@@ -97,110 +103,45 @@ class Report:
         from rich.console import Console
         from rich.table import Table
 
-        table = Table("account", "start", "deposited", "withdrawn", "paid out", "gas", "end",
-                      title="on-chain balances (ETH)")
+        table = Table("chain", "account", "start", "deposited", "withdrawn", "paid out", "gas", "end",
+                      title="on-chain balances (main chain in ETH, side chain in SIDE)")
         for row in self.balances:
-            table.add_row(row["account"], *(eth(int(row[k])).removesuffix(" ETH") for k in
-                                            ("start", "deposited", "withdrawn", "paid_out", "gas", "end")))
-        Console(width=120).print(table)
+            amounts = (row[k] for k in ("start", "deposited", "withdrawn", "paid_out", "gas", "end"))
+            table.add_row(row["chain"], row["account"], *(coins(int(a), "").strip() for a in amounts))
+        Console(width=136).print(table)
         print("\n".join(checks))
-
-
-# ------------------------------------------------------------------------------------ the chain ledger
-
-
-@dataclass(slots=True)
-class Ledger:
-    """Every wei the contract took in and paid out, per account, folded from its logs."""
-
-    deposited: dict[str, int] = field(default_factory=dict)
-    withdrawn: dict[str, int] = field(default_factory=dict)
-    paid_out: dict[str, int] = field(default_factory=dict)
-    _participants: dict[bytes, tuple[str, str]] = field(default_factory=dict)
-    _deposits: dict[tuple[bytes, str], int] = field(default_factory=dict)
-    _withdrawals: dict[tuple[bytes, str], int] = field(default_factory=dict)
-
-    def fold(self, event: object) -> None:
-        if isinstance(event, hub.ChannelOpened):
-            self._participants[event.channel_id] = (event.participant1, event.participant2)
-            self._deposit(event.channel_id, event.participant1, event.deposit1)
-            self._deposit(event.channel_id, event.participant2, event.deposit2)
-        elif isinstance(event, hub.ChannelDeposit):
-            self._deposit(event.channel_id, event.participant, event.total_deposit)
-        elif isinstance(event, hub.ChannelWithdraw):
-            key = (event.channel_id, event.participant)
-            _add(self.withdrawn, event.receiver, event.total_withdraw - self._withdrawals.get(key, 0))
-            self._withdrawals[key] = event.total_withdraw
-        elif isinstance(event, hub.ChannelSettled):
-            first, second = self._participants[event.channel_id]
-            _add(self.paid_out, first, event.amount1)
-            _add(self.paid_out, second, event.amount2)
-        elif isinstance(event, hub.ChannelCooperativelySettled):
-            _add(self.paid_out, event.receiver1, event.amount1)
-            _add(self.paid_out, event.receiver2, event.amount2)
-
-    def _deposit(self, cid: bytes, who: str, total: int) -> None:
-        _add(self.deposited, who, total - self._deposits.get((cid, who), 0))
-        self._deposits[(cid, who)] = total
-
-
-def _add(totals: dict[str, int], who: str, amount: int) -> None:
-    totals[who] = totals.get(who, 0) + amount
-
-
-def read_ledger(backend: ChainBackend, contract: str, from_block: int) -> Ledger:
-    ledger = Ledger()
-    for log in backend.get_logs(contract, from_block, backend.head()):
-        ledger.fold(hub.decode_event({"topics": log.topics, "data": log.data}))
-    return ledger
-
-
-def gas_spent(backend: ChainBackend, address: str, from_block: int) -> int:
-    """Wei `address` paid in fees since `from_block` (the embedded chain is short: read every block)."""
-    spent = 0
-    for number in range(from_block, backend.head() + 1):
-        block = backend.w3.eth.get_block(number, full_transactions=True)
-        for tx in block["transactions"]:
-            if not isinstance(tx, bytes) and tx["from"] == address:
-                receipt = backend.w3.eth.get_transaction_receipt(tx["hash"])
-                spent += receipt["gasUsed"] * receipt["effectiveGasPrice"]
-    return spent
 
 
 # ------------------------------------------------------------------------------------------- the demo
 
 
 class Demo:
-    """The shared chain, the nodes' and the tower's data directories, and the story's steps."""
+    """The shared chains, the nodes' and the tower's data directories, and the story's steps."""
 
     def __init__(self, root: Path, report: Report) -> None:
         self.root = root
         self.report = report
-        self.backend, funded = start_embedded(accounts=1)
-        self.artifact = load_artifact("ChannelHub")
-        payer = TransactionSender(self.backend, Account.from_key(funded[0]), self.artifact.abi)
-        deployment = deploy(payer, self.artifact, [60, 30 * 24 * 3600])
-        self.setup = ChainSetup(self.backend, deployment.address, deployment.block, trio.CapacityLimiter(1))
         self.keys = {name: NodeKey.generate() for name in (*NAMES, "tower")}
-        for key in self.keys.values():
-            payer.transact(TxRequest(to=key.address, value=FUNDING, gas=21000))
-        self.first_block = self.backend.head() + 1
-        self.start_balances = {name: self.backend.balance(key.address) for name, key in self.keys.items()}
-        self.configs = {name: _config() for name in NAMES}
-        self.configs["carol"] = replace(self.configs["carol"], routing=replace(
-            self.configs["carol"].routing, fee_base=CAROL_FEE_BASE))
+        self.main = launch("main", "ETH", None, {n: k.address for n, k in self.keys.items()}, FUNDING)
+        self.side = launch("side", "SIDE", SIDE_CHAIN_ID, {n: self.keys[n].address for n in SIDE_FUNDED},
+                           FUNDING)
+        self.backend, self.setup = self.main.backend, self.main.setup
+        self.configs = {name: _config(name) for name in NAMES}
         self.nodes: dict[str, Node] = {}
         self._stopped: dict[str, trio.Event] = {}
         self.paid: dict[tuple[str, str], int] = {}
-        report.step(f"ChannelHub deployed at {deployment.address} on the embedded EVM "
-                    f"({embedded_fork_name(self.backend)}); five accounts funded with {eth(FUNDING)} each",
+        report.step(f"ChannelHub deployed at {self.setup.contract} on the embedded EVM "
+                    f"({embedded_fork_name(self.backend)}); five accounts funded with {coins(FUNDING)} "
+                    f"each; a side chain (chain id {SIDE_CHAIN_ID}) with a ChannelHub of its own, Carol and "
+                    f"Dave funded there with {coins(FUNDING, 'SIDE')} each",
                     "no anvil, no compiler, no network: the first run needs only pip packages")
 
     # --- nodes and the tower -------------------------------------------------------------------------
 
     async def start(self, nursery: trio.Nursery, name: str) -> Node:
         (self.root / name).mkdir(mode=0o700, exist_ok=True)
-        node = Node(self.root / name, self.configs[name], self.keys[name], self.setup, api=False)
+        setups = [self.setup, self.side.setup] if name in SIDE_SERVERS else [self.setup]
+        node = Node(self.root / name, self.configs[name], self.keys[name], setups, api=False)
         stopped = self._stopped[name] = trio.Event()
 
         async def run(task_status: trio.TaskStatus[Node]) -> None:
@@ -223,7 +164,7 @@ class Demo:
         self.tower_db = TowerDB(self.root / "tower" / "db", Namespace(self.backend.chain_id(),
                                                                      bytes.fromhex(contract[2:])))
         sender = AsyncSender(TransactionSender(self.backend, Account.from_key(key.private_key.secret),
-                                               self.artifact.abi))
+                                               load_artifact("ChannelHub").abi))
         settings = TowerSettings(poll_interval=0.05)
         self.tower = Watchtower(self.tower_db, key.private_key, settings, self.backend, sender,
                                 self.setup.deploy_block)
@@ -231,10 +172,13 @@ class Demo:
         port = await nursery.start(self.tower.run, follower, "127.0.0.1", 0)
         return f"{key.node_id}@127.0.0.1:{port}"
 
-    def cid_between(self, name: str, partner: str, status: ChannelStatus = ChannelStatus.OPEN) -> bytes:
+    def cid_between(self, name: str, partner: str, status: ChannelStatus = ChannelStatus.OPEN,
+                    chain: DemoChain | None = None) -> bytes:
+        """The channel between two nodes on `chain` (default: the main one) in `status`."""
         peer = bytes.fromhex(self.keys[partner].node_id)
+        chain_id = (chain or self.main).chain_id
         for cid, entry in self.nodes[name].channels.of_peer(peer):
-            if entry.state.status is status:
+            if entry.state.status is status and entry.ns.chain_id == chain_id:
                 return cid
         raise DemoFailed(f"{name} has no {status.name.lower()} channel with {partner}")
 
@@ -245,10 +189,10 @@ class Demo:
 
     async def open_channels(self) -> None:
         alice, bob, carol, dave = (self.nodes[n] for n in NAMES)
-        await alice.open_channel(bob.uri, 5 * ETH, challenge_period=CHALLENGE_PERIOD)
-        await carol.open_channel(bob.uri, 2 * ETH, challenge_period=CHALLENGE_PERIOD)
-        await alice.open_channel(carol.uri, ETH, challenge_period=CHALLENGE_PERIOD)
-        await carol.open_channel(dave.uri, ETH, challenge_period=CHALLENGE_PERIOD)
+        await alice.open_channel(bob.uri, 5 * ETH, challenge_period=CHALLENGE_PERIOD, chain="main")
+        await carol.open_channel(bob.uri, 2 * ETH, challenge_period=CHALLENGE_PERIOD, chain="main")
+        await alice.open_channel(carol.uri, ETH, challenge_period=CHALLENGE_PERIOD, chain="main")
+        await carol.open_channel(dave.uri, ETH, challenge_period=CHALLENGE_PERIOD, chain="main")
         for payer, payee in (("alice", "bob"), ("carol", "bob"), ("alice", "carol"), ("carol", "dave")):
             await until(lambda p=payer, q=payee: self._open_on_both(p, q),  # type: ignore[misc]
                         f"{payer}'s channel with {payee}")
@@ -257,9 +201,9 @@ class Demo:
                          "the nodes dial each other over BOLT 8 on loopback TCP",
                          "one contract holds every channel; both partners learn each channel from the chain")
 
-    def _open_on_both(self, payer: str, payee: str) -> bool:
+    def _open_on_both(self, payer: str, payee: str, chain: DemoChain | None = None) -> bool:
         try:
-            cid = self.cid_between(payer, payee)
+            cid = self.cid_between(payer, payee, chain=chain)
             return bool(self.state(payee, cid).status is ChannelStatus.OPEN)
         except (DemoFailed, LookupError, LocalFault):
             return False
@@ -285,7 +229,7 @@ class Demo:
         rate = PAYMENTS / elapsed
         self.report.figures.update({"payments": PAYMENTS, "payment_seconds": round(elapsed, 3),
                                     "payments_per_second": round(rate, 1)})
-        self.report.step(f"{PAYMENTS} direct payments of {eth(PAYMENT)} streamed to Bob by Alice and Carol "
+        self.report.step(f"{PAYMENTS} direct payments of {coins(PAYMENT)} streamed to Bob by Alice and Carol "
                          f"in {elapsed:.2f} s: {rate:.0f} payments/s",
                          "each is one signature by the payer, one check and one fsync by the payee; "
                          "the chain sees none of them")
@@ -304,38 +248,125 @@ class Demo:
         await until(lambda: not self.state("carol", self.cid_between("carol", "alice")).partner.locks,
                     "Alice's unlock to Carol")
         self.report.figures["routed_fee_wei"] = str(result["fees"])
-        self.report.step(f"Dave's shop issues a payment request for {eth(SHOP_PRICE)}; Alice, who has no "
-                         f"channel with Dave, pays it through Carol (fee {eth(int(result['fees']))}): Dave "
+        self.report.step(f"Dave's shop issues a payment request for {coins(SHOP_PRICE)}; Alice, who has no "
+                         f"channel with Dave, pays it through Carol (fee {coins(int(result['fees']))}): Dave "
                          "reveals the secret only once the full amount is locked to him, and each hop "
                          "unlocks backwards", "a payment crosses channels without trusting the node in "
                          "the middle: every hop is paid, or none (sha256 hash time-locks)")
 
-    async def _pay_when_routed(self, payer: Node, request: str) -> dict[str, Any]:
-        """Pay `request`, retrying while gossip has not yet brought the payer a route."""
+    async def _pay_when_routed(self, payer: Node, request: str, **terms: Any) -> dict[str, Any]:
+        """Pay `request` (`terms`: `pay`'s caps and chain), retrying while gossip has not yet brought the
+        payer a route (nothing is locked meanwhile)."""
         with trio.move_on_after(WAIT):
             while True:
                 try:
-                    return await payer.requests.pay(request, max_fee=ETH // 1000)
+                    return await payer.requests.pay(request, **(terms or {"max_fee": ETH // 1000}))
                 except LocalFault as exc:
                     if "NoRoute" not in str(exc):
                         raise
                 await trio.sleep(0.1)
         raise DemoFailed("timed out waiting for a route from Alice to Dave")
 
+    # --- across chains -------------------------------------------------------------------------------
+
+    async def open_side_channel(self) -> None:
+        await self.nodes["carol"].open_channel(self.nodes["dave"].uri, SIDE_DEPOSIT,
+                                               challenge_period=CHALLENGE_PERIOD, chain="side")
+        await until(lambda: self._open_on_both("carol", "dave", self.side), "Carol's side-chain channel")
+        terms = CONVERSION.terms()
+        self.report.step(f"Carol, who serves both chains, opens a channel to Dave's shop on the side chain "
+                         f"({coins(SIDE_DEPOSIT, 'SIDE')}) and announces that she converts ETH on the main "
+                         f"chain into SIDE at {terms.numerator}/{terms.denominator} SIDE per ETH, fee "
+                         f"{coins(terms.fees.base, 'SIDE')} + {terms.fees.ppm} ppm (`[[conversions]]` in her "
+                         "config)",
+                         "a rate is a signed announcement, gossiped like a fee policy: payers route over it")
+
+    async def pay_across_chains(self) -> None:
+        """Dave's shop asks to be paid on the side chain; Alice pays from the main chain through Carol."""
+        alice, dave = self.nodes["alice"], self.nodes["dave"]
+        into_carol = self.cid_between("carol", "alice")
+        into_dave = self.cid_between("dave", "carol", chain=self.side)
+        locks = self._watch_locks(("carol", into_carol), ("dave", into_dave))
+        before = {"alice": self.state("alice", into_carol).our.transferred,
+                  "carol_in": self.state("carol", into_carol).partner.transferred,
+                  "dave": self.state("dave", into_dave).partner.transferred}
+        request = (await dave.requests.issue(SIDE_PRICE, "a coffee, paid on the side chain",
+                                             chain="side"))["request"]
+        result = await self._pay_when_routed(alice, request, max_spend=ALICE_MAX_SPEND, chain="main")
+        if result["status"] != "accepted":
+            raise DemoFailed(f"the cross-chain payment was not accepted: {result}")
+        await until(lambda: self.state("dave", into_dave).partner.transferred == before["dave"] + SIDE_PRICE
+                    and not self.state("dave", into_dave).partner.locks, "Carol's unlock to Dave on side")
+        await until(lambda: not self.state("carol", into_carol).partner.locks, "Alice's unlock to Carol")
+        spent = self.state("alice", into_carol).our.transferred - before["alice"]
+        carol_in = self.state("carol", into_carol).partner.transferred - before["carol_in"]
+        self._check_across(int(result["spent"]), spent, carol_in, bytes.fromhex(result["preimage"][2:]),
+                           locks)
+
+    def _watch_locks(self, *where: tuple[str, bytes]) -> dict[str, Any]:
+        """The lock each named node receives on the given channel, as its node applies it."""
+        locks: dict[str, Any] = {}
+        for name, cid in where:
+            def seen(channel: bytes, effects: list[Any], name: str = name, cid: bytes = cid) -> None:
+                for effect in effects:
+                    if channel == cid and isinstance(effect, EventLockReceived):
+                        locks[name] = effect.lock
+            self.nodes[name].channels.applied_listeners.append(seen)
+        return locks
+
+    def _check_across(self, reported: int, spent: int, carol_in: int, preimage: bytes,
+                      locks: dict[str, Any]) -> None:
+        """Every figure of the cross-chain payment, to the wei, and the two locks' hash and expiries."""
+        terms = CONVERSION.terms()
+        needed = terms.amount_in(SIDE_PRICE)
+        if not reported == spent == carol_in == needed <= ALICE_MAX_SPEND:
+            raise DemoFailed(f"Alice spent {spent} (reported {reported}), Carol took in {carol_in}; "
+                             f"the rate asks {needed}, capped at {ALICE_MAX_SPEND}")
+        earned = terms.value_of(carol_in) - SIDE_PRICE
+        if earned < terms.fees.fee(SIDE_PRICE):
+            raise DemoFailed(f"Carol earned {earned} SIDE wei, less than her fee")
+        main_lock, side_lock = locks["carol"], locks["dave"]
+        secrethash = hashlib.sha256(preimage).digest()
+        if not main_lock.secrethash == side_lock.secrethash == secrethash:
+            raise DemoFailed("the two chains' locks are not under the payment's sha256 hash")
+        timings = {c.chain_id: self.configs["carol"].chain_list()[i].timing(c.chain_id)
+                   for i, c in enumerate((self.main, self.side))}
+        margin = crossing_margin(timings[self.side.chain_id], timings[self.main.chain_id])
+        gap = main_lock.expiration - side_lock.expiration
+        if gap < margin:
+            raise DemoFailed(f"the side-chain lock expires {gap} s before the main-chain one, not {margin}")
+        self.report.figures.update({"crosschain_price_wei": str(SIDE_PRICE),
+                                    "crosschain_spent_wei": str(spent),
+                                    "crosschain_max_spend_wei": str(ALICE_MAX_SPEND),
+                                    "crosschain_carol_earned_wei": str(earned),
+                                    "crosschain_lock_gap_seconds": gap, "crosschain_margin_seconds": margin})
+        self.report.step(
+            f"Dave's shop issues a payment request for {coins(SIDE_PRICE, 'SIDE')} on the side chain; Alice "
+            f"pays it from the main chain (max_spend {coins(ALICE_MAX_SPEND)}): Dave received exactly "
+            f"{coins(SIDE_PRICE, 'SIDE')} on the side chain, Alice spent {coins(spent)} on the main chain, "
+            f"and Carol earned {coins(earned, 'SIDE')} at her own rate (all checked to the wei)",
+            f"one sha256 hash locks both chains' hops, so Dave's reveal completes both or neither; the lock "
+            f"on the side chain expires first ({gap} s before the main chain's, at least the {margin} s "
+            "Carol needs to claim hers once Dave's secret is public)")
+
     async def shop_cashes_out(self) -> None:
-        cid = self.cid_between("dave", "carol")
-        await self.nodes["dave"].close(cid)
-        await until(lambda: self.state("dave", cid).status is ChannelStatus.SETTLED,
-                    "Dave's cooperative close")
-        self.report.step("Dave's shop closes its channel with Carol cooperatively",
-                         f"Dave is paid {eth(SHOP_PRICE)} on chain for a sale made off-chain two hops away")
+        cids = [self.cid_between("dave", "carol", chain=chain) for chain in (self.main, self.side)]
+        for cid in cids:
+            await self.nodes["dave"].close(cid)
+        for cid in cids:
+            await until(lambda c=cid: self.state("dave", c).status is ChannelStatus.SETTLED,  # type: ignore[misc]
+                        "Dave's cooperative close")
+        self.report.step("Dave's shop closes its channels with Carol cooperatively, on both chains",
+                         f"Dave is paid {coins(SHOP_PRICE)} on the main chain for a sale made off-chain two "
+                         f"hops away, and {coins(SIDE_PRICE, 'SIDE')} on the side chain for one paid from "
+                         "another chain")
 
     async def withdraw_while_open(self) -> None:
         cid = self.cid_between("bob", "alice")
         amount = ETH // 2
         await self.nodes["bob"].withdraw(cid, amount)
         await until(lambda: self.state("alice", cid).partner.withdrawn == amount, "Bob's withdraw mined")
-        self.report.step(f"Bob withdraws {eth(amount)} from the Alice-Bob channel while it stays open "
+        self.report.step(f"Bob withdraws {coins(amount)} from the Alice-Bob channel while it stays open "
                          "(Alice's node co-signed)", "payment becomes settlement whenever the payee wants, "
                          "no close and no new channel needed")
 
@@ -344,7 +375,7 @@ class Demo:
         cid = self.cid_between("carol", "alice")
         await self.nodes["carol"].close(cid)
         await until(lambda: self.state("carol", cid).status is ChannelStatus.SETTLED, "cooperative settle")
-        self.report.step(f"Alice pays Carol {eth(self.paid[('alice', 'carol')])}, then Carol closes that "
+        self.report.step(f"Alice pays Carol {coins(self.paid[('alice', 'carol')])}, then Carol closes that "
                          "channel cooperatively: both nodes signed the final split",
                          "paid out in one transaction, no challenge period to wait for")
 
@@ -357,7 +388,7 @@ class Demo:
         await self.nodes["alice"].close(cid, force=True)
         await until(lambda: self.state("alice", cid).status is ChannelStatus.CLOSED, "Alice's close mined")
         self.report.step(f"Alice closes unilaterally while Bob is away; on chain her {sent.nonce} payments "
-                         f"to Bob ({eth(sent.transferred)}) count for nothing until he answers",
+                         f"to Bob ({coins(sent.transferred)}) count for nothing until he answers",
                          f"a closer submits only the partner's proof; Bob has {CHALLENGE_PERIOD} s to "
                          "submit hers")
         await self.start(nursery, "bob")
@@ -414,23 +445,9 @@ class Demo:
     # --- the balances --------------------------------------------------------------------------------
 
     def balances(self) -> list[str]:
-        ledger = read_ledger(self.backend, self.setup.contract, self.setup.deploy_block)
-        for name, key in self.keys.items():
-            row = {"start": self.start_balances[name], "deposited": ledger.deposited.get(key.address, 0),
-                   "withdrawn": ledger.withdrawn.get(key.address, 0),
-                   "paid_out": ledger.paid_out.get(key.address, 0),
-                   "gas": gas_spent(self.backend, key.address, self.first_block),
-                   "end": self.backend.balance(key.address)}
-            expected = row["start"] - row["deposited"] + row["withdrawn"] + row["paid_out"] - row["gas"]
-            if expected != row["end"]:
-                raise DemoFailed(f"{name}'s balance does not add up: expected {expected}, found {row['end']}")
-            self.report.balances.append({"account": f"{name} {key.address[:10]}…",
-                                         **{k: str(v) for k, v in row.items()}})
-        held = self.backend.balance(self.setup.contract)
-        total_in = sum(ledger.deposited.values())
-        total_out = sum(ledger.withdrawn.values()) + sum(ledger.paid_out.values())
-        if held != 0 or total_in != total_out:
-            raise DemoFailed(f"the contract holds {held} wei; {total_in} in, {total_out} out")
+        main_rows, ledger = self.main.balance_rows()
+        side_rows, side = self.side.balance_rows()
+        self.report.balances += main_rows + side_rows
         bob = self.keys["bob"].address
         received = ledger.withdrawn.get(bob, 0) + ledger.paid_out.get(bob, 0)
         paid_to_bob = sum(amount for (_, payee), amount in self.paid.items() if payee == "bob")
@@ -438,14 +455,19 @@ class Demo:
             raise DemoFailed(f"Bob received {received} on chain but was paid {paid_to_bob}")
         self.report.figures["paid_to_bob_wei"] = str(paid_to_bob)
         dave = self.keys["dave"].address
-        if ledger.paid_out.get(dave, 0) != SHOP_PRICE or ledger.deposited.get(dave, 0) != 0:
-            raise DemoFailed(f"Dave's shop was paid {ledger.paid_out.get(dave, 0)} on chain, "
-                             f"not {SHOP_PRICE}")
-        return ["every account: start - deposited + withdrawn + paid out - gas = end, to the wei",
-                f"deposited {eth(total_in)} = withdrawn + paid out {eth(total_out)}; "
-                f"the contract now holds {eth(held)}",
-                f"Bob received on chain exactly what he was paid off-chain: {eth(received)}",
-                f"Dave's shop received on chain exactly its price, paid two hops away: {eth(SHOP_PRICE)}"]
+        for chain, book, price in ((self.main, ledger, SHOP_PRICE), (self.side, side, SIDE_PRICE)):
+            if book.paid_out.get(dave, 0) != price or book.deposited.get(dave, 0) != 0:
+                raise DemoFailed(f"Dave's shop was paid {book.paid_out.get(dave, 0)} on {chain.name}, "
+                                 f"not {price}")
+        total_in = {c.name: sum(b.deposited.values()) for c, b in ((self.main, ledger), (self.side, side))}
+        return ["every account on each chain: start - deposited + withdrawn + paid out - gas = end, "
+                "to the wei",
+                f"main: deposited {coins(total_in['main'])} = withdrawn + paid out; side: deposited "
+                f"{coins(total_in['side'], 'SIDE')} = paid out; each contract now holds 0",
+                f"Bob received on chain exactly what he was paid off-chain: {coins(received)}",
+                f"Dave's shop received on chain exactly its price, paid two hops away: {coins(SHOP_PRICE)}",
+                f"Dave's shop received on the side chain exactly its price, paid from the main chain: "
+                f"{coins(SIDE_PRICE, 'SIDE')}"]
 
 
 async def until(predicate: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
@@ -456,13 +478,19 @@ async def until(predicate: Callable[[], bool], what: str, timeout: float = WAIT)
     raise DemoFailed(f"timed out after {timeout:.0f} s waiting for: {what}")
 
 
-def _config() -> Config:
+def _config(name: str) -> Config:
+    """A node's config: the main chain (and the side chain, for the nodes that serve it), generous risk
+    limits, fast gossip; Carol's routing fee and her conversion."""
     generous = RiskLimits(max_payment=ETH, max_per_peer_per_hour=100 * ETH, max_total_per_hour=100 * ETH,
                           max_channel_deposit=50 * ETH)
+    main = ChainConfig(poll_interval=0.05, name="main")
+    chains = (main, replace(main, name="side", chain_id=SIDE_CHAIN_ID)) if name in SIDE_SERVERS else ()
+    carol = name == "carol"
     return Config(node=NodeConfig(listen=HostPort("127.0.0.1", _free_port()),
                                   api=HostPort("127.0.0.1", _free_port()), log_level="warning"),
-                  chain=ChainConfig(poll_interval=0.05), limits=generous,
-                  routing=RoutingConfig(gossip_interval=0.2))
+                  chain=main, chains=chains, limits=generous,
+                  routing=RoutingConfig(gossip_interval=0.2, fee_base=CAROL_FEE_BASE if carol else 0),
+                  conversions=(CONVERSION,) if carol else ())
 
 
 async def story(demo: Demo) -> None:
@@ -477,6 +505,8 @@ async def story(demo: Demo) -> None:
         await demo.open_channels()
         await demo.stream_payments()
         await demo.pay_the_shop_through_carol()
+        await demo.open_side_channel()
+        await demo.pay_across_chains()
         await demo.withdraw_while_open()
         await demo.cooperative_close()
         await demo.shop_cashes_out()

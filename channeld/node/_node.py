@@ -14,6 +14,7 @@ import os
 import secrets
 import signal
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import trio
@@ -21,6 +22,7 @@ import trio
 from channeld.chain import contract as hub
 from channeld.chain.sender import FeePolicy
 from channeld.config import Config
+from channeld.errors import ConfigError
 from channeld.keys import NodeKey
 from channeld.node._channels import ChannelService
 from channeld.node._events import EventBus
@@ -60,12 +62,18 @@ def transport_limits(config: Config) -> TransportLimits:
 
 
 class Node(NodeOperations):
-    def __init__(self, datadir: Path, config: Config, key: NodeKey, chain: ChainSetup | None = None, *,
-                 api: bool = True) -> None:
+    def __init__(self, datadir: Path, config: Config, key: NodeKey,
+                 chain: ChainSetup | Sequence[ChainSetup] | None = None, *, api: bool = True) -> None:
         self.datadir = Path(datadir)
         self.config = config
         self.key = key
-        self.chain_setup = chain
+        # chains handed in (the demo's embedded EVMs) instead of reached from the config: one per configured
+        # chain, in `config.chain_list()` order
+        self.chain_setups = (chain,) if isinstance(chain, ChainSetup) else tuple(chain or ())
+        configured = len(config.chain_list())
+        if self.chain_setups and len(self.chain_setups) != configured:
+            raise ConfigError(f"{len(self.chain_setups)} chain setups handed in for {configured} configured "
+                              "chains")
         self.api_enabled = api
         self.bus = EventBus()
         self.metrics = NodeMetrics()
@@ -105,15 +113,18 @@ class Node(NodeOperations):
             self.journal.close()
 
     async def _connect(self) -> list[tuple[ChainSetup, int]]:
-        """Each configured chain's setup and the chain id its RPC reports (the demo hands one in)."""
+        """Each configured chain's setup and the chain id its RPC reports (the demo hands them in)."""
         configs = self.config.chain_list()
-        setups = [self.chain_setup] if self.chain_setup is not None else [
+        setups = list(self.chain_setups) or [
             await trio.to_thread.run_sync(connect_chain, chain, self.key) for chain in configs]
         found = []
-        for setup in setups:
+        for config, setup in zip(configs, setups, strict=True):
             log.info("store open; chain contract %s", setup.contract)
-            found.append((setup, await trio.to_thread.run_sync(setup.backend.chain_id,
-                                                               limiter=setup.limiter)))
+            chain_id = await trio.to_thread.run_sync(setup.backend.chain_id, limiter=setup.limiter)
+            if config.chain_id is not None and chain_id != config.chain_id:
+                raise ConfigError(f"the chain handed in for {config.name or config.chain_id} is chain "
+                                  f"{chain_id}, not chain_id {config.chain_id}")
+            found.append((setup, chain_id))
         return found
 
     async def _run_open(self, task_status: trio.TaskStatus[Node]) -> None:
