@@ -151,7 +151,8 @@ def _deployment_json(item: Deployment) -> dict[str, Any]:
 
 def register_demo(commands: Subparsers) -> None:
     demo_parser = commands.add_parser(
-        "demo", help="four nodes, direct and routed payments, disputes and settlement on an embedded chain")
+        "demo", help="four nodes, direct, routed and cross-chain payments, disputes and settlement on two "
+                     "embedded chains")
     demo_parser.add_argument("--json", action="store_true", help="print the steps as JSON")
     demo_parser.set_defaults(run=run_demo)
 

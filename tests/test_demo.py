@@ -6,11 +6,16 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from channeld.demo import Report
+from channeld.demo import Report, _config
+from channeld.demo_chains import DemoChain, launch
+from channeld.errors import ConfigError
+from channeld.keys import NodeKey
+from channeld.node import Node
 from channeld.protocol import FeePolicy
 from channeld.protocol._crosschain import ConversionTerms
 
@@ -113,3 +118,24 @@ def test_text_output_prints_numbered_steps_the_table_and_the_checks(
     assert out.startswith(" 1. ChannelHub deployed") and "PragueVM" in out and "\n 2. four nodes" in out
     assert "on-chain balances (main chain in ETH, side chain in SIDE)" in out and "tower" in out
     assert "each contract now holds 0" in out and "to the wei" in out
+
+
+@pytest.fixture(scope="module")
+def main_chain() -> DemoChain:
+    return launch("main", "ETH", None, {}, 0)
+
+
+def test_a_node_takes_one_handed_in_chain_per_configured_chain(main_chain: DemoChain, tmp_path: Path) -> None:
+    both = _config("carol")  # the main chain and the side chain
+    with pytest.raises(ConfigError, match="1 chain setups handed in for 2 configured chains"):
+        Node(tmp_path, both, NodeKey.generate(), main_chain.setup, api=False)
+    assert not (tmp_path / "db").exists()  # refused before anything was opened
+
+
+async def test_a_handed_in_chain_must_have_the_configured_chain_id(main_chain: DemoChain,
+                                                                  tmp_path: Path) -> None:
+    twice = [main_chain.setup, main_chain.setup]  # the main chain again where the side chain is configured
+    node = Node(tmp_path, _config("carol"), NodeKey.generate(), twice, api=False)
+    with pytest.raises(ConfigError, match=f"is chain {main_chain.chain_id}, not chain_id 4242"):
+        await node.run()
+    assert not node.ready.is_set()
