@@ -10,8 +10,7 @@ whole ledger, and looks at no other peer) plus one row for the all-peers total a
 reading. Buckets that left the hour stay in a peer's row until it is paid again (the restore drops them);
 a peer idle for an hour loses its row at the next write in a new minute.
 
-The rows live in the store's payment table under a namespace no deployment can have (the zero address
-holds no contract), so no chain's payment rows are ever mixed with them.
+The rows live in the store's own risk-ledger table: node-wide, like the budgets, not under any chain.
 """
 
 from __future__ import annotations
@@ -26,12 +25,11 @@ import msgpack
 
 from channeld.errors import LocalFault
 from channeld.limits import BUCKET_SECONDS, Buckets, RiskLedger, live_buckets
-from channeld.store import Batch, Namespace, Store
+from channeld.store import Batch, Store
 
 if TYPE_CHECKING:
     from channeld.node._channels import ChannelService
 
-LEDGER_NS = Namespace(2**64 - 1, bytes(20))
 TOTAL_KEY = bytes(32)
 ROW_VERSION = 1
 
@@ -124,7 +122,7 @@ class LedgerBook:
         self._paid: dict[str, None] = {}  # peers paid since the last write (an ordered set)
 
     def load(self, store: Store, now: float) -> RiskLedger:
-        rows = dict(store.iter_payments(LEDGER_NS))
+        rows = dict(store.iter_ledger_rows())
         self.ledger = restore(rows, now)
         # rows of peers idle for an hour are deleted by the first write (`_stored_minute` differs)
         self._stored = {peer: self.ledger.per_peer.get(peer, ()) for peer in
@@ -145,13 +143,13 @@ class LedgerBook:
         for peer in paid:
             buckets = ledger.per_peer.get(peer)
             if buckets is not None and stored.get(peer) is not buckets:
-                batch.put_payment(LEDGER_NS, peer_key(peer), encode_peer_row(peer, buckets))
+                batch.put_ledger_row(peer_key(peer), encode_peer_row(peer, buckets))
                 stored[peer] = buckets
         if ledger.minute != self._stored_minute:  # peers idle for an hour left the ledger: drop their rows
             for peer in [p for p in stored if p not in ledger.per_peer]:
-                batch.delete_payment(LEDGER_NS, peer_key(peer))
+                batch.delete_ledger_row(peer_key(peer))
                 del stored[peer]
             self._stored_minute = ledger.minute
         if ledger.total is not self._stored_total:
-            batch.put_payment(LEDGER_NS, TOTAL_KEY, encode_total_row(ledger.latest, ledger.total))
+            batch.put_ledger_row(TOTAL_KEY, encode_total_row(ledger.latest, ledger.total))
             self._stored_total = ledger.total

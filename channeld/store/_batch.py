@@ -79,6 +79,12 @@ class Batch:
     def delete_payment(self, ns: Namespace, payment_id: bytes) -> Batch:
         return self._delete(keys.payment_key(ns, payment_id))
 
+    def put_ledger_row(self, row_id: bytes, record: bytes) -> Batch:
+        return self._put(keys.ledger_key(row_id), record)
+
+    def delete_ledger_row(self, row_id: bytes) -> Batch:
+        return self._delete(keys.ledger_key(row_id))
+
     def put_peer(self, pubkey: bytes, record: bytes) -> Batch:
         return self._put(keys.peer_key(pubkey), record)
 

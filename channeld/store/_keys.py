@@ -32,6 +32,7 @@ class Table(enum.IntEnum):
     OUTBOX = 0x07
     AUDIT = 0x08  # schema 1 only: entries now live in the audit log's segment files
     AUDIT_PENDING = 0x09  # audit frames of rounds not yet fsynced in their segment (see _auditlog)
+    RISK_LEDGER = 0x0A  # the risk limits' hourly buckets: a row per peer and one for the total
 
 
 NAMESPACED_TABLES = frozenset(
@@ -115,6 +116,10 @@ def lock_key(ns: Namespace, channel_id: bytes, secrethash: bytes) -> bytes:
 
 def payment_key(ns: Namespace, payment_id: bytes) -> bytes:
     return table_prefix(Table.PAYMENT, ns) + _check_bytes("payment_id", payment_id, 32)
+
+
+def ledger_key(row_id: bytes) -> bytes:
+    return table_prefix(Table.RISK_LEDGER) + _check_bytes("ledger row id", row_id, 32)
 
 
 def peer_key(pubkey: bytes) -> bytes:

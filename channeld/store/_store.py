@@ -155,6 +155,11 @@ class Store:
         for key, value in self._db.iterator(prefix=prefix):
             yield key[len(prefix):], value
 
+    def iter_ledger_rows(self) -> Iterator[tuple[bytes, bytes]]:
+        prefix = keys.table_prefix(Table.RISK_LEDGER)
+        for key, value in self._db.iterator(prefix=prefix):
+            yield key[len(prefix):], value
+
     def get_peer(self, pubkey: bytes) -> bytes | None:
         return self._db.get(keys.peer_key(pubkey))
 

@@ -23,7 +23,6 @@ from channeld.limits import (
 )
 from channeld.node import ChannelService, EventBus
 from channeld.node._ledger import (
-    LEDGER_NS,
     TOTAL_KEY,
     LedgerBook,
     LedgerRowInvalid,
@@ -62,7 +61,7 @@ def restored(channels: ChannelService, now: float) -> RiskLedger:
 
 
 def ledger_rows(channels: ChannelService) -> dict[bytes, bytes]:
-    return dict(channels.store.iter_payments(LEDGER_NS))
+    return dict(channels.store.iter_ledger_rows())
 
 
 async def test_a_restored_ledger_counts_every_payment_of_the_last_hour(service: ChannelService) -> None:
@@ -125,7 +124,7 @@ async def test_a_corrupt_or_misplaced_row_refuses_to_start(service: ChannelServi
                           (peer_key("aa"), msgpack.packb([2, "aa", []]), "version"),
                           (peer_key("aa"), msgpack.packb([1, "aa", [[1, 5]]]), "32-byte amount"),
                           (peer_key("bb"), good, "another key")):
-        await service.store.commit(Batch().put_payment(LEDGER_NS, key, raw))
+        await service.store.commit(Batch().put_ledger_row(key, raw))
         with pytest.raises(LedgerRowInvalid, match=why):
             restored(service, T0)
-        await service.store.commit(Batch().delete_payment(LEDGER_NS, key))
+        await service.store.commit(Batch().delete_ledger_row(key))

@@ -15,7 +15,7 @@ NS_BYTES = (31337).to_bytes(8, "big") + bytes.fromhex("5fbdb2315678afecb367f032d
 def test_table_tags_are_fixed() -> None:
     assert {t.name: t.value for t in Table} == {
         "META": 0, "CHANNEL": 1, "PROOF": 2, "LOCK": 3, "PAYMENT": 4, "PEER": 5,
-        "CHAIN_CURSOR": 6, "OUTBOX": 7, "AUDIT": 8, "AUDIT_PENDING": 9,
+        "CHAIN_CURSOR": 6, "OUTBOX": 7, "AUDIT": 8, "AUDIT_PENDING": 9, "RISK_LEDGER": 10,
     }
 
 
