@@ -23,7 +23,8 @@ import json
 import socket
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from channeld.protocol import ChannelStatus, EventLockReceived
 from channeld.protocol._crosschain import crossing_margin
 from channeld.store import Namespace
 from channeld.watchtower import TowerDB, TowerSettings, Watchtower
+from channeld.wire import Lock
 
 FUNDING = 100 * ETH
 CHALLENGE_PERIOD = 3600  # seconds; the embedded chain's clock is moved instead of waiting
@@ -286,55 +288,92 @@ class Demo:
         alice, dave = self.nodes["alice"], self.nodes["dave"]
         into_carol = self.cid_between("carol", "alice")
         into_dave = self.cid_between("dave", "carol", chain=self.side)
-        locks = self._watch_locks(("carol", into_carol), ("dave", into_dave))
         before = {"alice": self.state("alice", into_carol).our.transferred,
                   "carol_in": self.state("carol", into_carol).partner.transferred,
                   "dave": self.state("dave", into_dave).partner.transferred}
         request = (await dave.requests.issue(SIDE_PRICE, "a coffee, paid on the side chain",
                                              chain="side"))["request"]
-        result = await self._pay_when_routed(alice, request, max_spend=ALICE_MAX_SPEND, chain="main")
-        if result["status"] != "accepted":
-            raise DemoFailed(f"the cross-chain payment was not accepted: {result}")
-        await until(lambda: self.state("dave", into_dave).partner.transferred == before["dave"] + SIDE_PRICE
-                    and not self.state("dave", into_dave).partner.locks, "Carol's unlock to Dave on side")
-        await until(lambda: not self.state("carol", into_carol).partner.locks, "Alice's unlock to Carol")
+        needed = CONVERSION.terms().amount_in(SIDE_PRICE)
+        await self._refused_over_the_cap(request, needed - 1, into_carol)
+        with self._locks_received(("carol", into_carol), ("dave", into_dave)) as locks:
+            result = await self._pay_when_routed(alice, request, max_spend=ALICE_MAX_SPEND, chain="main")
+            if result["status"] != "accepted":
+                raise DemoFailed(f"the cross-chain payment was not accepted: {result}")
+            paid = before["dave"] + SIDE_PRICE
+            await until(lambda: self.state("dave", into_dave).partner.transferred == paid
+                        and not self.state("dave", into_dave).partner.locks, "Carol's unlock to Dave on side")
+            await until(lambda: not self.state("carol", into_carol).partner.locks, "Alice's unlock to Carol")
         spent = self.state("alice", into_carol).our.transferred - before["alice"]
         carol_in = self.state("carol", into_carol).partner.transferred - before["carol_in"]
-        self._check_across(int(result["spent"]), spent, carol_in, bytes.fromhex(result["preimage"][2:]),
-                           locks)
+        if not int(result["spent"]) == spent == carol_in == needed <= ALICE_MAX_SPEND:
+            raise DemoFailed(f"Alice spent {spent} (reported {result['spent']}), Carol took in {carol_in}; "
+                             f"the rate asks {needed}, capped at {ALICE_MAX_SPEND}")
+        self._report_across(spent, self._check_locks(bytes.fromhex(result["preimage"][2:]), locks))
 
-    def _watch_locks(self, *where: tuple[str, bytes]) -> dict[str, Any]:
-        """The lock each named node receives on the given channel, as its node applies it."""
-        locks: dict[str, Any] = {}
+    async def _refused_over_the_cap(self, request: str, cap: int, first_hop: bytes) -> None:
+        """Alice offers one wei less than the rate asks: refused before anything is locked (retried while
+        gossip has not yet brought her the route, so that it is the cap that refuses)."""
+        nonce = self.state("alice", first_hop).our.nonce
+        refused = False
+        with trio.move_on_after(WAIT):
+            while not (refused := await self._refused(request, cap)):
+                await trio.sleep(0.1)
+        if not refused:
+            raise DemoFailed("timed out waiting for a route from Alice to Dave's shop across chains")
+        if self.state("alice", first_hop).our.nonce != nonce or self.state("alice", first_hop).our.locks:
+            raise DemoFailed("the refused cross-chain payment changed Alice's channel")
+        self.report.figures["crosschain_refused_cap_wei"] = str(cap)
+
+    async def _refused(self, request: str, cap: int) -> bool:
+        """True when paying `request` within `cap` is refused for the cap; False while there is no route."""
+        try:
+            await self.nodes["alice"].requests.pay(request, max_spend=cap, chain="main")
+        except LocalFault as exc:
+            if "NoRoute" in str(exc):
+                return False
+            if "SpendCapExceeded" in str(exc):
+                return True
+            raise
+        raise DemoFailed(f"a payment capped at {cap}, below what the rate asks, went through")
+
+    @contextmanager
+    def _locks_received(self, *where: tuple[str, bytes]) -> Iterator[dict[str, Lock]]:
+        """The lock each named node receives on the given channel while the block runs."""
+        locks: dict[str, Lock] = {}
+        added = []
         for name, cid in where:
             def seen(channel: bytes, effects: list[Any], name: str = name, cid: bytes = cid) -> None:
                 for effect in effects:
                     if channel == cid and isinstance(effect, EventLockReceived):
                         locks[name] = effect.lock
-            self.nodes[name].channels.applied_listeners.append(seen)
-        return locks
+            listeners = self.nodes[name].channels.applied_listeners
+            listeners.append(seen)
+            added.append((listeners, seen))
+        try:
+            yield locks
+        finally:
+            for listeners, listener in added:
+                listeners.remove(listener)
 
-    def _check_across(self, reported: int, spent: int, carol_in: int, preimage: bytes,
-                      locks: dict[str, Any]) -> None:
-        """Every figure of the cross-chain payment, to the wei, and the two locks' hash and expiries."""
-        terms = CONVERSION.terms()
-        needed = terms.amount_in(SIDE_PRICE)
-        if not reported == spent == carol_in == needed <= ALICE_MAX_SPEND:
-            raise DemoFailed(f"Alice spent {spent} (reported {reported}), Carol took in {carol_in}; "
-                             f"the rate asks {needed}, capped at {ALICE_MAX_SPEND}")
-        earned = terms.value_of(carol_in) - SIDE_PRICE
-        if earned < terms.fees.fee(SIDE_PRICE):
-            raise DemoFailed(f"Carol earned {earned} SIDE wei, less than her fee")
+    def _check_locks(self, preimage: bytes, locks: dict[str, Lock]) -> tuple[int, int]:
+        """Both hops locked under the request's sha256 hash; the side chain's lock expiring first, by at
+        least the margin Carol keeps (her main-chain claim after a last-moment reveal on the side chain).
+        Returns the gap between the two expiries and that margin, in seconds."""
         main_lock, side_lock = locks["carol"], locks["dave"]
-        secrethash = hashlib.sha256(preimage).digest()
-        if not main_lock.secrethash == side_lock.secrethash == secrethash:
+        if not main_lock.secrethash == side_lock.secrethash == hashlib.sha256(preimage).digest():
             raise DemoFailed("the two chains' locks are not under the payment's sha256 hash")
-        timings = {c.chain_id: self.configs["carol"].chain_list()[i].timing(c.chain_id)
-                   for i, c in enumerate((self.main, self.side))}
-        margin = crossing_margin(timings[self.side.chain_id], timings[self.main.chain_id])
+        main, side = self.configs["carol"].chain_list()
+        margin = crossing_margin(side.timing(self.side.chain_id), main.timing(self.main.chain_id))
         gap = main_lock.expiration - side_lock.expiration
         if gap < margin:
             raise DemoFailed(f"the side-chain lock expires {gap} s before the main-chain one, not {margin}")
+        return gap, margin
+
+    def _report_across(self, spent: int, expiries: tuple[int, int]) -> None:
+        terms, (gap, margin) = CONVERSION.terms(), expiries
+        earned = terms.value_of(spent) - SIDE_PRICE  # what Carol took in, at her own rate, less what she paid
+        if earned < terms.fees.fee(SIDE_PRICE):
+            raise DemoFailed(f"Carol earned {earned} SIDE wei, less than her fee")
         self.report.figures.update({"crosschain_price_wei": str(SIDE_PRICE),
                                     "crosschain_spent_wei": str(spent),
                                     "crosschain_max_spend_wei": str(ALICE_MAX_SPEND),
@@ -342,9 +381,11 @@ class Demo:
                                     "crosschain_lock_gap_seconds": gap, "crosschain_margin_seconds": margin})
         self.report.step(
             f"Dave's shop issues a payment request for {coins(SIDE_PRICE, 'SIDE')} on the side chain; Alice "
-            f"pays it from the main chain (max_spend {coins(ALICE_MAX_SPEND)}): Dave received exactly "
-            f"{coins(SIDE_PRICE, 'SIDE')} on the side chain, Alice spent {coins(spent)} on the main chain, "
-            f"and Carol earned {coins(earned, 'SIDE')} at her own rate (all checked to the wei)",
+            f"pays it from the main chain: with max_spend one wei below what Carol's rate asks it is refused "
+            f"before anything is locked, with max_spend {coins(ALICE_MAX_SPEND)} it goes through. Dave "
+            f"received exactly {coins(SIDE_PRICE, 'SIDE')} on the side chain, Alice spent {coins(spent)} on "
+            f"the main chain, all of it to Carol, who earned {coins(earned, 'SIDE')} at her own rate (each "
+            "checked to the wei)",
             f"one sha256 hash locks both chains' hops, so Dave's reveal completes both or neither; the lock "
             f"on the side chain expires first ({gap} s before the main chain's, at least the {margin} s "
             "Carol needs to claim hers once Dave's secret is public)")

@@ -72,6 +72,7 @@ def test_the_shop_paid_from_the_other_chain_gets_its_price_alice_pays_the_rate_c
     assert int(figures["crosschain_price_wei"]) == price
     assert int(figures["crosschain_spent_wei"]) == spent == carol.amount_in(price)
     assert spent <= int(figures["crosschain_max_spend_wei"])
+    assert int(figures["crosschain_refused_cap_wei"]) == spent - 1  # refused before anything was locked
     earned = int(figures["crosschain_carol_earned_wei"])
     assert earned == spent * 3 // 2 - price >= 10**12 + price // 1000
     dave, carol_side = rows_on(report, "side")["dave"], rows_on(report, "side")["carol"]
