@@ -60,6 +60,7 @@ CAROL_FEE_BASE = 10**12
 # the side chain: its own chain id (every signature binds one, so nothing signed for one chain counts on
 # the other) and its own coin; Alice, Carol and Dave serve it beside the main chain
 SIDE_CHAIN_ID = 4242
+SIDE_COIN = "SIDE"  # the side chain's native coin, as the demo names it
 SIDE_SERVERS = ("alice", "carol", "dave")
 SIDE_FUNDED = ("carol", "dave")  # the accounts that send transactions there
 SIDE_DEPOSIT = ETH
@@ -68,6 +69,10 @@ SIDE_PRICE = 3 * ETH // 100
 CONVERSION = ConversionConfig(AssetRef(0, "main"), AssetRef(1, "side"), numerator=3, denominator=2,
                               fee_base=10**12, fee_ppm=1000)
 ALICE_MAX_SPEND = 21 * ETH // 1000
+
+
+def side_coins(wei: int) -> str:
+    return coins(wei, SIDE_COIN)
 
 
 def _free_port() -> int:
@@ -106,7 +111,7 @@ class Report:
         from rich.table import Table
 
         table = Table("chain", "account", "start", "deposited", "withdrawn", "paid out", "gas", "end",
-                      title="on-chain balances (main chain in ETH, side chain in SIDE)")
+                      title=f"on-chain balances (main chain in ETH, side chain in {SIDE_COIN})")
         for row in self.balances:
             amounts = (row[k] for k in ("start", "deposited", "withdrawn", "paid_out", "gas", "end"))
             table.add_row(row["chain"], row["account"], *(coins(int(a), "").strip() for a in amounts))
@@ -124,8 +129,8 @@ class Demo:
         self.root = root
         self.report = report
         self.keys = {name: NodeKey.generate() for name in (*NAMES, "tower")}
-        self.main = launch("main", "ETH", None, {n: k.address for n, k in self.keys.items()}, FUNDING)
-        self.side = launch("side", "SIDE", SIDE_CHAIN_ID, {n: self.keys[n].address for n in SIDE_FUNDED},
+        self.main = launch("main", None, {n: k.address for n, k in self.keys.items()}, FUNDING)
+        self.side = launch("side", SIDE_CHAIN_ID, {n: self.keys[n].address for n in SIDE_FUNDED},
                            FUNDING)
         self.backend, self.setup = self.main.backend, self.main.setup
         self.configs = {name: _config(name) for name in NAMES}
@@ -135,7 +140,7 @@ class Demo:
         report.step(f"ChannelHub deployed at {self.setup.contract} on the embedded EVM "
                     f"({embedded_fork_name(self.backend)}); five accounts funded with {coins(FUNDING)} "
                     f"each; a side chain (chain id {SIDE_CHAIN_ID}) with a ChannelHub of its own, Carol and "
-                    f"Dave funded there with {coins(FUNDING, 'SIDE')} each",
+                    f"Dave funded there with {side_coins(FUNDING)} each",
                     "no anvil, no compiler, no network: the first run needs only pip packages")
 
     # --- nodes and the tower -------------------------------------------------------------------------
@@ -276,11 +281,11 @@ class Demo:
                                                challenge_period=CHALLENGE_PERIOD, chain="side")
         await until(lambda: self._open_on_both("carol", "dave", self.side), "Carol's side-chain channel")
         terms = CONVERSION.terms()
+        rate = f"{terms.numerator}/{terms.denominator} {SIDE_COIN} per ETH"
         self.report.step(f"Carol, who serves both chains, opens a channel to Dave's shop on the side chain "
-                         f"({coins(SIDE_DEPOSIT, 'SIDE')}) and announces that she converts ETH on the main "
-                         f"chain into SIDE at {terms.numerator}/{terms.denominator} SIDE per ETH, fee "
-                         f"{coins(terms.fees.base, 'SIDE')} + {terms.fees.ppm} ppm (`[[conversions]]` in her "
-                         "config)",
+                         f"({side_coins(SIDE_DEPOSIT)}) and announces that she converts ETH on the main "
+                         f"chain into {SIDE_COIN} at {rate}, fee {side_coins(terms.fees.base)} + "
+                         f"{terms.fees.ppm} ppm (`[[conversions]]` in her config)",
                          "a rate is a signed announcement, gossiped like a fee policy: payers route over it")
 
     async def pay_across_chains(self) -> None:
@@ -373,18 +378,18 @@ class Demo:
         terms, (gap, margin) = CONVERSION.terms(), expiries
         earned = terms.value_of(spent) - SIDE_PRICE  # what Carol took in, at her own rate, less what she paid
         if earned < terms.fees.fee(SIDE_PRICE):
-            raise DemoFailed(f"Carol earned {earned} SIDE wei, less than her fee")
+            raise DemoFailed(f"Carol earned {earned} wei of {SIDE_COIN}, less than her fee")
         self.report.figures.update({"crosschain_price_wei": str(SIDE_PRICE),
                                     "crosschain_spent_wei": str(spent),
                                     "crosschain_max_spend_wei": str(ALICE_MAX_SPEND),
                                     "crosschain_carol_earned_wei": str(earned),
                                     "crosschain_lock_gap_seconds": gap, "crosschain_margin_seconds": margin})
         self.report.step(
-            f"Dave's shop issues a payment request for {coins(SIDE_PRICE, 'SIDE')} on the side chain; Alice "
+            f"Dave's shop issues a payment request for {side_coins(SIDE_PRICE)} on the side chain; Alice "
             f"pays it from the main chain: with max_spend one wei below what Carol's rate asks it is refused "
             f"before anything is locked, with max_spend {coins(ALICE_MAX_SPEND)} it goes through. Dave "
-            f"received exactly {coins(SIDE_PRICE, 'SIDE')} on the side chain, Alice spent {coins(spent)} on "
-            f"the main chain, all of it to Carol, who earned {coins(earned, 'SIDE')} at her own rate (each "
+            f"received exactly {side_coins(SIDE_PRICE)} on the side chain, Alice spent {coins(spent)} on "
+            f"the main chain, all of it to Carol, who earned {side_coins(earned)} at her own rate (each "
             "checked to the wei)",
             f"one sha256 hash locks both chains' hops, so Dave's reveal completes both or neither; the lock "
             f"on the side chain expires first ({gap} s before the main chain's, at least the {margin} s "
@@ -399,7 +404,7 @@ class Demo:
                         "Dave's cooperative close")
         self.report.step("Dave's shop closes its channels with Carol cooperatively, on both chains",
                          f"Dave is paid {coins(SHOP_PRICE)} on the main chain for a sale made off-chain two "
-                         f"hops away, and {coins(SIDE_PRICE, 'SIDE')} on the side chain for one paid from "
+                         f"hops away, and {side_coins(SIDE_PRICE)} on the side chain for one paid from "
                          "another chain")
 
     async def withdraw_while_open(self) -> None:
@@ -504,11 +509,11 @@ class Demo:
         return ["every account on each chain: start - deposited + withdrawn + paid out - gas = end, "
                 "to the wei",
                 f"main: deposited {coins(total_in['main'])} = withdrawn + paid out; side: deposited "
-                f"{coins(total_in['side'], 'SIDE')} = paid out; each contract now holds 0",
+                f"{side_coins(total_in['side'])} = paid out; each contract now holds 0",
                 f"Bob received on chain exactly what he was paid off-chain: {coins(received)}",
                 f"Dave's shop received on chain exactly its price, paid two hops away: {coins(SHOP_PRICE)}",
                 f"Dave's shop received on the side chain exactly its price, paid from the main chain: "
-                f"{coins(SIDE_PRICE, 'SIDE')}"]
+                f"{side_coins(SIDE_PRICE)}"]
 
 
 async def until(predicate: Callable[[], bool], what: str, timeout: float = WAIT) -> None:

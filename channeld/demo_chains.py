@@ -100,14 +100,12 @@ def gas_spent(backend: ChainBackend, address: str, from_block: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class DemoChain:
-    """One embedded chain: its name and coin, the hub the nodes share on it, and the accounts funded on it
+    """One embedded chain: its name, the hub the nodes share on it, and the accounts funded on it
     (name -> address) with their balances before the story."""
 
     name: str
-    symbol: str
     chain_id: int
     setup: ChainSetup
-    deployer: TransactionSender
     accounts: dict[str, str]
     first_block: int
     start_balances: dict[str, int]
@@ -140,7 +138,7 @@ class DemoChain:
         return rows, ledger
 
 
-def launch(name: str, symbol: str, chain_id: int | None, accounts: dict[str, str], funding: int) -> DemoChain:
+def launch(name: str, chain_id: int | None, accounts: dict[str, str], funding: int) -> DemoChain:
     """An embedded chain (`chain_id`, None: eth-tester's own) with a ChannelHub and `accounts` funded."""
     backend, funded = start_embedded(accounts=1, chain_id=chain_id)
     artifact = load_artifact("ChannelHub")
@@ -150,5 +148,5 @@ def launch(name: str, symbol: str, chain_id: int | None, accounts: dict[str, str
     setup = ChainSetup(backend, deployment.address, deployment.block, trio.CapacityLimiter(1))
     for address in accounts.values():
         deployer.transact(TxRequest(to=address, value=funding, gas=21000))
-    return DemoChain(name, symbol, backend.chain_id(), setup, deployer, dict(accounts), backend.head() + 1,
+    return DemoChain(name, backend.chain_id(), setup, dict(accounts), backend.head() + 1,
                      {who: backend.balance(address) for who, address in accounts.items()})

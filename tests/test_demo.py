@@ -123,7 +123,7 @@ def test_text_output_prints_numbered_steps_the_table_and_the_checks(
 
 @pytest.fixture(scope="module")
 def main_chain() -> DemoChain:
-    return launch("main", "ETH", None, {}, 0)
+    return launch("main", None, {}, 0)
 
 
 def test_a_node_takes_one_handed_in_chain_per_configured_chain(main_chain: DemoChain, tmp_path: Path) -> None:
