@@ -20,6 +20,7 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import trio
 from fastapi import Depends, FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
@@ -27,7 +28,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope as AsgiScope
 
 from channeld.api._app import Guard
-from channeld.api._history import balance_history
+from channeld.api._history import anchored, balance_history, channel_trail
 from channeld.api._models import channel_id_param
 from channeld.api._tokens import Scope, TokenBook, TokenRecord
 from channeld.errors import ConfigError
@@ -151,13 +152,16 @@ def _disputes(node: Node) -> int:
     return sum(1 for e in node.worker.operations.values() if e.kind == "update" and e.status == "mined")
 
 
-def channel_audit(node: Node, channel_id: str) -> list[dict[str, Any]]:
+async def channel_audit(node: Node, channel_id: str) -> list[dict[str, Any]]:
     """The channel's audit trail (its newest `AUDIT_LIMIT` entries, oldest first), each entry with both
-    balances after it, replayed from the channel's opening deposits (see `_history`)."""
+    balances after it, replayed from the channel's opening deposits; the log is read newest first in a
+    thread, over a bounded number of entries (see `_history`)."""
     cid = channel_id_param(channel_id)
     state = node.channels.entry(cid).state
-    entries = [e for e in node.store.iter_audit() if e.record.channel_id == cid]
+    entries, whole = await trio.to_thread.run_sync(channel_trail, node.store.iter_audit_newest(), cid)
     history = balance_history(entries, state.our.address, state.our.deposit, state.partner.deposit)
+    if not whole:
+        history = anchored(history, state.our_balance(), state.partner_balance())
     return history[-AUDIT_LIMIT:]
 
 
@@ -192,6 +196,6 @@ def register_dashboard(app: FastAPI, v1: FastAPI, node: Node, guard: Guard) -> N
 
     @v1.get("/dashboard/channels/{channel_id}/audit", dependencies=read)
     async def audit(channel_id: str) -> list[dict[str, Any]]:
-        return channel_audit(node, channel_id)
+        return await channel_audit(node, channel_id)
 
     app.mount("/", DashboardFiles(directory=STATIC_DIR, html=True), name="dashboard")

@@ -3,17 +3,23 @@
 The audit log records each side's deposits and withdrawals as on-chain totals (the opening deposits
 too) and every payment as a signed amount (negative when we sent it), so both balances after each
 entry follow by replaying the trail from zero. Closing and settling move no balance inside the channel.
+
+A channel's trail is read newest first over at most `TRAIL_SCAN_ENTRIES` entries of the whole log (all
+channels'), off the trio loop: the dashboard answers in bounded time however long the history. When the
+log is longer than that bound, the trail holds the channel's entries among the newest ones and its
+balances are anchored to the channel's balances now (see `anchored`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 from channeld.store import AuditEntry
 
 _TOTALS = {"deposit": "deposit", "withdraw": "withdrawn"}
+TRAIL_SCAN_ENTRIES = 200_000  # newest log entries a channel's trail reads at most (~1 s in a thread)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,3 +90,28 @@ def balance_history(entries: Iterable[AuditEntry], us: bytes, our_deposit: int,
                       "proof_hash": "0x" + r.proof_hash.hex(),
                       "payment_id": int.from_bytes(r.payment_id, "big")})
     return found
+
+
+def channel_trail(newest_first: Iterator[AuditEntry], channel_id: bytes,
+                  bound: int = TRAIL_SCAN_ENTRIES) -> tuple[list[AuditEntry], bool]:
+    """The channel's entries among the newest `bound` of the log (oldest first), and whether that was
+    the whole log (so the trail starts at the channel's beginning). Blocking: run it in a thread."""
+    found: list[AuditEntry] = []
+    for read, entry in enumerate(newest_first):
+        if read == bound:
+            return found[::-1], False
+        if entry.record.channel_id == channel_id:
+            found.append(entry)
+    return found[::-1], True
+
+
+def anchored(history: list[dict[str, Any]], our_now: int, partner_now: int) -> list[dict[str, Any]]:
+    """A trail that does not reach back to the channel's opening, its balances shifted so that the last
+    are the channel's balances now: payments and withdrawals before the trail move every step alike. A
+    deposit inside such a trail has no earlier total to compare with, so its `change` is its total."""
+    if not history:
+        return history
+    ours = our_now - int(history[-1]["balance_after"])
+    theirs = partner_now - int(history[-1]["partner_balance_after"])
+    return [{**step, "balance_after": str(int(step["balance_after"]) + ours),
+             "partner_balance_after": str(int(step["partner_balance_after"]) + theirs)} for step in history]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path as FilePath
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -42,7 +43,11 @@ from channeld.api._tokens import Scope, TokenRecord
 from channeld.client._payreq import PaymentRequest
 from channeld.node._bench import bench_pay, bench_pay_requests
 from channeld.node._onchain import OperationStatus
+from channeld.store import AuditEntry
 from channeld.transport import BadPeerUri
+
+NEXT_BEFORE_HEADER = "Next-Before"  # GET /payments: the `before` cursor of the next older page
+ENTRIES_OF_ONE_PAYMENT = 1_000  # a payment has an entry per channel it crossed here: a few
 
 if TYPE_CHECKING:
     from channeld.node import Node
@@ -233,16 +238,20 @@ def _payment_routes(api: FastAPI, node: Node, guard: Guard, idempotency: Idempot
         return await idempotency.run(caller.id, idempotency_key, body)
 
     @api.get("/payments", dependencies=read)
-    async def payments(limit: int = Query(default=100, ge=1, le=10_000),
+    async def payments(response: Response, limit: int = Query(default=100, ge=1, le=10_000),
+                       before: int | None = Query(default=None, ge=1, lt=U63),
                        after: int | None = Query(default=None, ge=0, lt=U63)) -> list[dict[str, Any]]:
-        found = node.list_payments(10**9) if after is not None else node.list_payments(limit)
-        if after is None:
-            return found
-        return [p for p in found if p["seq"] > after][:limit]
+        if after is not None:  # following new payments: the oldest `limit` past the last seq seen
+            return await node.list_payments(limit, before=before, after=after)
+        found = await node.list_payments(limit + 1, before=before)  # one more says whether older exist
+        if len(found) > limit:
+            found = found[1:]
+            response.headers[NEXT_BEFORE_HEADER] = str(found[0]["seq"])
+        return found
 
     @api.get("/payments/{payment_id}", dependencies=read)
     async def payment(payment_id: int = Path(ge=0, lt=U63)) -> list[dict[str, Any]]:
-        found = [p for p in node.list_payments(10**9) if p["payment_id"] == payment_id]
+        found = await node.list_payments(ENTRIES_OF_ONE_PAYMENT, payment_id=payment_id)
         if not found:
             raise NotFound(f"no payment {payment_id}")
         return found
@@ -296,7 +305,7 @@ def _admin_routes(api: FastAPI, node: Node, guard: Guard) -> None:
 
     @api.get("/audit/verify", dependencies=admin)
     async def audit_verify() -> dict[str, Any]:
-        return node.audit_verify()
+        return await trio.to_thread.run_sync(node.audit_verify)  # reads the whole log: not on the loop
 
     @api.post("/audit/export", dependencies=admin)
     async def audit_export(body: PathBody) -> dict[str, Any]:
@@ -305,8 +314,35 @@ def _admin_routes(api: FastAPI, node: Node, guard: Guard) -> None:
     @api.get("/audit/export", dependencies=admin, response_class=StreamingResponse,
              responses={200: {"content": {"application/x-ndjson": {}}}})
     async def audit_download() -> StreamingResponse:
-        lines = [json.dumps(_audit_json(e)) + "\n" for e in node.store.iter_audit()]
-        return StreamingResponse(iter(lines), media_type="application/x-ndjson")
+        return StreamingResponse(_off_the_loop(_export_chunks(node.store.iter_audit())),
+                                 media_type="application/x-ndjson")
+
+
+EXPORT_CHUNK = 64 << 10  # bytes of JSON lines read per thread hop
+
+
+def _export_chunks(entries: Iterator[AuditEntry]) -> Iterator[bytes]:
+    """The export's lines, joined into chunks of about `EXPORT_CHUNK` bytes (blocking file reads)."""
+    chunk: list[bytes] = []
+    size = 0
+    for entry in entries:
+        line = json.dumps(_audit_json(entry)).encode() + b"\n"
+        chunk.append(line)
+        size += len(line)
+        if size >= EXPORT_CHUNK:
+            yield b"".join(chunk)
+            chunk, size = [], 0
+    if chunk:
+        yield b"".join(chunk)
+
+
+async def _off_the_loop(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """Each chunk produced in a worker thread, so reading the log never blocks the trio loop."""
+    while True:
+        chunk = await trio.to_thread.run_sync(next, chunks, None)
+        if chunk is None:
+            return
+        yield chunk
 
 
 def _audit_json(entry: Any) -> dict[str, Any]:

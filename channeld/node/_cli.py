@@ -9,6 +9,7 @@ import logging
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from rich.console import Console
 from rich.table import Table
@@ -216,6 +217,7 @@ def _register_reads(commands: Subparsers) -> None:
     p.set_defaults(run=run_channels)
     p = commands.add_parser("payments", help="list recent payments (from the audit log)")
     p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--before", help="only payments numbered below this seq (the next older page)")
     _json_flag(p)
     p.set_defaults(run=run_payments)
     p = commands.add_parser("backup", help="write a consistent backup of the running node's store")
@@ -496,12 +498,16 @@ def run_channels(args: argparse.Namespace) -> int:
 
 
 def run_payments(args: argparse.Namespace) -> int:
-    payments = _client(args).call("GET", f"/payments?limit={max(1, args.limit)}")
+    limit = max(1, args.limit)
+    query = {"limit": limit} if args.before is None else {"limit": limit, "before": args.before}
+    payments = _client(args).call("GET", "/payments?" + urlencode(query))  # the node validates the cursor
     table = Table("seq", "kind", "chain", "channel", "amount", "payment id")
     for p in payments:
         table.add_row(str(p["seq"]), p["kind"], p.get("chain", "-"), p["channel_id"][:18] + "…",
                       format_amount(int(p["amount"])), str(p["payment_id"]))
     _print(args, payments, table)
+    if len(payments) == limit and not args.json:
+        print(f"older: channeld payments --limit {limit} --before {payments[0]['seq']}")
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,7 @@ from channeld.transport import PeerUri
 
 if TYPE_CHECKING:
     from channeld.node._node import Node
+    from channeld.store import Namespace, Store
 
 WITHDRAW_WINDOW = 3600
 PARTNER_TIMEOUT = 30.0
@@ -133,19 +135,40 @@ class NodeOperations:
         node = self._self()
         return node.room_of(node.channels.entry(cid).ns)
 
-    def list_payments(self, limit: int = 100) -> list[dict[str, Any]]:
-        found = []
-        names = {room.ns: room.name for room in self._self().rooms}
-        for entry in self._self().store.iter_audit():
+    async def list_payments(self, limit: int = 100, before: int | None = None, after: int | None = None,
+                            payment_id: int | None = None) -> list[dict[str, Any]]:
+        """Payments from the audit log, oldest first: the newest `limit` numbered below `before` (a seq),
+        or with `after` the oldest `limit` numbered above it; only those of `payment_id`, if given.
+
+        The log is read newest first off the trio loop and the read stops at `limit` payments (at `after`
+        when following new payments), so a page costs the same after a million payments as after ten."""
+        node = self._self()
+        names = {room.ns: room.name for room in node.rooms}
+        return await trio.to_thread.run_sync(
+            lambda: self._payments_newest_first(node.store, names, limit, before, after, payment_id))
+
+    @staticmethod
+    def _payments_newest_first(store: Store, names: dict[Namespace, str], limit: int, before: int | None,
+                               after: int | None, payment_id: int | None) -> list[dict[str, Any]]:
+        kept: deque[dict[str, Any]] = deque(maxlen=limit)  # with `after`, the last kept are the oldest
+        for entry in store.iter_audit_newest(before):
+            if after is not None and entry.seq <= after:
+                break
             record = entry.record
-            if record.kind in ("payment_sent", "payment_received"):
-                ns = record.namespace
-                found.append({"seq": entry.seq, "at_ms": entry.timestamp_ms, "kind": record.kind,
-                              "chain": names.get(ns, str(ns.chain_id)), "chain_id": ns.chain_id,
-                              "contract": to_checksum_address(ns.contract),
-                              "channel_id": "0x" + record.channel_id.hex(), "amount": str(abs(record.amount)),
-                              "payment_id": int.from_bytes(record.payment_id, "big")})
-        return found[-limit:]
+            if record.kind not in ("payment_sent", "payment_received"):
+                continue
+            paid = int.from_bytes(record.payment_id, "big")
+            if payment_id is not None and paid != payment_id:
+                continue
+            ns = record.namespace
+            kept.append({"seq": entry.seq, "at_ms": entry.timestamp_ms, "kind": record.kind,
+                         "chain": names.get(ns, str(ns.chain_id)), "chain_id": ns.chain_id,
+                         "contract": to_checksum_address(ns.contract),
+                         "channel_id": "0x" + record.channel_id.hex(), "amount": str(abs(record.amount)),
+                         "payment_id": paid})
+            if after is None and len(kept) == limit:
+                break
+        return list(reversed(kept))
 
     def operation(self, seq: int) -> OperationStatus:
         for room in self._self().rooms:  # outbox sequence numbers are unique across chains

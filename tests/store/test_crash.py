@@ -52,6 +52,7 @@ def _assert_survived(store_path: Path, run: int, acked: list[tuple[int, int]]) -
         _assert_every_batch_whole(store, run)
         verdict = store.verify_audit()
         assert verdict.ok, verdict
+        assert list(store.iter_audit_newest()) == list(store.iter_audit())[::-1]  # the reconciled tail
         assert verdict.entries >= len(acked) + run * ACKS_BEFORE_KILL
 
 
