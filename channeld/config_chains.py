@@ -147,7 +147,7 @@ def reference_lines() -> list[str]:
     return [
         "", "## [[chains]]", "",
         "A node that serves several chains lists each as a `[[chains]]` table with the keys of `[chain]`",
-        f"({keys}). The first entry is the primary chain (multi-hop payments and gossip run there). Rules:",
+        f"({keys}). The first entry is the primary chain (the default where a command names none). Rules:",
         "every RPC entry names its `contract`; with several entries each has a `chain_id`; names, chain ids",
         "and RPC URLs are unique; at most one entry is `embedded`; `[chain]` settings (from any source) are",
         "refused beside the list.", "",
