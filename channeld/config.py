@@ -242,7 +242,7 @@ class Config:
     conversions: tuple[ConversionConfig, ...] = ()
 
     def chain_list(self) -> tuple[ChainConfig, ...]:
-        """Every chain the node serves, the first being its primary (the default where a command names none)."""
+        """Every chain the node serves, the first its primary (the default where a command names none)."""
         return self.chains or (self.chain,)
 
 

@@ -113,8 +113,12 @@ class ChainBackend:
                 priority = DEFAULT_PRIORITY_FEE
         return base_fee, priority
 
-    def get_logs(self, address: str, from_block: int, to_block: int) -> list[RawLog]:
+    def get_logs(self, address: str, from_block: int, to_block: int,
+                 topics: Sequence[bytes | None] = ()) -> list[RawLog]:
+        """`address`'s logs in the block range; `topics` (None matching any) narrows them on the node."""
         query: Any = {"address": to_checksum_address(address), "fromBlock": from_block, "toBlock": to_block}
+        if topics:
+            query["topics"] = [None if topic is None else "0x" + topic.hex() for topic in topics]
         with self._calling():
             entries = self.w3.eth.get_logs(query)
         return [_raw_log(entry) for entry in entries]

@@ -277,8 +277,10 @@ def run_info(args: argparse.Namespace) -> int:
 
 def _chain_line(chain: dict[str, Any]) -> str:
     problem = f" ({chain['error']})" if chain.get("error") else ""
+    drifts = "".join(f"; token {d['token']} rebasing (drift {int(d['drift']):+d})"
+                     for d in chain.get("drifting_tokens", []))
     return f"chain     {chain['name']}: id {chain['chain_id']}, contract {chain['contract']}, " \
-           f"{chain['status']}{problem}"
+           f"{chain['status']}{problem}{drifts}"
 
 
 def run_open(args: argparse.Namespace) -> int:

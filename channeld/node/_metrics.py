@@ -31,6 +31,10 @@ class NodeMetrics:
         self.chain_follower_lag = Gauge("channeld_chain_follower_lag_blocks",
                                         "Blocks between each chain's head and its follower.",
                                         ["chain", "chain_id"], registry=self.registry)
+        self.chain_drifting_tokens = Gauge("channeld_chain_drifting_tokens",
+                                           "Tokens whose balance in the chain's hub moved without transfers "
+                                           "(rebasing); channels in them may be underfunded.",
+                                           ["chain", "chain_id"], registry=self.registry)
 
     def refresh(self, statuses: Callable[[], list[ChannelStatus]], peers: int, lag: int, pending: int,
                 rounds: int) -> None:
@@ -44,9 +48,10 @@ class NodeMetrics:
         self.pending_transactions.set(pending)
         self.store_rounds.set(rounds)
 
-    def refresh_chain(self, name: str, chain_id: int, stalled: bool, lag: int) -> None:
+    def refresh_chain(self, name: str, chain_id: int, stalled: bool, lag: int, drifting: int) -> None:
         self.chain_stalled.labels(name, str(chain_id)).set(1 if stalled else 0)
         self.chain_follower_lag.labels(name, str(chain_id)).set(max(lag, 0))
+        self.chain_drifting_tokens.labels(name, str(chain_id)).set(drifting)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -243,7 +243,8 @@ class Node(NodeOperations):
                                  self.channels.flush_rounds)
             for room in self.rooms:
                 self.metrics.refresh_chain(room.name, room.chain_id, room.status() == "stalled",
-                                           room.watcher.head - room.watcher.follower.cursor.position.number)
+                                           room.watcher.head - room.watcher.follower.cursor.position.number,
+                                           len(room.holdings.drifting))
                 if room.status() == "ok":
                     tokens = {addr_bytes(e.onchain.state.token) for _, e in self.channels.on_chain(room.ns)}
                     await room.learn_assets(tokens)

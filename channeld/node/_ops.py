@@ -26,7 +26,7 @@ from channeld.node._opens import open_salt
 from channeld.node._records import Operation, addr_bytes
 from channeld.node._refusals import RefusalBook
 from channeld.node._rooms import ChainRoom, pick_room
-from channeld.node._tokens import ETHER, NATIVE, check_token
+from channeld.node._tokens import ETHER, NATIVE, check_holding, check_token
 from channeld.protocol import (
     MAX_IN_FLIGHT,
     ActionClose,
@@ -359,6 +359,7 @@ class NodeOperations:
         check_channel_open(self._self().config.limits, total)
         sent = amount if entry.onchain.state.token == hub.ETHER else 0
         await self._check_reserve(sent, self._room(cid))
+        await check_holding(self._room(cid), addr_bytes(entry.onchain.state.token))
         return await self._queue(Operation("deposit", (cid, total)))
 
     async def _check_reserve(self, value: int, room: ChainRoom,
@@ -513,6 +514,7 @@ class NodeOperations:
         batch_gas = BATCH_GAS_PER_CHANNEL * len(totals)
         await self._check_reserve(total if token is None else 0, room, batch_gas)
         token_bytes = addr_bytes(token_cs)
+        await check_holding(room, token_bytes)
         status = await node.batch.submit_funding(deposit_operation(token_bytes, totals), token_bytes, total,
                                                  room)
         return {"chain": room.name, "channels": ["0x" + c.hex() for c in totals], "amount": str(amount),

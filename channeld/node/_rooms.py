@@ -36,7 +36,7 @@ from channeld.node._channels import ChannelService
 from channeld.node._events import EventBus
 from channeld.node._onchain import ChainAccess, ChainWatcher, TransactionWorker
 from channeld.node._records import addr_bytes
-from channeld.node._tokens import Asset
+from channeld.node._tokens import Asset, HubHoldings
 from channeld.store import Namespace
 
 EMBEDDED_FUNDING = 1000 * 10**18
@@ -122,6 +122,7 @@ class ChainRoom:
                                         context.bus, safety_margin=context.safety_margin)
         self.worker.chain_time = lambda: self.watcher.chain_time
         self.assets: dict[bytes, Asset] = {}  # token -> symbol and decimals (node/_tokens.py)
+        self.holdings = HubHoldings(setup.contract, setup.deploy_block)  # rebasing check (node/_tokens.py)
 
     def status(self) -> str:
         return "stalled" if self.watcher.stalled_since() is not None else "ok"
@@ -142,17 +143,19 @@ class ChainRoom:
                 "follower_block": watcher.follower.cursor.position.number,
                 "stalled_since": watcher.stalled_since(), "error": watcher.last_error,
                 "pending_transactions": self.worker.pending_count(),
-                "tokens": None if self.config.tokens is None else list(self.config.tokens)}
+                "tokens": None if self.config.tokens is None else list(self.config.tokens),
+                "drifting_tokens": self.holdings.drifting_json()}
 
     async def learn_assets(self, tokens: set[bytes]) -> None:
         """Read the symbol and decimals of tokens not yet known (a token that does not answer is skipped)."""
-        from channeld.node._tokens import TokenRefused, asset_of
+        from channeld.node._tokens import TokenRefused, asset_of, watch_holdings
 
         for token in tokens - self.assets.keys():
             try:
                 await asset_of(self, token)
             except (TokenRefused, ChainError):
                 continue
+        await watch_holdings(self, tokens)
 
     def matches(self, name_or_id: str) -> bool:
         return name_or_id in (self.name, str(self.chain_id))

@@ -7,6 +7,7 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_utils import keccak
@@ -76,14 +77,33 @@ def make_multichain_daemon(root: Path, name: str, chains: list[ChainEntry],
     return MultiChainDaemon(datadir, key.address, key.node_id, primary.anvil.url, primary.contract, zygote)
 
 
-def deploy_token(anvil: Anvil, name: str, args: list[object], holder: str, amount: int) -> str:
-    """Deploy test token `name` (channeld/contracts/test) and mint `amount` of it to `holder`."""
+def funded_sender(anvil: Anvil, abi_of: str = "TestToken") -> TransactionSender:
+    """A fresh account with ether on `anvil`, sending with contract `abi_of`'s errors decoded."""
     backend = connect_rpc(anvil.url)
     payer = Account.create()
     backend.rpc("anvil_setBalance", [payer.address, hex(10**24)])
-    artifact = load_artifact(name)
-    sender = TransactionSender(backend, payer, artifact.abi)
-    token = deploy(sender, artifact, args).address
-    mint = keccak(text="mint(address,uint256)")[:4] + abi_encode(["address", "uint256"], [holder, amount])
-    sender.transact(TxRequest(to=token, data=mint))
-    return str(token)
+    return TransactionSender(backend, payer, load_artifact(abi_of).abi)
+
+
+def send_call(sender: TransactionSender, to: str, signature: str, types: list[str],
+              values: list[object]) -> None:
+    """Send `signature(values)` to `to` from `sender` and wait until it is mined."""
+    sender.transact(TxRequest(to=to, data=keccak(text=signature)[:4] + abi_encode(types, values)))
+
+
+def deploy_token(anvil: Anvil, name: str, args: list[object], holder: str, amount: int,
+                 sender: TransactionSender | None = None) -> str:
+    """Deploy test token `name` (channeld/contracts/test) and mint `amount` of it to `holder`; `sender`
+    (by default a fresh account) deploys it and so owns it."""
+    sender = sender or funded_sender(anvil, name)
+    token = str(deploy(sender, load_artifact(name), args).address)
+    send_call(sender, token, "mint(address,uint256)", ["address", "uint256"], [holder, amount])
+    return token
+
+
+def metrics(daemon: MultiChainDaemon) -> str:
+    """The daemon's Prometheus page (the metrics endpoint needs a token like the rest of the API)."""
+    response = httpx.get(f"http://127.0.0.1:{daemon.api}/metrics",
+                         headers={"Authorization": f"Bearer {daemon.client().token}"}, timeout=30.0)
+    assert response.status_code == 200
+    return response.text

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from channeld.api._client import ApiError
@@ -23,6 +22,7 @@ from tests.multichain.helpers import (
     deploy_token,
     freeze,
     make_multichain_daemon,
+    metrics,
     thaw,
 )
 from tests.node.helpers import Zygote, deploy_hub, wait_until
@@ -56,14 +56,6 @@ def open_on(a: MultiChainDaemon, b: MultiChainDaemon, chain: str) -> str:
 
 def pay(a: MultiChainDaemon, b: MultiChainDaemon, amount: int, chain: str) -> dict[str, Any]:
     return dict(a.call("POST", "/payments", {"node_id": b.node_id, "amount": str(amount), "chain": chain}))
-
-
-def metrics(daemon: MultiChainDaemon) -> str:
-    client = daemon.client()
-    response = httpx.get(f"http://127.0.0.1:{daemon.api}/metrics",
-                         headers={"Authorization": f"Bearer {client.token}"}, timeout=30.0)
-    assert response.status_code == 200
-    return response.text
 
 
 def chain_status(daemon: MultiChainDaemon, name: str) -> str:

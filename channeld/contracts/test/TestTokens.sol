@@ -1,14 +1,10 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
-/// @title TestToken: a plain ERC-20 whose mint is public. For tests and benchmarks only.
+/// @title AllowanceToken: the ERC-20 surface the test tokens share (events, allowances, transfers); each
+/// token keeps its balances its own way behind `_transfer`.
 /// @dev An allowance of type(uint256).max is never decremented, as in the common implementations.
-contract TestToken {
-    string public name;
-    string public symbol;
-    uint8 public constant decimals = 18;
-    uint256 public totalSupply;
-    mapping(address => uint256) public balanceOf;
+abstract contract AllowanceToken {
     mapping(address => mapping(address => uint256)) public allowance;
 
     event Transfer(address indexed from, address indexed to, uint256 value);
@@ -16,17 +12,6 @@ contract TestToken {
 
     error InsufficientBalance(uint256 balance, uint256 needed);
     error InsufficientAllowance(uint256 allowance, uint256 needed);
-
-    constructor(string memory name_, string memory symbol_) {
-        name = name_;
-        symbol = symbol_;
-    }
-
-    function mint(address to, uint256 amount) external {
-        totalSupply += amount;
-        balanceOf[to] += amount;
-        emit Transfer(address(0), to, amount);
-    }
 
     function approve(address spender, uint256 amount) external returns (bool) {
         allowance[msg.sender][spender] = amount;
@@ -49,7 +34,29 @@ contract TestToken {
         return true;
     }
 
-    function _transfer(address from, address to, uint256 amount) internal virtual {
+    function _transfer(address from, address to, uint256 amount) internal virtual;
+}
+
+/// @title TestToken: a plain ERC-20 whose mint is public. For tests and benchmarks only.
+contract TestToken is AllowanceToken {
+    string public name;
+    string public symbol;
+    uint8 public constant decimals = 18;
+    uint256 public totalSupply;
+    mapping(address => uint256) public balanceOf;
+
+    constructor(string memory name_, string memory symbol_) {
+        name = name_;
+        symbol = symbol_;
+    }
+
+    function mint(address to, uint256 amount) external {
+        totalSupply += amount;
+        balanceOf[to] += amount;
+        emit Transfer(address(0), to, amount);
+    }
+
+    function _transfer(address from, address to, uint256 amount) internal virtual override {
         uint256 balance = balanceOf[from];
         if (balance < amount) revert InsufficientBalance(balance, amount);
         balanceOf[from] = balance - amount;
@@ -109,5 +116,60 @@ contract EtherRefuser {
 
     receive() external payable {
         revert Refused();
+    }
+}
+
+/// @title RebasingToken: balances are shares times a multiplier its owner changes (like stETH or AMPL),
+/// so every holder's balance moves on a rebase without any Transfer event.
+/// @dev At a multiplier other than 1 a transfer moves whole shares, so the receiver may get a unit less.
+contract RebasingToken is AllowanceToken {
+    string public constant name = "Rebasing Token";
+    string public constant symbol = "REB";
+    uint8 public constant decimals = 18;
+    address public immutable owner;
+    uint256 public numerator = 1;
+    uint256 public denominator = 1;
+    uint256 public totalShares;
+    mapping(address => uint256) public sharesOf;
+
+    event Rebased(uint256 numerator, uint256 denominator);
+
+    error NotOwner(address caller);
+    error BadMultiplier(uint256 numerator, uint256 denominator);
+
+    constructor() {
+        owner = msg.sender;
+    }
+
+    function balanceOf(address holder) public view returns (uint256) {
+        return sharesOf[holder] * numerator / denominator;
+    }
+
+    function totalSupply() external view returns (uint256) {
+        return totalShares * numerator / denominator;
+    }
+
+    function rebase(uint256 numerator_, uint256 denominator_) external {
+        if (msg.sender != owner) revert NotOwner(msg.sender);
+        if (numerator_ == 0 || denominator_ == 0) revert BadMultiplier(numerator_, denominator_);
+        numerator = numerator_;
+        denominator = denominator_;
+        emit Rebased(numerator_, denominator_);
+    }
+
+    function mint(address to, uint256 amount) external {
+        uint256 shares = amount * denominator / numerator;
+        totalShares += shares;
+        sharesOf[to] += shares;
+        emit Transfer(address(0), to, amount);
+    }
+
+    function _transfer(address from, address to, uint256 amount) internal override {
+        uint256 balance = balanceOf(from);
+        if (balance < amount) revert InsufficientBalance(balance, amount);
+        uint256 shares = amount * denominator / numerator;
+        sharesOf[from] -= shares;
+        sharesOf[to] += shares;
+        emit Transfer(from, to, amount);
     }
 }
