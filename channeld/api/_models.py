@@ -43,6 +43,8 @@ def _node_id(text: str) -> str:
 Amount = Annotated[str, Field(max_length=78), AfterValidator(_amount)]
 Address = Annotated[str, Field(max_length=42), AfterValidator(_address)]
 NodeId = Annotated[str, Field(max_length=68), AfterValidator(_node_id)]
+# a configured chain, by its name or its chain id (the node resolves it)
+ChainRef = Annotated[str, Field(min_length=1, max_length=64)]
 ChannelStatusName = Literal["open", "closed", "settled"]
 
 
@@ -82,7 +84,7 @@ class OpenBody(Body):
     deposit: Amount
     token: Address | None = None
     challenge_period: int = Field(default=3600, ge=1, lt=2**64)
-    chain: str | None = Field(default=None, min_length=1, max_length=64)  # a chain's name or id
+    chain: ChainRef | None = None
 
 
 class AmountBody(Body):
@@ -103,7 +105,7 @@ class PayBody(Body):
     max_fee: Amount | None = None  # the most a routed payment may pay the mediators in fees
     max_spend: Amount | None = None  # a request: the most to spend in our asset (across assets: required)
     # direct: pay on this chain only; a request: pay from our native coin on this chain
-    chain: str | None = Field(default=None, min_length=1, max_length=64)
+    chain: ChainRef | None = None
 
     @model_validator(mode="after")
     def _one_form(self) -> PayBody:
@@ -127,7 +129,7 @@ class RequestBody(Body):
     amount: Amount
     description: str = Field(default="", max_length=256)
     expires_in: int = Field(default=3600, ge=1, le=365 * 24 * 3600)
-    chain: str | None = Field(default=None, min_length=1, max_length=64)  # default: the primary chain
+    chain: ChainRef | None = None  # default: the primary chain
     token: Address | None = None  # paid in this ERC-20 (default: the chain's native coin)
 
 
@@ -137,7 +139,7 @@ class DecodeBody(Body):
 
 class TowerBody(Body):
     uri: str = Field(max_length=300)
-    chain: str | None = Field(default=None, min_length=1, max_length=64)  # the chain the tower watches
+    chain: ChainRef | None = None  # the chain the tower watches
 
 
 class WebhookBody(Body):

@@ -24,6 +24,7 @@ from channeld.api._models import (
     BenchBody,
     BenchRequestsBody,
     Body,
+    ChainRef,
     ChannelStatusName,
     CloseBody,
     ConnectBody,
@@ -358,14 +359,14 @@ class BatchWithdrawBody(Body):
     to: Address | None = None
     scheme: Literal["auto", "ecdsa", "bls"] = "auto"
     timeout: float = Field(default=10.0, gt=0, le=120)
-    chain: str | None = Field(default=None, min_length=1, max_length=64)  # a chain's name or id
+    chain: ChainRef | None = None
 
 
 class BatchCloseBody(Body):
     to: Address | None = None
     scheme: Literal["auto", "ecdsa", "bls"] = "auto"
     timeout: float = Field(default=10.0, gt=0, le=120)
-    chain: str | None = Field(default=None, min_length=1, max_length=64)  # a chain's name or id
+    chain: ChainRef | None = None
 
 
 class BatchOpenBody(Body):
@@ -373,13 +374,13 @@ class BatchOpenBody(Body):
     deposit: Amount
     token: Address | None = None
     challenge_period: int = Field(default=3600, ge=1, lt=2**64)
-    chain: str | None = Field(default=None, min_length=1, max_length=64)  # a chain's name or id
+    chain: ChainRef | None = None
 
 
 class BatchDepositBody(Body):
     amount: Amount
     token: Address | None = None
-    chain: str | None = Field(default=None, min_length=1, max_length=64)  # a chain's name or id
+    chain: ChainRef | None = None
 
 
 def _batch_routes(api: FastAPI, node: Node, guard: Guard) -> None:
