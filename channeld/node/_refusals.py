@@ -38,8 +38,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("channeld.node")
 
-RETRY_FIRST = 1.0  # seconds before a refused proof is offered again; doubled after each offer
+RETRY_FIRST = 1.0  # seconds before a refused message is offered again; doubled after each offer
 RETRY_LONGEST = 60.0
+
+
+def next_delay(previous: float | None) -> float:
+    """The back-off before a refused message is offered again (here, and `LockExpired` in _transfers)."""
+    return RETRY_FIRST if previous is None else min(previous * 2, RETRY_LONGEST)
 TICK_INTERVAL = 0.25
 
 
@@ -86,7 +91,7 @@ class RefusalBook:
             return  # a later proof waits behind the earlier refusal: the next offer resends it too
         if current is None or current.nonce != outcome.nonce:
             current = self.refused[cid] = Refusal(outcome.nonce, outcome.code, outcome.reason,
-                                                  trio.current_time() + RETRY_FIRST, RETRY_FIRST)
+                                                  trio.current_time() + next_delay(None), next_delay(None))
         current.code, current.reason = outcome.code, outcome.reason
         if current.permanent and current.due != math.inf:
             current.due = math.inf
@@ -128,7 +133,7 @@ class RefusalBook:
                 self._send(entry.peer_id, message)
                 sent += 1
             # offered again later even if no answer comes (a lost message, a partner that went quiet)
-            refusal.delay = min(refusal.delay * 2, RETRY_LONGEST)
+            refusal.delay = next_delay(refusal.delay)
             refusal.due = now + refusal.delay
         return sent
 

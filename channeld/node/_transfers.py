@@ -45,6 +45,7 @@ from channeld.chain import contract as hub
 from channeld.errors import ChanneldError, LocalFault
 from channeld.limits import LimitContext
 from channeld.node._records import Operation, addr_bytes
+from channeld.node._refusals import next_delay
 from channeld.node._transfer_views import (
     ChainClock,
     ChannelStates,
@@ -105,8 +106,6 @@ _LOCK_ENDED = (EventLockUnlocked, EventLockExpired)
 PaymentState = InitiatorState | MediatorState | TargetState | ConversionState
 ISSUED = "requests"  # PaymentRequestBook's journal table of the requests we issued
 TICK_INTERVAL = 0.1
-RETRY_FIRST = 1.0  # seconds before a refused `LockExpired` is sent again; doubled after each refusal
-RETRY_LONGEST = 60.0
 LOCK_NOT_EXPIRED = refusal_code(LockNotExpired(""))
 MAX_DEFERRED_REVEALS = 1024
 NATIVE_TOKEN = hub.ETHER
@@ -381,8 +380,8 @@ class TransferService:
     # --- refused lock expiries -------------------------------------------------------------------------
 
     def _retry_later(self, cid: bytes, nonce: int) -> None:
-        _, delay = self._retries.get((cid, nonce), (0.0, RETRY_FIRST / 2))
-        delay = min(delay * 2, RETRY_LONGEST)
+        known = self._retries.get((cid, nonce))
+        delay = next_delay(None if known is None else known[1])
         self._retries[(cid, nonce)] = (trio.current_time() + delay, delay)
 
     def resend_refused(self) -> int:

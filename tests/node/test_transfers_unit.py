@@ -20,7 +20,8 @@ from eth_utils import to_checksum_address
 from channeld.chain import contract as hub
 from channeld.config import RoutingConfig
 from channeld.node import Node, Operation
-from channeld.node._transfers import RETRY_FIRST, register_request, unlock_request
+from channeld.node._refusals import RETRY_FIRST
+from channeld.node._transfers import register_request, unlock_request
 from channeld.protocol import (
     ActionExpireLock,
     ActionSendLockedTransfer,
